@@ -1,0 +1,96 @@
+"""stlspec: a spatio-temporal logic specification language and compiler.
+
+Stages (each a public function)::
+
+    program = stlspec.parse(text, path="spec.stl")     # surface AST
+    checked = stlspec.check(program)                   # + vocabulary, diagnostics
+    core    = stlspec.lower(checked)                   # core IR (stlspec.ir)
+    result  = stlspec.compile(core, target="torch")    # a backend artefact
+
+``stlspec.compile_text(text)`` runs parse → check → lower in one call. Every
+stage raises :class:`StlError` holding all the diagnostics it found.
+Importing this package needs only ``lark``; backends import their heavy
+dependencies when used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.ir import CoreProgram
+
+__all__ = [
+    "parse", "check", "lower", "compile", "compile_text", "compile_file", "format",
+    "load", "CheckedProgram", "Vocabulary", "CoreProgram", "Diagnostic", "StlError",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+
+def parse(text: str, path: str = "<string>"):
+    """Parse ``.stl`` text into a :class:`stlspec.ast.Program` (raises :class:`StlError`)."""
+    from stlspec.parser import parse as _parse
+
+    return _parse(text, path)
+
+
+def load(path: str):
+    """Read and parse a ``.stl`` file and, recursively, the files it includes."""
+    from stlspec.loader import load as _load
+
+    return _load(path)
+
+
+def check(program, vocabulary=None, *, includes=None):
+    """Type-check a parsed program against its own declarations plus ``vocabulary``."""
+    from stlspec.checker import check as _check
+
+    return _check(program, vocabulary, includes=includes)
+
+
+def lower(checked) -> CoreProgram:
+    """Lower a checked program to the core IR by the passes in :mod:`stlspec.lower`."""
+    from stlspec.lower import lower as _lower
+
+    return _lower(checked)
+
+
+def compile_text(text: str, vocabulary=None, path: str = "<string>") -> CoreProgram:
+    """parse → check → lower. Includes are resolved relative to ``path``."""
+    from stlspec.loader import compile_source
+
+    return compile_source(text, path=path, vocabulary=vocabulary)
+
+
+def compile_file(path: str, vocabulary=None) -> CoreProgram:
+    """Like :func:`compile_text` for a file on disk."""
+    with open(path, encoding="utf-8") as fh:
+        return compile_text(fh.read(), vocabulary=vocabulary, path=path)
+
+
+def compile(program: CoreProgram, target: str = "core", **options: Any) -> Any:
+    """Compile a core program with a registered backend (``core``, ``reference``, ``torch``, ``scallop``)."""
+    from stlspec.backends import get_backend
+
+    return get_backend(target).compile(program, **options)
+
+
+def format(program) -> str:  # noqa: A001 - mirrors the CLI verb
+    """Canonical text of a parsed program (``stlspec fmt``)."""
+    from stlspec.formatter import format_program
+
+    return format_program(program)
+
+
+def __getattr__(name: str):
+    if name == "Vocabulary":
+        from stlspec.vocab import Vocabulary
+
+        return Vocabulary
+    if name == "CheckedProgram":
+        from stlspec.checker import CheckedProgram
+
+        return CheckedProgram
+    raise AttributeError(f"module 'stlspec' has no attribute {name!r}")

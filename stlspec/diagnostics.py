@@ -1,0 +1,183 @@
+"""Diagnostics as data: stable codes, one named constructor per error, compiler-style rendering.
+
+Every problem stlspec reports is a :class:`Diagnostic` (code, severity, message,
+span, hints). Stages collect all of them and raise one :class:`StlError`
+holding the list. The registry :data:`CODES` is the single source of truth for
+codes; ``docs/errors.md`` is generated from it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from stlspec.span import NO_SPAN, Span
+
+__all__ = ["Diagnostic", "StlError", "CODES", "ErrorCode", "render", "render_all", "to_json", "did_you_mean"]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorCode:
+    code: str
+    severity: str  # "error" | "warning"
+    title: str
+    explanation: str
+
+
+def _codes(*entries: ErrorCode) -> dict[str, ErrorCode]:
+    return {e.code: e for e in entries}
+
+
+#: Every diagnostic code stlspec can emit. Never reuse or renumber a code.
+CODES: dict[str, ErrorCode] = _codes(
+    # E1xx: syntax
+    ErrorCode("E101", "error", "unexpected token", "The parser found a token that cannot appear here."),
+    ErrorCode("E102", "error", "unexpected character", "The text contains a character that starts no token."),
+    ErrorCode("E103", "error", "unexpected end of input", "The text ends in the middle of a declaration or formula."),
+    ErrorCode("E104", "error", "unterminated string", "A quoted name is missing its closing quote."),
+    ErrorCode("E105", "error", "invalid number", "A window or hint bound is not a valid number."),
+    ErrorCode("E106", "error", "misplaced keyword", "A word from another temporal-logic notation was used instead of stlspec's keyword."),
+    # E2xx: names and vocabulary
+    ErrorCode("E201", "error", "unknown predicate", "The predicate is not declared in the vocabulary."),
+    ErrorCode("E202", "error", "unknown category", "The category is not declared in the vocabulary."),
+    ErrorCode("E203", "error", "duplicate declaration", "A category, predicate or spec name is declared twice."),
+    ErrorCode("E204", "error", "unbound variable", "A variable is used without being bound by `exists` or `forall`."),
+    ErrorCode("E205", "error", "duplicate variable", "A quantifier binds the same variable twice, or shadows an enclosing one."),
+    ErrorCode("E206", "error", "include failed", "An included vocabulary file could not be read or contains errors."),
+    ErrorCode("E207", "error", "specs in included file", "Included files may hold declarations only."),
+    # E3xx: arity and categories
+    ErrorCode("E301", "error", "wrong arity", "The predicate is applied to the wrong number of arguments."),
+    ErrorCode("E302", "error", "category mismatch", "A variable's category does not match the predicate's parameter category."),
+    ErrorCode("E303", "error", "inconsistent arity", "Without a vocabulary, one predicate name is used with different arities."),
+    # E4xx: windows and hints
+    ErrorCode("E401", "error", "invalid window", "A window is empty, inverted, or has a negative bound."),
+    ErrorCode("E402", "error", "hint out of range", "A hint interval must satisfy 0 <= a <= b <= 1."),
+    ErrorCode("E403", "error", "misplaced hint", "Hints may follow a `then` event or an `eventually` formula only."),
+    ErrorCode("E404", "error", "unknown hint", "The named hint is not one of early, middle, mid, late, anytime."),
+    # E5xx: traces
+    ErrorCode("E501", "error", "malformed trace", "The trace JSON does not have the documented shape."),
+    ErrorCode("E502", "error", "unknown name in trace", "The trace mentions a predicate, category or track that is not declared."),
+    ErrorCode("E503", "error", "frame out of range", "A trace fact refers to a frame outside [0, num_frames)."),
+    ErrorCode("E504", "error", "probability out of range", "A probability is not a number in [0, 1]."),
+    ErrorCode("E505", "error", "duplicate trace fact", "The same fact is given twice in a trace."),
+    # E6xx: evaluation and backends
+    ErrorCode("E601", "error", "input too large", "The exact logic enumerates worlds and refuses inputs beyond its documented size."),
+    ErrorCode("E602", "error", "unsupported by backend", "The chosen backend cannot express this construct or option."),
+    ErrorCode("E603", "error", "unknown logic", "The logic name is not one of boolean, godel, product, smooth, exact."),
+    # W: warnings
+    ErrorCode("W101", "warning", "unused variable", "A bound variable is never used in the quantifier's body."),
+    ErrorCode("W102", "warning", "hint ignored", "The hinted event is nested under a temporal operator; its hint cannot be used for witnesses."),
+    ErrorCode("W103", "warning", "unused declaration", "A vocabulary entry in this file is never used (reported only on request)."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span = NO_SPAN
+    path: str = "<string>"
+    hints: tuple[str, ...] = ()
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unregistered diagnostic code {self.code!r}")
+
+    @property
+    def severity(self) -> str:
+        return CODES[self.code].severity
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict:
+        return {
+            "path": self.path,
+            "line": self.span.line,
+            "column": self.span.column,
+            "end_line": self.span.end_line,
+            "end_column": self.span.end_column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hints": list(self.hints),
+        }
+
+    def render(self, source: str | None = None) -> str:
+        return render(self, source)
+
+
+class StlError(Exception):
+    """Raised by every stage with *all* diagnostics it collected (errors and warnings)."""
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None):
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(diagnostics)
+        self.sources = dict(sources or {})
+        super().__init__(self.render())
+
+    @property
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(d for d in self.diagnostics if d.is_error)
+
+    def render(self) -> str:
+        return render_all(self.diagnostics, self.sources)
+
+    def __str__(self) -> str:  # keep the message current if sources were added later
+        return self.render()
+
+
+def render(d: Diagnostic, source: str | None = None) -> str:
+    """``path:line:col: error[E201]: message`` + source line + underline + ``help:`` lines."""
+    loc = d.path
+    if d.span.known:
+        loc = f"{d.path}:{d.span.line}:{d.span.column}"
+    lines = [f"{loc}: {d.severity}[{d.code}]: {d.message}"]
+    if source is not None and d.span.known:
+        src_lines = source.splitlines() or [""]
+        if d.span.line <= len(src_lines):
+            text = src_lines[d.span.line - 1]
+            gutter = str(d.span.line)
+            pad = " " * len(gutter)
+            width = (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else len(text) - d.span.column + 1
+            width = max(1, width)
+            lines.append(f"{pad} |")
+            lines.append(f"{gutter} | {text}")
+            lines.append(f"{pad} | {' ' * (d.span.column - 1)}{'^' * width}")
+    for note in d.notes:
+        lines.append(f"  = note: {note}")
+    for hint in d.hints:
+        lines.append(f"  help: {hint}")
+    return "\n".join(lines)
+
+
+def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None) -> str:
+    diagnostics = tuple(diagnostics)
+    sources = sources or {}
+    body = "\n\n".join(render(d, sources.get(d.path)) for d in diagnostics)
+    n_err = sum(d.is_error for d in diagnostics)
+    n_warn = len(diagnostics) - n_err
+    if not diagnostics:
+        return "no diagnostics"
+    summary = f"{n_err} error{'s' if n_err != 1 else ''}"
+    if n_warn:
+        summary += f", {n_warn} warning{'s' if n_warn != 1 else ''}"
+    return f"{body}\n\n{summary}"
+
+
+def to_json(diagnostics: Iterable[Diagnostic]) -> str:
+    return json.dumps([d.to_dict() for d in diagnostics], indent=2)
+
+
+def did_you_mean(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
+    """Close matches of ``name`` among ``candidates`` (case- and space-insensitive first)."""
+    import difflib
+
+    cands = list(dict.fromkeys(candidates))
+    norm = {c.lower().replace("_", " ").strip(): c for c in cands}
+    key = name.lower().replace("_", " ").strip()
+    if key in norm and norm[key] != name:
+        return [norm[key]]
+    return difflib.get_close_matches(name, cands, n=limit, cutoff=0.6)

@@ -1,0 +1,280 @@
+"""The core IR: the one small language every backend consumes.
+
+:func:`stlspec.lower` produces it from a checked program. All sugar is gone:
+``implies``, ``release``, ``then`` chains, ``next[k]``, hints and ``!=`` have
+been rewritten into the constructors below (see ``docs/dev/architecture.md``).
+
+Formulas
+--------
+``Const``      true / false
+``Unary``      ``pred(var)``                   -- value ``unary[t, n_var, pred]``
+``Binary``     ``pred(left, right)``           -- value ``binary[t, n_left, n_right, pred]``
+``Eq``         ``left == right`` (same track)  -- 1 or 0
+``Not``        ``1 - x`` in every logic
+``And``/``Or`` n-ary (>= 2 operands), folded with the logic's ∧ / ∨
+``Next``       strong (``weak=False``: 0 past the end) or weak (1 past the end), one step
+``Eventually`` ``φ(t) ∨ next eventually φ(t)`` restricted to ``window``
+``Always``     ``φ(t) ∧ weak-next always φ(t)`` restricted to ``window``
+``Until``      ``ψ(t) ∨ (φ(t) ∧ next (φ until ψ)(t))`` restricted to ``window``
+``Exists``     ∨ over injective assignments of the block's variables to tracks of
+               (category conjuncts ∧ body)
+``Forall``     ∧ over injective assignments of (¬ category conjuncts ∨ body)
+
+Windows are offsets relative to the current position ``t``; see
+:meth:`Window.frames` for how fraction windows become frame windows for a trace
+of length ``T``.
+
+Events
+------
+An ``Eventually`` with ``event`` set is an *event* of the spec (from a ``then``
+chain or a hinted ``eventually``); ``Spec.events[event]`` describes it.
+Tagged events only occur where a witness frame is well defined: either at a
+*positive top-level position* (reached from the spec root only through ``And``,
+``Or``, ``Exists``, ``Forall``), or as the chain continuation
+``Eventually_k(And((A_k, Next(Eventually_{k+1}(...)))))`` of a ``then`` chain
+(the ``And`` has exactly two operands, the second a strong ``Next``).
+
+The witness distribution of event ``k`` is defined by *pinning*: let
+``φ[k ↦ t]`` be the spec formula in which the event's node ``eventually[w] B``
+is replaced by "``B`` at exactly frame ``t`` (and ``t`` inside the window
+relative to the current position, else false)". Then
+``s_k(t) = φ[k ↦ t](0)`` and ``witness_k(t) = max(s_k(t), 0) / Σ_t' max(s_k(t'), 0)``
+(all zeros when the sum is 0). For a chain this is
+``P_k(t) ∧ A_k(t) ∧ S_k(t)``: the earlier events fit before ``t``, event ``k`` holds
+at ``t``, the later events fit after ``t``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Union
+
+__all__ = [
+    "Window", "Const", "Unary", "Binary", "Eq", "Not", "And", "Or", "Next",
+    "Eventually", "Always", "Until", "Exists", "Forall", "Formula",
+    "EventInfo", "Spec", "Vocabulary", "CoreProgram", "TRUE", "FALSE",
+    "children", "free_vars", "walk",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Offsets ``[lo, hi]`` (inclusive) relative to the current position.
+
+    ``unit="frames"``: integer offsets, ``hi=None`` for unbounded.
+    ``unit="fraction"``: fractions of the video, ``0 <= lo <= hi <= 1``.
+    """
+
+    lo: int | float
+    hi: int | float | None
+    unit: str = "frames"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("frames", "fraction"):
+            raise ValueError(f"bad window unit {self.unit!r}")
+        if self.lo < 0 or (self.hi is not None and self.hi < self.lo):
+            raise ValueError(f"bad window [{self.lo}, {self.hi}]")
+        if self.unit == "fraction" and (self.hi is None or self.hi > 1):
+            raise ValueError("fraction windows lie inside [0, 1]")
+
+    def frames(self, length: int) -> tuple[int, int]:
+        """Frame offsets ``(lo, hi)`` for a trace of ``length`` frames.
+
+        Fractions map to ``[ceil(lo·(T−1)), floor(hi·(T−1))]``, so ``[0.0, 1.0]``
+        covers the whole video. The result may be empty (``lo > hi``): then
+        ``eventually`` is false, ``always`` true and ``until`` false. ``hi`` is
+        capped at ``T − 1`` (an unbounded window).
+        """
+        if self.unit == "frames":
+            hi = length - 1 if self.hi is None else min(int(self.hi), length - 1)
+            return int(self.lo), hi
+        span = max(length - 1, 0)
+        eps = 1e-9  # 0.3 * 10 must count as 3, not 2.9999999999999996
+        lo = math.ceil(self.lo * span - eps)
+        hi = math.floor(self.hi * span + eps)  # type: ignore[operator]
+        return lo, hi
+
+
+@dataclass(frozen=True, slots=True)
+class Const:
+    value: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    pred: str
+    var: str
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    pred: str
+    left: str
+    right: str
+
+
+@dataclass(frozen=True, slots=True)
+class Eq:
+    left: str
+    right: str
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    arg: "Formula"
+
+
+@dataclass(frozen=True, slots=True)
+class And:
+    args: tuple["Formula", ...]
+
+    def __post_init__(self) -> None:
+        if len(self.args) < 2:
+            raise ValueError("And needs at least two operands")
+
+
+@dataclass(frozen=True, slots=True)
+class Or:
+    args: tuple["Formula", ...]
+
+    def __post_init__(self) -> None:
+        if len(self.args) < 2:
+            raise ValueError("Or needs at least two operands")
+
+
+@dataclass(frozen=True, slots=True)
+class Next:
+    arg: "Formula"
+    weak: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Eventually:
+    arg: "Formula"
+    window: Window | None = None
+    event: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Always:
+    arg: "Formula"
+    window: Window | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Until:
+    left: "Formula"
+    right: "Formula"
+    window: Window | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exists:
+    """∨ over injective assignments of ``vars`` (name, category or None)."""
+
+    vars: tuple[tuple[str, str | None], ...]
+    body: "Formula"
+
+
+@dataclass(frozen=True, slots=True)
+class Forall:
+    """∧ over injective assignments of ``vars`` (name, category or None)."""
+
+    vars: tuple[tuple[str, str | None], ...]
+    body: "Formula"
+
+
+Formula = Union[Const, Unary, Binary, Eq, Not, And, Or, Next, Eventually, Always, Until, Exists, Forall]
+
+TRUE = Const(True)
+FALSE = Const(False)
+
+
+@dataclass(frozen=True, slots=True)
+class EventInfo:
+    """One event of a spec: its position in the spec and its optional "when" hint."""
+
+    index: int
+    hint: tuple[float, float] | None = None
+    label: str = ""  # the event's source text, for reports
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    name: str
+    formula: Formula
+    events: tuple[EventInfo, ...] = ()
+    caption: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """Categories and predicates with their argument categories (``None`` = any)."""
+
+    categories: tuple[str, ...] = ()
+    unary: tuple[tuple[str, str | None], ...] = ()
+    binary: tuple[tuple[str, str | None, str | None], ...] = ()
+
+    @property
+    def unary_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _ in self.unary)
+
+    @property
+    def binary_names(self) -> tuple[str, ...]:
+        return tuple(n for n, _, _ in self.binary)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreProgram:
+    vocabulary: Vocabulary
+    specs: tuple[Spec, ...]
+    path: str = field(default="<string>", compare=False)
+
+    def spec(self, name: str) -> Spec:
+        for s in self.specs:
+            if s.name == name:
+                return s
+        raise KeyError(f"no spec named {name!r}; specs: {', '.join(s.name for s in self.specs)}")
+
+
+def children(f: Formula) -> tuple[Formula, ...]:
+    """The direct sub-formulas of ``f``."""
+    match f:
+        case Const() | Unary() | Binary() | Eq():
+            return ()
+        case Not(arg) | Next(arg) | Eventually(arg) | Always(arg):
+            return (arg,)
+        case And(args) | Or(args):
+            return args
+        case Until(left, right):
+            return (left, right)
+        case Exists(_, body) | Forall(_, body):
+            return (body,)
+    raise TypeError(f"not a core formula: {f!r}")
+
+
+def walk(f: Formula):
+    """Pre-order iteration over ``f`` and all its sub-formulas."""
+    stack = [f]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(reversed(children(node)))
+
+
+def free_vars(f: Formula) -> frozenset[str]:
+    """Variables used in ``f`` and not bound inside it."""
+    match f:
+        case Const():
+            return frozenset()
+        case Unary(_, v):
+            return frozenset((v,))
+        case Binary(_, a, b) | Eq(a, b):
+            return frozenset((a, b))
+        case Exists(vs, body) | Forall(vs, body):
+            return free_vars(body) - {v for v, _ in vs}
+    out: frozenset[str] = frozenset()
+    for c in children(f):
+        out |= free_vars(c)
+    return out
