@@ -308,6 +308,8 @@ class Program:
     items: tuple[Item, ...]
     path: str = field(default="<string>", compare=False, repr=False)
     source: str = field(default="", compare=False, repr=False)
+    #: ``(offset, text)`` of each comment, kept so that ``fmt`` does not lose them.
+    comments: tuple[tuple[int, str], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def specs(self) -> tuple[Spec, ...]:

@@ -1,0 +1,411 @@
+"""Parse ``.stl`` text into the surface AST (:mod:`stlspec.ast`).
+
+The grammar lives in ``grammar/stl.lark`` (LALR, basic lexer). Lark's
+exceptions never escape: every syntax problem becomes a named diagnostic
+(E101–E106) saying what was found, what was expected and where. After a syntax
+error the parser re-parses each top-level item on its own, so one run reports
+the errors of every broken item, not only the first.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from stlspec import ast
+from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.span import Span
+
+__all__ = ["parse", "grammar_text", "KEYWORDS"]
+
+KEYWORDS = frozenset(
+    "include category unary binary spec exists forall then implies or and until release not next weak "
+    "always eventually true false inf".split()
+)
+
+# Words from other temporal-logic notations that LLMs and humans reach for, and what we spell them as.
+FOREIGN_KEYWORDS = {
+    "finally": "eventually", "globally": "always", "F": "eventually", "G": "always", "X": "next",
+    "U": "until", "R": "release", "sometime": "eventually", "henceforth": "always", "exist": "exists",
+    "forAll": "forall", "for_all": "forall", "AND": "and", "OR": "or", "NOT": "not", "&&": "and",
+    "||": "or", "!": "not", "->": "implies", "=>": "implies", "&": "and", "|": "or", "~": "not",
+    "after": "then", "before": "then (with the events swapped)", "wnext": "weak next",
+}
+
+_TOKEN_NAMES = {
+    "IDENT": "a name", "STRING": 'a quoted name like "sitting on"', "INT": "an integer",
+    "DECIMAL": "a decimal number", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'", "DOT": "'.'", "AT": "'@'",
+    "EQ": "'=='", "NEQ": "'!='", "TRUE": "'true'", "FALSE": "'false'", "INF": "'inf'", "$END": "end of input",
+}
+
+_TOP_LEVEL = re.compile(r"^[ \t]*(?=(?:spec|category|unary|binary|include)\b)", re.MULTILINE)
+
+
+def grammar_text() -> str:
+    """The grammar file shipped with the package (the language reference)."""
+    return resources.files("stlspec.grammar").joinpath("stl.lark").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="basic", propagate_positions=False, maybe_placeholders=True)
+
+
+_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|(//[^\n]*|#[^\n]*|/\*(?:.|\n)*?\*/)')
+
+
+def _comments(text: str) -> tuple[tuple[int, str], ...]:
+    """(offset, text) of every comment, skipping comment-like text inside quoted names."""
+    return tuple((m.start(1), m.group(1)) for m in _COMMENT.finditer(text) if m.group(1))
+
+
+def parse(text: str, path: str = "<string>") -> ast.Program:
+    """Parse ``text``; raise :class:`StlError` with every syntax diagnostic found."""
+    try:
+        items = _parse_items(text, path)
+    except _SyntaxProblem:
+        diagnostics = _collect_errors(text, path)
+        raise StlError(diagnostics, {path: text}) from None
+    return ast.Program(items=tuple(items), path=path, source=text, comments=_comments(text))
+
+
+class _SyntaxProblem(Exception):
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+
+
+def _parse_items(text: str, path: str) -> list[ast.Item]:
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        raise _SyntaxProblem(_diagnose(exc, text, path)) from None
+    try:
+        return _Builder(text, path).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, _SyntaxProblem):
+            raise exc.orig_exc from None
+        raise
+
+
+def _collect_errors(text: str, path: str) -> list[Diagnostic]:
+    """Re-parse each top-level item alone (other text blanked, offsets kept) to report every broken item."""
+    starts = [m.start() for m in _TOP_LEVEL.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    bounds = list(zip(starts, starts[1:] + [len(text)]))
+    out: list[Diagnostic] = []
+    for lo, hi in bounds:
+        masked = _blank(text[:lo]) + text[lo:hi] + _blank(text[hi:])
+        try:
+            _parse_items(masked, path)
+        except _SyntaxProblem as exc:
+            out.append(exc.diagnostic)
+    if not out:  # the split hid the problem (e.g. an unterminated block comment): report the whole-file error
+        try:
+            _parse_items(text, path)
+        except _SyntaxProblem as exc:
+            out.append(exc.diagnostic)
+    return out
+
+
+def _blank(s: str) -> str:
+    return re.sub(r"[^\n]", " ", s)
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted({_TOKEN_NAMES.get(e, _keyword_name(e)) for e in expected})
+    if len(names) > 8:
+        names = names[:8] + ["…"]
+    return ", ".join(names)
+
+
+def _keyword_name(terminal: str) -> str:
+    # Anonymous keyword terminals are named after the keyword in upper case (e.g. THEN).
+    low = terminal.lower()
+    return f"'{low}'" if low in KEYWORDS else terminal
+
+
+def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        span = Span.at(text, exc.pos_in_stream, exc.pos_in_stream + 1)
+        if ch == '"':
+            return Diagnostic("E104", "unterminated quoted name", span, path,
+                              hints=("close the name with '\"' on the same line",))
+        two = text[exc.pos_in_stream:exc.pos_in_stream + 2]
+        for sym in (two, ch):
+            if sym in FOREIGN_KEYWORDS:
+                return Diagnostic("E106", f"'{sym}' is not an stlspec operator", span, path,
+                                  hints=(f"write `{FOREIGN_KEYWORDS[sym]}`",))
+        if ch == "=":
+            return Diagnostic("E102", "unexpected character '='", span, path,
+                              hints=("compare variables with `==` or `!=`",))
+        if ch == "\t":
+            ch = "\\t"
+        return Diagnostic("E102", f"unexpected character {ch!r}", span, path,
+                          hints=(f"expected {_describe_expected(set(exc.allowed or ()))}",) if exc.allowed else ())
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        end = len(text.rstrip())
+        span = Span.at(text, end, end)
+        expected = set(getattr(exc, "expected", ()) or ())
+        hint = f"expected {_describe_expected(expected)}" if expected else "the file ends too early"
+        hints = (hint,)
+        if "RBRACE" in expected:
+            hints = (hint, "a spec's formula ends with '}'")
+        return Diagnostic("E103", "unexpected end of input", span, path, hints=hints)
+    assert isinstance(exc, UnexpectedToken)
+    tok: Token = exc.token
+    span = _tok_span(text, tok)
+    expected = _accepted(exc)
+    hints: list[str] = []
+    value = str(tok)
+    prev = re.search(r"([A-Za-z_]+)\s*$", text[: tok.start_pos or 0])
+    for word, at in ((value, span), (prev.group(1) if prev else "", Span.at(text, prev.start(1), prev.end(1)) if prev else span)):
+        if word in FOREIGN_KEYWORDS and word not in KEYWORDS:
+            return Diagnostic("E106", f"'{word}' is not an stlspec keyword", at, path,
+                              hints=(f"write `{FOREIGN_KEYWORDS[word]}`",))
+    if value in KEYWORDS and "IDENT" in expected:
+        hints.append(f"'{value}' is a keyword; quote it to use it as a name: \"{value}\"")
+    if tok.type == "COLON" and "DOT" in expected:
+        hints.append("a quantifier's variables end with '.', e.g. `exists a: person. walking(a)`")
+    if tok.type == "IDENT" and expected & {"AND", "OR", "THEN", "RBRACE", "IMPLIES", "UNTIL"}:
+        hints.append("join formulas with `and`, `or`, `then`, `implies` or `until`")
+    hints.append(f"expected {_describe_expected(expected)}")
+    shown = value if tok.type != "$END" else "end of input"
+    return Diagnostic("E101", f"unexpected {_token_kind(tok)} '{shown}'", span, path, hints=tuple(hints))
+
+
+def _accepted(exc: UnexpectedToken) -> set[str]:
+    """Terminals the parser really accepts here (LALR lookahead sets over-approximate)."""
+    try:
+        return set(exc.interactive_parser.accepts()) - {"$END"} or set(exc.expected or ())
+    except Exception:  # noqa: BLE001 - fall back to Lark's own (coarser) set
+        return set(exc.expected or ())
+
+
+def _token_kind(tok: Token) -> str:
+    if tok.type == "IDENT":
+        return "name"
+    if tok.type in ("INT", "DECIMAL"):
+        return "number"
+    if tok.type == "STRING":
+        return "quoted name"
+    if str(tok) in KEYWORDS:
+        return "keyword"
+    return "token"
+
+
+def _tok_span(text: str, tok: Token) -> Span:
+    start = tok.start_pos or 0
+    end = tok.end_pos if tok.end_pos is not None else start + len(str(tok))
+    return Span.at(text, start, end)
+
+
+def _unquote(tok: Token) -> str:
+    s = str(tok)
+    if tok.type == "STRING":
+        return re.sub(r'\\(["\\])', r"\1", s[1:-1])
+    return s
+
+
+def _meta_span(text: str, children: list) -> Span:
+    span = Span()
+    for c in children:
+        if isinstance(c, Token):
+            span = span.cover(_tok_span(text, c))
+        elif c is not None and hasattr(c, "span"):
+            span = span.cover(c.span)
+        elif isinstance(c, tuple):
+            for x in c:
+                if hasattr(x, "span"):
+                    span = span.cover(x.span)
+    return span
+
+
+@v_args(inline=True)
+class _Builder(Transformer):
+    """Tree → AST. Spans come from tokens and child nodes, so no Lark meta is needed."""
+
+    def __init__(self, text: str, path: str):
+        super().__init__(visit_tokens=False)
+        self.text = text
+        self.path = path
+
+    def _s(self, *children) -> Span:
+        return _meta_span(self.text, list(children))
+
+    def _fail(self, code: str, message: str, span: Span, *hints: str):
+        raise _SyntaxProblem(Diagnostic(code, message, span, self.path, hints=hints))
+
+    # ------------------------------------------------------------ top level
+    def start(self, *items):
+        return _flatten(list(items))
+
+    def name(self, tok: Token) -> ast.Name:
+        return ast.Name(_unquote(tok), _tok_span(self.text, tok))
+
+    def include(self, tok: Token) -> ast.Include:
+        return ast.Include(_unquote(tok), _tok_span(self.text, tok))
+
+    def category_decl(self, *names: ast.Name) -> ast.CategoryDecl:
+        return ast.CategoryDecl(tuple(names), self._s(*names))
+
+    def signature(self, name: ast.Name, *params: ast.Name):
+        return (name, params)
+
+    def _predicates(self, kind: str, sigs) -> list[ast.PredicateDecl]:
+        arity = 1 if kind == "unary" else 2
+        out = []
+        for name, params in sigs:
+            span = self._s(name, params)
+            if len(params) != arity:
+                self._fail("E301", f"{kind} predicate '{name.text}' declares {len(params)} parameter(s); "
+                           f"a {kind} predicate has {arity}", span,
+                           f"write `{'binary' if kind == 'unary' else 'unary'} {name.text}(...)`"
+                           if len(params) in (1, 2) else f"give exactly {arity} parameter categor{'y' if arity == 1 else 'ies'}")
+            out.append(ast.PredicateDecl(kind, name, tuple(params), span))
+        return out
+
+    def unary_decl(self, *sigs):
+        return _Many(self._predicates("unary", sigs))
+
+    def binary_decl(self, *sigs):
+        return _Many(self._predicates("binary", sigs))
+
+    def spec(self, name: Token, caption: Token | None, formula) -> ast.Spec:
+        name_span = _tok_span(self.text, name)
+        return ast.Spec(str(name), formula, _unquote(caption) if caption is not None else None,
+                        name_span.cover(formula.span), name_span)
+
+    # ------------------------------------------------------------ quantifiers and sequences
+    def binder(self, var: Token, category: ast.Name | None) -> ast.Binder:
+        return ast.Binder(str(var), category, self._s(var, category))
+
+    def _quant(self, kind: str, children) -> ast.Quantified:
+        *binders, body = children
+        return ast.Quantified(kind, tuple(binders), body, self._s(binders[0], body))
+
+    def exists(self, *children):
+        return self._quant("exists", children)
+
+    def forall(self, *children):
+        return self._quant("forall", children)
+
+    def named_hint(self, tok: Token) -> ast.Hint:
+        return ast.Hint(name=str(tok), span=_tok_span(self.text, tok))
+
+    def interval_hint(self, lo: Token, hi: Token) -> ast.Hint:
+        return ast.Hint(lo=float(lo), hi=float(hi), span=self._s(lo, hi))
+
+    def event(self, formula, hint):
+        return ast.Event(formula, hint, self._s(formula, hint))
+
+    def sequence(self, *events: ast.Event):
+        if len(events) == 1:
+            (ev,) = events
+            if ev.hint is None:
+                return ev.formula
+            return ast.Hinted(ev.formula, ev.hint, ev.span)
+        return ast.Sequence(tuple(events), self._s(events[0], events[-1]))
+
+    # ------------------------------------------------------------ boolean
+    def implies(self, left, right):
+        return ast.Implies(left, right, self._s(left, right))
+
+    def or_(self, *args):
+        return args[0] if len(args) == 1 else ast.Or(tuple(args), self._s(args[0], args[-1]))
+
+    def and_(self, *args):
+        return args[0] if len(args) == 1 else ast.And(tuple(args), self._s(args[0], args[-1]))
+
+    def not_(self, arg):
+        return ast.Not(arg, arg.span)
+
+    # ------------------------------------------------------------ temporal
+    def steps(self, tok: Token) -> tuple[int, Span]:
+        return (int(tok), _tok_span(self.text, tok))
+
+    def window(self, lo: Token, hi) -> ast.Window:
+        hi_tok = None if isinstance(hi, _Inf) else hi
+        span = self._s(lo, hi_tok if hi_tok is not None else hi.tok)
+        fraction = lo.type == "DECIMAL" or (hi_tok is not None and hi_tok.type == "DECIMAL")
+        if fraction:
+            if hi_tok is None:
+                self._fail("E401", "a fraction window cannot end at 'inf'", span,
+                           "fraction windows lie inside [0.0, 1.0]; use [a, inf] with integer frame offsets")
+            return ast.Window(float(lo), float(hi_tok), "fraction", span)
+        return ast.Window(int(lo), None if hi_tok is None else int(hi_tok), "frames", span)
+
+    def inf(self, tok: Token):
+        return _Inf(tok)
+
+    def _next(self, weak: bool, steps, arg):
+        k, given = (1, False) if steps is None else (steps[0], True)
+        span = arg.span if steps is None else steps[1].cover(arg.span)
+        return ast.Next(arg, weak, k, span, given)
+
+    def next(self, steps, arg):
+        return self._next(False, steps, arg)
+
+    def weak_next(self, steps, arg):
+        return self._next(True, steps, arg)
+
+    def always(self, window, arg):
+        return ast.Always(arg, window, self._s(window, arg))
+
+    def eventually(self, window, arg):
+        return ast.Eventually(arg, window, self._s(window, arg))
+
+    def until(self, left, window, right):
+        return ast.Until(left, right, window, self._s(left, right))
+
+    def release(self, left, window, right):
+        return ast.Release(left, right, window, self._s(left, right))
+
+    # ------------------------------------------------------------ atoms
+    def predicate_atom(self, name: ast.Name, *args: Token):
+        spans = tuple(_tok_span(self.text, a) for a in args)
+        close = self.text.find(")", args[-1].end_pos)  # the span ends at ')', which Lark filters out
+        span = name.span.cover(Span.at(self.text, close, close + 1) if close >= 0 else spans[-1])
+        return ast.Atom(name, tuple(str(a) for a in args), span, spans)
+
+    def var_eq(self, a: Token, _op: Token, b: Token):
+        return ast.VarEq(str(a), str(b), True, self._s(a, b))
+
+    def var_neq(self, a: Token, _op: Token, b: Token):
+        return ast.VarEq(str(a), str(b), False, self._s(a, b))
+
+    def true(self, tok: Token):
+        return ast.BoolLit(True, _tok_span(self.text, tok))
+
+    def false(self, tok: Token):
+        return ast.BoolLit(False, _tok_span(self.text, tok))
+
+    def __default__(self, data, children, meta):  # pragma: no cover - grammar and builder must agree
+        raise AssertionError(f"no builder for grammar rule {data!r}")
+
+
+class _Inf:
+    __slots__ = ("tok",)
+
+    def __init__(self, tok):
+        self.tok = tok
+
+
+class _Many(list):
+    """Several items from one declaration line (``unary a(x), b(y)``)."""
+
+
+def _flatten(items: list) -> list:
+    out = []
+    for it in items:
+        if isinstance(it, _Many):
+            out.extend(it)
+        else:
+            out.append(it)
+    return out

@@ -1,0 +1,509 @@
+"""Scene-graph traces: the JSON file format and the in-memory numpy form.
+
+A trace is one video's scene graph over ``T`` frames and ``N`` object tracks,
+as probabilities in [0, 1] (see ``docs/traces.md`` for the JSON format)::
+
+    names   [N, C]     track n is an entity of category c (constant over time)
+    unary   [T, N, P]  unary predicate p holds of track n at frame t
+    binary  [T, N, N, R]  binary predicate r holds of (n, m) at frame t
+    present [T, N]     bool: track n is visible at frame t
+
+``categories``, ``unary_preds``, ``binary_preds`` and ``track_ids`` name the
+columns. **Presence is applied when the arrays are built**: a :class:`Trace`
+always has ``unary[t, n] == 0`` where ``present[t, n]`` is false and
+``binary[t, n, m] == 0`` where either track is absent, so evaluators may read
+the fact arrays directly (the reference interpreter checks presence again
+anyway, which is harmless).
+
+Every problem in a trace is reported, all at once, as an
+:class:`~stlspec.diagnostics.StlError` with codes E501-E505 and a JSON-path-like
+location at the start of each message (``unary[3].frame: frame 40 is out of
+range [0, 32)``); bad input never surfaces as a raw ``KeyError``/``TypeError``.
+numpy is imported here (not by ``import stlspec``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from stlspec import ir
+from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+
+__all__ = ["Trace", "load_trace", "TRACE_VERSION"]
+
+TRACE_VERSION = 1
+
+_TOP_KEYS = ("version", "num_frames", "categories", "unary_preds", "binary_preds", "tracks", "unary", "binary")
+_TRACK_KEYS = ("id", "names", "present")
+_UNARY_KEYS = ("pred", "track", "frame", "frames", "p")
+_BINARY_KEYS = ("pred", "subject", "object", "frame", "frames", "p")
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """One video's scene graph as numpy arrays (see the module docstring for shapes).
+
+    Arrays are float64 (``present`` is bool), copied and made read-only, and the
+    fact arrays are zeroed wherever a track is absent. Equality is structural
+    (:meth:`equals`); ``==`` is identity because arrays have no single truth value.
+    """
+
+    names: np.ndarray
+    unary: np.ndarray
+    binary: np.ndarray
+    present: np.ndarray
+    categories: tuple[str, ...]
+    unary_preds: tuple[str, ...]
+    binary_preds: tuple[str, ...]
+    track_ids: tuple[str, ...]
+    # Column lookups, derived once.
+    category_index: Mapping[str, int] = field(init=False, repr=False)
+    unary_index: Mapping[str, int] = field(init=False, repr=False)
+    binary_index: Mapping[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = np.asarray(self.names, dtype=np.float64)
+        unary = np.asarray(self.unary, dtype=np.float64)
+        binary = np.asarray(self.binary, dtype=np.float64)
+        present = np.asarray(self.present, dtype=bool)
+        problems = _shape_problems(names, unary, binary, present, self.categories, self.unary_preds,
+                                   self.binary_preds, self.track_ids)
+        if problems:
+            raise StlError([Diagnostic("E501", m) for m in problems])
+        value_problems = []
+        for label, a in (("names", names), ("unary", unary), ("binary", binary)):
+            bad = np.argwhere(~((a >= 0) & (a <= 1)))  # also catches NaN
+            for idx in bad[:10]:
+                value_problems.append(f"{label}{list(map(int, idx))}: probability {a[tuple(idx)]!r} is not in [0, 1]")
+            if len(bad) > 10:
+                value_problems.append(f"{label}: {len(bad) - 10} more probabilities outside [0, 1]")
+        dup = [f"{kind}: column {n!r} is named twice" for kind, cols in (
+            ("categories", self.categories), ("unary_preds", self.unary_preds),
+            ("binary_preds", self.binary_preds), ("track_ids", self.track_ids))
+            for n in _duplicates(cols)]
+        if value_problems or dup:
+            raise StlError([Diagnostic("E504", m) for m in value_problems] + [Diagnostic("E505", m) for m in dup])
+        # Presence is part of the data: facts about absent tracks are 0.
+        unary = unary * present[:, :, None]
+        binary = binary * (present[:, :, None] & present[:, None, :])[..., None]
+        set_ = object.__setattr__
+        set_(self, "names", _readonly(names))
+        set_(self, "unary", _readonly(unary))
+        set_(self, "binary", _readonly(binary))
+        set_(self, "present", _readonly(present))
+        for attr in ("categories", "unary_preds", "binary_preds", "track_ids"):
+            set_(self, attr, tuple(str(x) for x in getattr(self, attr)))
+        set_(self, "category_index", {c: i for i, c in enumerate(self.categories)})
+        set_(self, "unary_index", {c: i for i, c in enumerate(self.unary_preds)})
+        set_(self, "binary_index", {c: i for i, c in enumerate(self.binary_preds)})
+
+    # ---------------------------------------------------------------- shape
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.unary.shape[0])
+
+    @property
+    def num_tracks(self) -> int:
+        return int(self.names.shape[0])
+
+    def equals(self, other: object) -> bool:
+        """Same columns (in order) and the same arrays."""
+        return (isinstance(other, Trace)
+                and (self.categories, self.unary_preds, self.binary_preds, self.track_ids)
+                == (other.categories, other.unary_preds, other.binary_preds, other.track_ids)
+                and all(np.array_equal(getattr(self, a), getattr(other, a))
+                        for a in ("names", "unary", "binary", "present")))
+
+    def is_boolean(self) -> bool:
+        """True when every fact is exactly 0 or 1."""
+        return all(bool(np.all((a == 0) | (a == 1))) for a in (self.names, self.unary, self.binary))
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_arrays(cls, names: Any, unary: Any, binary: Any, present: Any = None, *,
+                    categories: Sequence[str] | None = None, unary_preds: Sequence[str] | None = None,
+                    binary_preds: Sequence[str] | None = None,
+                    track_ids: Sequence[str] | None = None) -> "Trace":
+        """Build a trace from array-likes; omitted column names default to ``c0``, ``u0``, ``b0``, ``t0``...
+
+        ``present=None`` means every track is present at every frame.
+        """
+        names, unary, binary = (np.asarray(a, dtype=np.float64) for a in (names, unary, binary))
+        if unary.ndim != 3 or names.ndim != 2:
+            raise StlError([Diagnostic("E501", f"expected names [N, C] and unary [T, N, P], got shapes "
+                                               f"{names.shape} and {unary.shape}")])
+        T, N = unary.shape[0], names.shape[0]
+        if present is None:
+            present = np.ones((T, N), dtype=bool)
+        default = lambda prefix, k: tuple(f"{prefix}{i}" for i in range(k))  # noqa: E731
+        return cls(
+            names=names, unary=unary, binary=binary, present=np.asarray(present, dtype=bool),
+            categories=tuple(categories) if categories is not None else default("c", names.shape[1]),
+            unary_preds=tuple(unary_preds) if unary_preds is not None else default("u", unary.shape[2]),
+            binary_preds=(tuple(binary_preds) if binary_preds is not None
+                          else default("b", binary.shape[-1] if binary.ndim == 4 else 0)),
+            track_ids=tuple(track_ids) if track_ids is not None else default("t", N),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Any, vocabulary: ir.Vocabulary | None = None, path: str = "<trace>") -> "Trace":
+        """Validate the JSON form (see ``docs/traces.md``) and build the arrays.
+
+        With a ``vocabulary`` the columns are the vocabulary's categories and
+        predicates and any other name is an error (E502); without one they are
+        the trace's declared ``categories``/``unary_preds``/``binary_preds`` (if
+        given) followed by every other name it mentions, in order of appearance.
+        Raises one :class:`StlError` holding every problem found.
+        """
+        return _Reader(path, vocabulary).read(data)
+
+    def to_dict(self) -> dict:
+        """The JSON form: columns declared up front, one entry per non-zero fact."""
+        T, N = self.num_frames, self.num_tracks
+        tracks = []
+        for n, tid in enumerate(self.track_ids):
+            entry: dict[str, Any] = {"id": tid, "names": {
+                c: float(self.names[n, i]) for i, c in enumerate(self.categories) if self.names[n, i] != 0}}
+            if not self.present[:, n].all():
+                entry["present"] = [int(t) for t in np.flatnonzero(self.present[:, n])]
+            tracks.append(entry)
+        unary = [{"pred": p, "track": self.track_ids[n], "frame": t, "p": float(self.unary[t, n, i])}
+                 for i, p in enumerate(self.unary_preds) for n in range(N) for t in range(T)
+                 if self.unary[t, n, i] != 0]
+        binary = [{"pred": r, "subject": self.track_ids[n], "object": self.track_ids[m], "frame": t,
+                   "p": float(self.binary[t, n, m, i])}
+                  for i, r in enumerate(self.binary_preds) for n in range(N) for m in range(N)
+                  for t in range(T) if self.binary[t, n, m, i] != 0]
+        return {"version": TRACE_VERSION, "num_frames": T, "categories": list(self.categories),
+                "unary_preds": list(self.unary_preds), "binary_preds": list(self.binary_preds),
+                "tracks": tracks, "unary": unary, "binary": binary}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
+    """Read a JSON trace file (see :meth:`Trace.from_dict`); all problems raise one :class:`StlError`."""
+    from stlspec.span import Span
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise StlError([Diagnostic("E501", f"cannot read trace file: {e.strerror or e}", path=str(path))]) from None
+    dup_keys: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict:
+        # json.loads would keep the last of two equal keys silently; we report it.
+        seen: dict[str, Any] = {}
+        for k, val in items:
+            if k in seen:
+                dup_keys.append(k)
+            seen[k] = val
+        return seen
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as e:
+        span = Span(e.pos, e.pos + 1, e.lineno, e.colno, e.lineno, e.colno + 1)
+        raise StlError([Diagnostic("E501", f"invalid JSON: {e.msg}", span=span, path=str(path))],
+                       sources={str(path): text}) from None
+    diags = [Diagnostic("E505", f"key {k!r} appears twice in one JSON object", path=str(path)) for k in dup_keys]
+    try:
+        trace = Trace.from_dict(data, vocabulary, path=str(path))
+    except StlError as e:
+        raise StlError(diags + list(e.diagnostics)) from None
+    if diags:
+        raise StlError(diags)
+    return trace
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _duplicates(items: Iterable[str]) -> list[str]:
+    seen, out = set(), []
+    for x in items:
+        if x in seen and x not in out:
+            out.append(x)
+        seen.add(x)
+    return out
+
+
+def _shape_problems(names, unary, binary, present, cats, ups, bps, tids) -> list[str]:
+    if unary.ndim != 3 or names.ndim != 2 or binary.ndim != 4 or present.ndim != 2:
+        return [f"expected names [N, C], unary [T, N, P], binary [T, N, N, R], present [T, N]; got shapes "
+                f"{names.shape}, {unary.shape}, {binary.shape}, {present.shape}"]
+    T, N = unary.shape[:2]
+    out = []
+    if T < 1:
+        out.append("a trace has at least one frame")
+    want = {"names": (N, len(cats)), "unary": (T, N, len(ups)), "binary": (T, N, N, len(bps)),
+            "present": (T, N)}
+    got = {"names": names.shape, "unary": unary.shape, "binary": binary.shape, "present": present.shape}
+    for k, shape in want.items():
+        if tuple(got[k]) != shape:
+            out.append(f"{k}: shape {tuple(got[k])} does not match the expected {shape} "
+                       f"(T={T}, N={N} and the column names)")
+    if len(tids) != N:
+        out.append(f"track_ids: {len(tids)} names for {N} tracks")
+    return out
+
+
+class _Reader:
+    """Collects every problem of one JSON trace; builds the arrays if there are none."""
+
+    def __init__(self, path: str, vocabulary: ir.Vocabulary | None):
+        self.path = path
+        self.vocab = vocabulary
+        self.diags: list[Diagnostic] = []
+        self.closed: set[str] = set()  # column kinds that accept no new names
+
+    def err(self, code: str, where: str, msg: str, hints: Sequence[str] = ()) -> None:
+        self.diags.append(Diagnostic(code, f"{where}: {msg}" if where else msg, path=self.path, hints=tuple(hints)))
+
+    # -- small typed getters: each reports and returns None on a bad value
+
+    def _int(self, where: str, x: Any) -> int | None:
+        if isinstance(x, bool) or not isinstance(x, int):
+            if isinstance(x, float) and x.is_integer():
+                return int(x)
+            self.err("E501", where, f"expected an integer frame, got {json.dumps(x)[:40]}")
+            return None
+        return x
+
+    def _frame(self, where: str, x: Any, T: int | None) -> int | None:
+        t = self._int(where, x)
+        if t is not None and T is not None and not 0 <= t < T:
+            self.err("E503", where, f"frame {t} is out of range [0, {T})")
+            return None
+        return t
+
+    def _prob(self, where: str, x: Any) -> float | None:
+        if isinstance(x, bool) or not isinstance(x, (int, float)):
+            self.err("E504", where, f"probability must be a number in [0, 1], got {json.dumps(x)[:40]}")
+            return None
+        if math.isnan(x) or not 0 <= x <= 1:
+            self.err("E504", where, f"probability {x} is not in [0, 1]")
+            return None
+        return float(x)
+
+    def _name(self, where: str, x: Any) -> str | None:
+        if not isinstance(x, str) or not x:
+            self.err("E501", where, f"expected a non-empty string, got {json.dumps(x)[:40]}")
+            return None
+        return x
+
+    def _track_ref(self, where: str, x: Any) -> str | None:
+        # Trackers often number tracks: integer ids are accepted and read as strings.
+        if isinstance(x, int) and not isinstance(x, bool):
+            return str(x)
+        return self._name(where, x)
+
+    def _keys(self, where: str, obj: dict, allowed: Sequence[str], required: Sequence[str]) -> None:
+        for k in obj:
+            if k not in allowed:
+                self.err("E501", f"{where}.{k}" if where else k, f"unknown key {k!r}",
+                         [f"did you mean {m!r}?" for m in did_you_mean(str(k), allowed)[:1]]
+                         or [f"expected keys: {', '.join(allowed)}"])
+        for k in required:
+            if k not in obj:
+                self.err("E501", where or "trace", f"missing required key {k!r}")
+
+    def _list(self, where: str, x: Any) -> list:
+        if not isinstance(x, list):
+            self.err("E501", where, f"expected a list, got {type(x).__name__}")
+            return []
+        return x
+
+    # -- columns
+
+    def _columns(self, data: dict) -> dict[str, list[str]]:
+        """Column names per kind: the vocabulary's, or the trace's declared ones."""
+        cols: dict[str, list[str]] = {"categories": [], "unary_preds": [], "binary_preds": []}
+        if self.vocab is not None:
+            cols = {"categories": list(self.vocab.categories), "unary_preds": list(self.vocab.unary_names),
+                    "binary_preds": list(self.vocab.binary_names)}
+        for kind in cols:
+            if kind not in data:
+                continue
+            declared = self._list(kind, data[kind])
+            for i, name in enumerate(declared):
+                name = self._name(f"{kind}[{i}]", name)
+                if name is None:
+                    continue
+                if self.vocab is not None:
+                    self._check_known(f"{kind}[{i}]", kind, name, cols[kind])
+                elif name in cols[kind]:
+                    self.err("E505", f"{kind}[{i}]", f"{name!r} is declared twice")
+                else:
+                    cols[kind].append(name)
+        return cols
+
+    _KIND_WORD = {"categories": "category", "unary_preds": "unary predicate", "binary_preds": "binary predicate"}
+
+    def _check_known(self, where: str, kind: str, name: str, known: list[str]) -> bool:
+        if name in known:
+            return True
+        hint = [f"did you mean {m!r}?" for m in did_you_mean(name, known)[:1]]
+        self.err("E502", where, f"unknown {self._KIND_WORD[kind]} {name!r}", hint)
+        return False
+
+    def _column(self, where: str, kind: str, name: str, cols: dict[str, list[str]]) -> int | None:
+        """Index of ``name``; without a vocabulary new names become new columns."""
+        if self.vocab is None and kind not in self.closed and name not in cols[kind]:
+            cols[kind].append(name)
+        if not self._check_known(where, kind, name, cols[kind]):
+            return None
+        return cols[kind].index(name)
+
+    # -- the document
+
+    def read(self, data: Any) -> Trace:
+        if not isinstance(data, dict):
+            self.err("E501", "", f"a trace is a JSON object, got {type(data).__name__}")
+            raise StlError(self.diags)
+        self._keys("", data, _TOP_KEYS, ("num_frames", "tracks"))
+        if "version" in data and data["version"] != TRACE_VERSION:
+            self.err("E501", "version", f"unsupported trace version {json.dumps(data['version'])[:20]}; "
+                                        f"this is version {TRACE_VERSION}")
+        T = None
+        if "num_frames" in data:
+            T = self._int("num_frames", data["num_frames"])
+            if T is not None and T < 1:
+                self.err("E501", "num_frames", f"a trace has at least one frame, got {T}")
+                T = None
+        cols = self._columns(data)
+        # Declared columns (when given without a vocabulary) are closed: a fact
+        # with another name is then a typo, not a new column.
+        self.closed = {kind for kind in cols if kind in data}
+
+        track_ids: list[str] = []
+        names_facts: list[tuple[int, int, float]] = []
+        presence: dict[int, list[int]] = {}
+        for i, tr in enumerate(self._list("tracks", data.get("tracks", []))):
+            where = f"tracks[{i}]"
+            if not isinstance(tr, dict):
+                self.err("E501", where, f"a track is a JSON object, got {type(tr).__name__}")
+                continue
+            self._keys(where, tr, _TRACK_KEYS, ("id",))
+            tid = self._track_ref(f"{where}.id", tr.get("id")) if "id" in tr else None
+            if tid is not None and tid in track_ids:
+                self.err("E505", f"{where}.id", f"track {tid!r} is defined twice")
+                tid = None
+            n = len(track_ids)
+            track_ids.append(tid if tid is not None else f"<invalid track {i}>")
+            tnames = tr.get("names", {})
+            if not isinstance(tnames, dict):
+                self.err("E501", f"{where}.names", f"expected an object {{category: probability}}, "
+                                                  f"got {type(tnames).__name__}")
+                tnames = {}
+            for c, p in tnames.items():
+                w = f"{where}.names.{c}"
+                ci = self._column(w, "categories", c, cols)
+                pv = self._prob(w, p)
+                if ci is not None and pv is not None:
+                    names_facts.append((n, ci, pv))
+            if "present" in tr:
+                frames = []
+                for j, t in enumerate(self._list(f"{where}.present", tr["present"])):
+                    tv = self._frame(f"{where}.present[{j}]", t, T)
+                    if tv is not None and tv in frames:
+                        self.err("E505", f"{where}.present[{j}]", f"frame {tv} is listed twice")
+                    elif tv is not None:
+                        frames.append(tv)
+                presence[n] = frames
+        track_of = {tid: n for n, tid in enumerate(track_ids)}
+
+        def track(where: str, x: Any) -> int | None:
+            tid = self._track_ref(where, x)
+            if tid is None:
+                return None
+            if tid not in track_of:
+                hint = [f"did you mean {m!r}?" for m in did_you_mean(tid, track_ids)[:1]]
+                self.err("E502", where, f"unknown track {tid!r}", hint)
+                return None
+            return track_of[tid]
+
+        unary_facts = self._facts(data, "unary", ("track",), track, cols, T)
+        binary_facts = self._facts(data, "binary", ("subject", "object"), track, cols, T)
+        if self.diags:
+            raise StlError(self.diags)
+
+        assert T is not None
+        N = len(track_ids)
+        names = np.zeros((N, len(cols["categories"])))
+        unary = np.zeros((T, N, len(cols["unary_preds"])))
+        binary = np.zeros((T, N, N, len(cols["binary_preds"])))
+        present = np.ones((T, N), dtype=bool)
+        for n, c, p in names_facts:
+            names[n, c] = p
+        for (c, t, n), p in unary_facts.items():
+            unary[t, n, c] = p
+        for (c, t, n, m), p in binary_facts.items():
+            binary[t, n, m, c] = p
+        for n, frames in presence.items():
+            present[:, n] = False
+            present[frames, n] = True
+        return Trace(names, unary, binary, present, tuple(cols["categories"]), tuple(cols["unary_preds"]),
+                     tuple(cols["binary_preds"]), tuple(track_ids))
+
+    def _facts(self, data: dict, kind: str, roles: tuple[str, ...], track, cols, T) -> dict[tuple, float]:
+        """Read ``unary`` or ``binary`` facts into ``{(column, frame, *tracks): p}``."""
+        allowed = _UNARY_KEYS if kind == "unary" else _BINARY_KEYS
+        col_kind = "unary_preds" if kind == "unary" else "binary_preds"
+        out: dict[tuple, float] = {}
+        first_seen: dict[tuple, str] = {}
+        for i, fact in enumerate(self._list(kind, data.get(kind, []))):
+            where = f"{kind}[{i}]"
+            if not isinstance(fact, dict):
+                self.err("E501", where, f"a fact is a JSON object, got {type(fact).__name__}")
+                continue
+            self._keys(where, fact, allowed, ("pred",) + roles)
+            pred = self._name(f"{where}.pred", fact["pred"]) if "pred" in fact else None
+            col = self._column(f"{where}.pred", col_kind, pred, cols) if pred is not None else None
+            tracks = [track(f"{where}.{r}", fact[r]) if r in fact else None for r in roles]
+            if "frame" in fact and "frames" in fact:
+                self.err("E501", where, "give either 'frame' or 'frames', not both")
+                continue
+            if "frame" in fact:
+                frame_list = [(f"{where}.frame", fact["frame"])]
+            elif "frames" in fact:
+                frame_list = [(f"{where}.frames[{j}]", t) for j, t in enumerate(self._list(f"{where}.frames", fact["frames"]))]
+            else:
+                self.err("E501", where, "missing 'frame' (one frame) or 'frames' (a list of frames)")
+                continue
+            p = fact.get("p", 1.0)
+            if isinstance(p, list):
+                # One probability per listed frame.
+                if len(p) != len(frame_list):
+                    self.err("E501", f"{where}.p", f"{len(p)} probabilities for {len(frame_list)} frames")
+                    continue
+                probs = [self._prob(f"{where}.p[{j}]", x) for j, x in enumerate(p)]
+            else:
+                probs = [self._prob(f"{where}.p", p)] * len(frame_list)
+            for (fw, t), pv in zip(frame_list, probs):
+                tv = self._frame(fw, t, T)
+                if tv is None or pv is None or col is None or any(n is None for n in tracks):
+                    continue
+                key = (col, tv, *tracks)
+                if key in out:
+                    self.err("E505", fw, f"duplicate fact {pred}({', '.join(str(fact[r]) for r in roles)}) "
+                                         f"at frame {tv}; first given at {first_seen[key]}")
+                    continue
+                out[key] = pv
+                first_seen[key] = fw
+        return out
