@@ -301,17 +301,27 @@ class _Checker:
                 self._unknown_predicate(atom)
             return
         if len(params) != arity:
+            if self.open:
+                return  # already reported as E303 by infer_vocabulary
             kind = "unary" if len(params) == 1 else "binary"
             self.err("E301", f"'{name}' is a {kind} predicate: it takes {len(params)} argument(s), not {arity}",
-                     atom.span, f"write `{_quote(name)}({', '.join(['x', 'y'][:len(params)])})`")
+                     atom.span, f"write `{_quote(name)}({', '.join((list(atom.args) + ['y'])[:len(params)])})`")
+            return
+        def fits(vs, ps) -> list[bool]:
+            return [v is None or p is None or v.category is None or v.category == p for v, p in zip(vs, ps)]
+
+        ok = fits(vars_, params)
+        if arity == 2 and not all(ok) and all(fits(vars_[::-1], params)):
+            self.err("E302", f"the arguments of '{name}' look swapped: it takes ({', '.join(p or 'any' for p in params)})",
+                     atom.span, f"write `{_quote(name)}({atom.args[1]}, {atom.args[0]})`")
             return
         for i, (var, param, span) in enumerate(zip(vars_, params, spans)):
-            if var is None or param is None or var.category is None:
+            if ok[i]:
                 continue
             if var.category != param:
                 self.err("E302", f"argument {i + 1} of '{name}' must be a {param}, but '{var.name}' is a "
                          f"{var.category}", span,
-                         f"bind '{var.name}' as `{var.name}: {param}`, or declare '{name}' with parameter `any`")
+                         f"bind '{var.name}' as `{var.name}: {_quote(param)}`, or declare '{name}' with parameter `any`")
 
     def _unknown_predicate(self, atom: ast.Atom) -> None:
         name = atom.pred.text

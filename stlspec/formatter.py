@@ -151,20 +151,27 @@ def quote_name_always(text: str) -> str:
 def format_program(program: ast.Program) -> str:
     """The whole file in canonical layout (ends with one newline)."""
     comments = list(program.comments)
+    src = program.source
     out: list[str] = []
     prev_kind = None
     for item in program.items:
-        start = _item_start(item)
-        end = _item_end(item)
-        leading = [c for off, c in comments if off < start] if start >= 0 else []
-        inner = [c for off, c in comments if start >= 0 and start <= off < end]
-        comments = [(off, c) for off, c in comments if not (off < start or start <= off < end)] if start >= 0 else comments
-        kind = type(item).__name__ if not isinstance(item, ast.PredicateDecl) else "PredicateDecl"
+        start, end = _item_start(item), _item_end(item)
+        if start < 0:  # a synthesized item (no source): nothing to attach
+            mine, comments = [], comments
+        else:
+            eol = src.find("\n", end)
+            eol = len(src) if eol < 0 else eol
+            mine = [(o, c) for o, c in comments if o < eol]
+            comments = [(o, c) for o, c in comments if o >= eol]
+        leading = [c for o, c in mine if o < start]
+        inner = [c for o, c in mine if start <= o < end]
+        trailing = [c for o, c in mine if o >= end]
+        kind = type(item).__name__
         if out and (kind != prev_kind or kind == "Spec" or leading):
             out.append("")
         out.extend(leading)
         out.extend(inner)
-        out.append(_item(item))
+        out.append(_item(item) + "".join("  " + c for c in trailing))
         prev_kind = kind
     if comments:
         if out:

@@ -85,7 +85,7 @@ class Trace:
         for label, a in (("names", names), ("unary", unary), ("binary", binary)):
             bad = np.argwhere(~((a >= 0) & (a <= 1)))  # also catches NaN
             for idx in bad[:10]:
-                value_problems.append(f"{label}{list(map(int, idx))}: probability {a[tuple(idx)]!r} is not in [0, 1]")
+                value_problems.append(f"{label}{list(map(int, idx))}: probability {float(a[tuple(idx)])!r} is not in [0, 1]")
             if len(bad) > 10:
                 value_problems.append(f"{label}: {len(bad) - 10} more probabilities outside [0, 1]")
         dup = [f"{kind}: column {n!r} is named twice" for kind, cols in (

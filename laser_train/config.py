@@ -1,0 +1,221 @@
+"""Typed configuration for laser_train: one dataclass per section, each owning its defaults.
+
+A run's configuration is an :class:`ExperimentConfig` with the sections ``data``,
+``model``, ``loss``, ``train``, ``eval`` and ``run``. It is built from (in order):
+the defaults below, an optional JSON config file (``--config FILE``; the same
+nested shape as :func:`to_dict` prints), and ``--section.key=value`` overrides
+on the command line. Values given on the command line are parsed according to
+the field's declared type, so ``--train.epochs=3`` is an int and
+``--loss.weights.semantic=0`` a float; unknown keys are errors (a typo must not
+be silently ignored). The resolved configuration is saved in every checkpoint
+and in the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DataConfig", "ModelConfig", "LossWeights", "LossConfig", "TrainConfig", "EvalConfig",
+    "RunConfig", "ExperimentConfig", "to_dict", "from_dict", "apply_overrides", "load_config",
+    "ConfigError", "LOSS_TERMS",
+]
+
+#: The four weak-supervision loss terms; the ablation removes each in turn.
+LOSS_TERMS = ("alignment", "contrastive", "temporal", "semantic")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override names an unknown key or has a value of the wrong type."""
+
+
+@dataclass
+class DataConfig:
+    """Where the videos come from. ``path=""`` means: generate the synthetic world."""
+
+    path: str = ""  # a dataset directory in the documented format; empty = synthetic
+    seed: int = 0  # synthetic world seed (video i depends only on (seed, i))
+    num_train: int = 600
+    num_test: int = 150
+    num_frames: int = 12
+    image_size: int = 64
+    min_objects: int = 3
+    max_objects: int = 4
+    crop_size: int = 16  # every track box is resampled to crop_size x crop_size pixels
+    skip_invalid: bool = False  # report and skip malformed records instead of failing
+    background: str = "builtin:background.stl"  # background-knowledge specs for the semantic loss
+
+
+@dataclass
+class ModelConfig:
+    """The small CPU perception model (see :mod:`laser_train.model`)."""
+
+    name: str = "small"
+    embed_dim: int = 48  # appearance embedding per crop
+    hidden_dim: int = 96  # hidden width of the name / unary / binary heads
+
+
+@dataclass
+class LossWeights:
+    alignment: float = 1.0
+    contrastive: float = 1.0
+    temporal: float = 0.2
+    semantic: float = 0.5
+
+
+@dataclass
+class LossConfig:
+    """Weak supervision: how specs become losses (see :mod:`laser_train.losses`)."""
+
+    supervision: str = "weak"  # "weak" (specs only) or "full" (hidden scene graphs; the upper bound)
+    logic: str = "product"  # logic of the stlspec torch backend: product, godel, smooth
+    temperature: float = 0.1  # for logic="smooth"
+    num_negatives: int = 4  # negative specs per video
+    negatives: str = "auto"  # "auto" (stlspec.negatives if present, else other videos' specs), "generator", "other"
+    weights: LossWeights = field(default_factory=LossWeights)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 0
+    epochs: int = 14
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    lr_schedule: str = "cosine"  # "cosine" or "constant"
+    grad_clip: float = 5.0
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    ks: tuple[int, ...] = (1, 5)
+    plot_videos: int = 3  # held-out videos shown in the timeline plots
+    threshold: float = 0.5  # a spec is predicted true iff its value >= threshold
+
+
+@dataclass
+class RunConfig:
+    out: str = "runs/default"  # run directory; a numbered sibling is used if it exists (unless resuming)
+    variants: tuple[str, ...] = (
+        "weak", "full", "no_alignment", "no_contrastive", "no_temporal", "no_semantic",
+    )
+    resume: bool = False
+    plots: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain JSON-able nested dict (tuples become lists)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out[f.name] = to_dict(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """Coerce a JSON value or command-line string to the declared field type."""
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        (elem, *_rest) = typing.get_args(tp)
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return tuple(_convert(v, elem, key) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        try:
+            converted = tp(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {tp.__name__}, got {value!r}") from None
+        if tp is int and isinstance(value, float) and value != converted:
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return converted
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported field type {tp!r}")
+
+
+def _set(cfg: Any, dotted: str, value: Any, full_key: str) -> None:
+    head, _, rest = dotted.partition(".")
+    hints = typing.get_type_hints(type(cfg))
+    if head not in hints:
+        names = ", ".join(f.name for f in dataclasses.fields(cfg))
+        raise ConfigError(f"unknown config key {full_key!r} (known here: {names})")
+    current = getattr(cfg, head)
+    if dataclasses.is_dataclass(current):
+        if rest:
+            _set(current, rest, value, full_key)
+            return
+        if not isinstance(value, dict):
+            raise ConfigError(f"{full_key}: expected a section (object), got {value!r}")
+        for k, v in value.items():
+            _set(current, k, v, f"{full_key}.{k}")
+        return
+    if rest:
+        raise ConfigError(f"unknown config key {full_key!r} ({head!r} is not a section)")
+    setattr(cfg, head, _convert(value, hints[head], full_key))
+
+
+def from_dict(data: dict[str, Any], base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """Build a config from a (possibly partial) nested dict on top of ``base`` (default: the defaults)."""
+    cfg = base if base is not None else ExperimentConfig()
+    for key, value in data.items():
+        _set(cfg, key, value, key)
+    return cfg
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: list[str]) -> ExperimentConfig:
+    """Apply ``section.key=value`` strings (leading dashes allowed)."""
+    for raw in overrides:
+        text = raw.lstrip("-")
+        if "=" not in text:
+            raise ConfigError(f"override {raw!r} must look like --section.key=value")
+        key, value = text.split("=", 1)
+        _set(cfg, key, value, key)
+    return cfg
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Defaults, then the JSON file at ``path`` (if any), then ``overrides``."""
+    cfg = ExperimentConfig()
+    if path:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        from_dict(data, cfg)
+    return apply_overrides(cfg, overrides or [])
