@@ -51,8 +51,8 @@ def check(program, vocabulary=None, *, includes=None):
 
 
 def lower(checked) -> CoreProgram:
-    """Lower a checked program to the core IR by the passes in :mod:`stlspec.lower`."""
-    from stlspec.lower import lower as _lower
+    """Lower a checked program to the core IR by the passes in :mod:`stlspec.lowering`."""
+    from stlspec.lowering import lower as _lower
 
     return _lower(checked)
 

@@ -3,7 +3,7 @@
 Nodes are frozen, slotted dataclasses with tuple children. Every node carries a
 ``span`` (where it came from in the source) that is excluded from equality and
 ``repr`` so that ``parse(fmt(ast)) == ast`` compares structure only. The checker
-reads this tree; :mod:`stlspec.lower` turns it into the core IR
+reads this tree; :mod:`stlspec.lowering` turns it into the core IR
 (:mod:`stlspec.ir`) that every backend consumes.
 """
 

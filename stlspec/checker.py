@@ -41,6 +41,8 @@ def check(program: ast.Program, vocabulary: Vocabulary | None = None, *, include
 
     diags: list[Diagnostic] = []
     sources = {program.path: program.source}
+    if includes is None and not any(isinstance(i, ast.Include) for i in program.items):
+        includes = []
     if includes is None:
         includes, inc_diags, inc_sources = resolve_includes(program)
         diags.extend(inc_diags)
@@ -58,6 +60,9 @@ def check(program: ast.Program, vocabulary: Vocabulary | None = None, *, include
     else:
         c.infer_vocabulary(program)
     c.check_specs(program)
+    # Report in reading order per file (checks run by kind, not by position).
+    order = {p: i for i, p in enumerate(dict.fromkeys(d.path for d in diags))}
+    diags.sort(key=lambda d: (order[d.path], d.span.start))
     errors = [d for d in diags if d.is_error]
     if errors:
         raise StlError(diags, sources)

@@ -26,7 +26,7 @@ EPILOG = """examples:
   stlspec check examples/specs/*.stl
   stlspec check --format json spec.stl            machine-readable diagnostics
   stlspec fmt --check examples/specs/*.stl         exit 1 if any file is not formatted
-  stlspec eval examples/specs/pick_up.stl --trace examples/traces/pick_up.holds.json --logic product
+  stlspec eval examples/specs/pick_up.stl --trace examples/traces/picking_something_up.holds.json
   stlspec compile --target core spec.stl           show the lowered core IR
   stlspec compile --target scallop spec.stl --trace t.json -o out.scl
 """

@@ -36,7 +36,6 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E102", "error", "unexpected character", "The text contains a character that starts no token."),
     ErrorCode("E103", "error", "unexpected end of input", "The text ends in the middle of a declaration or formula."),
     ErrorCode("E104", "error", "unterminated string", "A quoted name is missing its closing quote."),
-    ErrorCode("E105", "error", "invalid number", "A window or hint bound is not a valid number."),
     ErrorCode("E106", "error", "misplaced keyword", "A word from another temporal-logic notation was used instead of stlspec's keyword."),
     # E2xx: names and vocabulary
     ErrorCode("E201", "error", "unknown predicate", "The predicate is not declared in the vocabulary."),
@@ -68,7 +67,6 @@ CODES: dict[str, ErrorCode] = _codes(
     # W: warnings
     ErrorCode("W101", "warning", "unused variable", "A bound variable is never used in the quantifier's body."),
     ErrorCode("W102", "warning", "hint ignored", "The hinted event is nested under a temporal operator; its hint cannot be used for witnesses."),
-    ErrorCode("W103", "warning", "unused declaration", "A vocabulary entry in this file is never used (reported only on request)."),
 )
 
 

@@ -84,7 +84,7 @@ def load_vocabulary(path: str) -> Vocabulary:
 def compile_source(text: str, path: str = "<string>", vocabulary: Vocabulary | str | None = None) -> CoreProgram:
     """parse → check → lower, with every diagnostic reported together."""
     from stlspec.checker import check
-    from stlspec.lower import lower
+    from stlspec.lowering import lower
     from stlspec.parser import parse
 
     if isinstance(vocabulary, str):

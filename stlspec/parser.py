@@ -65,7 +65,18 @@ def _comments(text: str) -> tuple[tuple[int, str], ...]:
 
 
 def parse(text: str, path: str = "<string>") -> ast.Program:
-    """Parse ``text``; raise :class:`StlError` with every syntax diagnostic found."""
+    """Parse ``text``; raise :class:`StlError` with every syntax diagnostic found.
+
+    The hand-written fast parser (:mod:`stlspec.fastparse`) handles valid text;
+    anything it does not accept goes through Lark, which names the problem.
+    """
+    from stlspec.fastparse import Fallback, fast_parse
+
+    try:
+        items, comments = fast_parse(text)
+        return ast.Program(items=tuple(items), path=path, source=text, comments=comments)
+    except Fallback:
+        pass
     try:
         items = _parse_items(text, path)
     except _SyntaxProblem:
@@ -77,6 +88,15 @@ def parse(text: str, path: str = "<string>") -> ast.Program:
 class _SyntaxProblem(Exception):
     def __init__(self, diagnostic: Diagnostic):
         self.diagnostic = diagnostic
+
+
+def lark_parse(text: str, path: str = "<string>") -> ast.Program:
+    """Parse with the Lark reference parser only (used by the differential tests)."""
+    try:
+        items = _parse_items(text, path)
+    except _SyntaxProblem as exc:
+        raise StlError([exc.diagnostic], {path: text}) from None
+    return ast.Program(items=tuple(items), path=path, source=text, comments=_comments(text))
 
 
 def _parse_items(text: str, path: str) -> list[ast.Item]:

@@ -6,13 +6,14 @@ ends. Spans never take part in node equality (see :mod:`stlspec.ast`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Span", "NO_SPAN"]
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
+class Span(NamedTuple):
+    """Immutable like the AST nodes; a NamedTuple because parsers create one per token (cheap to build)."""
+
     start: int = 0
     end: int = 0
     line: int = 0

@@ -116,7 +116,7 @@ _OPS = ("leaf", "not", "and", "or", "next", "eventually", "always", "until", "ex
 
 
 @st.composite
-def open_formulas(draw, v: ir.Vocabulary | None = None, bound: tuple[str, ...] = (),
+def open_formulas(draw, vocab: ir.Vocabulary | None = None, bound: tuple[str, ...] = (),
                   max_depth: int = 3, max_vars: int = 3, temporal: bool = True,
                   quantifiers: bool = True) -> ir.Formula:
     """A formula whose free variables are among ``bound``.
@@ -124,7 +124,7 @@ def open_formulas(draw, v: ir.Vocabulary | None = None, bound: tuple[str, ...] =
     ``temporal=False`` leaves out Next/Eventually/Always/Until;
     ``quantifiers=False`` leaves out nested Exists/Forall blocks.
     """
-    v = v or VOCAB
+    v = vocab or VOCAB
     if max_depth <= 0:
         return draw(_leaf(v, bound))
     ops = ["leaf", "not", "and", "or"]
@@ -158,10 +158,10 @@ def open_formulas(draw, v: ir.Vocabulary | None = None, bound: tuple[str, ...] =
 
 
 @st.composite
-def formulas(draw, v: ir.Vocabulary | None = None, max_depth: int = 3, max_vars: int = 3,
+def formulas(draw, vocab: ir.Vocabulary | None = None, max_depth: int = 3, max_vars: int = 3,
              temporal: bool = True) -> ir.Formula:
     """A closed formula; most are a quantifier block around a random body."""
-    v = v or VOCAB
+    v = vocab or VOCAB
     if draw(st.integers(0, 4)) == 0:
         # Sometimes let the recursion decide (constants, connectives of blocks, ...).
         return draw(open_formulas(v, (), max_depth, max_vars, temporal))
@@ -171,7 +171,7 @@ def formulas(draw, v: ir.Vocabulary | None = None, max_depth: int = 3, max_vars:
 
 
 @st.composite
-def chains(draw, v: ir.Vocabulary | None = None, bound: tuple[str, ...] = ("v0",),
+def chains(draw, vocab: ir.Vocabulary | None = None, bound: tuple[str, ...] = ("v0",),
            max_events: int = 3, first_event: int = 0, element_depth: int = 1
            ) -> tuple[ir.Formula, tuple[ir.EventInfo, ...]]:
     """A tagged ``then`` chain over the ``bound`` variables, built like the lowering does.
@@ -181,7 +181,7 @@ def chains(draw, v: ir.Vocabulary | None = None, bound: tuple[str, ...] = ("v0",
     with event numbers starting at ``first_event``. Returns the formula and its
     :class:`ir.EventInfo` list. Chain elements are quantifier-free.
     """
-    v = v or VOCAB
+    v = vocab or VOCAB
     n = draw(st.integers(1, max_events))
     elems = [draw(open_formulas(v, bound, element_depth, quantifiers=False)) for _ in range(n)]
     hint = st.one_of(st.none(), st.sampled_from(((0.0, 1 / 3), (1 / 3, 2 / 3), (2 / 3, 1.0), (0.0, 1.0))))
@@ -214,10 +214,10 @@ def _event_spec(draw, v: ir.Vocabulary, max_depth: int, max_events: int) -> ir.S
     return ir.Spec("s", quant(block, body), infos)
 
 
-def specs(v: ir.Vocabulary | None = None, max_depth: int = 3, events: bool = True,
+def specs(vocab: ir.Vocabulary | None = None, max_depth: int = 3, events: bool = True,
           max_events: int = 3) -> st.SearchStrategy:
     """Specs named ``"s"``: random closed formulas, and (``events=True``) event chains."""
-    v = v or VOCAB
+    v = vocab or VOCAB
     plain = formulas(v, max_depth).map(lambda f: ir.Spec("s", f))
     if not events:
         return plain
@@ -225,7 +225,7 @@ def specs(v: ir.Vocabulary | None = None, max_depth: int = 3, events: bool = Tru
 
 
 @st.composite
-def traces(draw, v: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
+def traces(draw, vocab: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
            boolean: bool = False, presence: bool | None = None, min_T: int = 1,
            min_N: int = 1) -> Trace:
     """Random traces over the vocabulary's columns.
@@ -236,7 +236,7 @@ def traces(draw, v: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
     """
     import numpy as np
 
-    v = v or VOCAB
+    v = vocab or VOCAB
     T = draw(st.integers(min_T, max_T))
     N = draw(st.integers(min_N, max_N))
     C, P, R = len(v.categories), len(v.unary), len(v.binary)
@@ -259,7 +259,7 @@ def traces(draw, v: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
     )
 
 
-def boolean_traces(v: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
+def boolean_traces(vocab: ir.Vocabulary | None = None, max_T: int = 6, max_N: int = 4,
                    presence: bool | None = None) -> st.SearchStrategy:
     """Traces whose facts are all exactly 0 or 1 (every logic must agree with boolean)."""
-    return traces(v, max_T, max_N, boolean=True, presence=presence)
+    return traces(vocab, max_T, max_N, boolean=True, presence=presence)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stlspec import ir
 from stlspec.diagnostics import StlError
@@ -242,3 +243,23 @@ def test_vocabulary_is_an_ir_vocabulary():
     voc = ir.Vocabulary(categories=("person",), unary=(("walking", None),))
     tr = Trace.from_dict({"num_frames": 1, "tracks": [{"id": "a", "names": {"person": 1}}]}, voc)
     assert tr.binary.shape == (1, 1, 1, 0)
+
+
+_json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 40), st.floats(allow_nan=True),
+                          st.sampled_from(["man", "cup", "walking", "near", "person", ""]))
+_json = st.recursive(_json_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3),
+    st.dictionaries(st.sampled_from(["id", "names", "present", "pred", "track", "subject", "object", "frame",
+                                     "frames", "p", "person", "x"]), inner, max_size=4)), max_leaves=12)
+_documents = st.fixed_dictionaries(
+    {}, optional={"version": _json, "num_frames": st.one_of(st.integers(-1, 5), _json), "tracks": _json,
+                  "unary": _json, "binary": _json, "categories": _json})
+
+
+@settings(max_examples=150, deadline=None)
+@given(_documents, st.booleans())
+def test_fuzzed_documents_parse_or_raise_our_error(doc, with_vocab):
+    try:
+        Trace.from_dict(doc, VOCAB if with_vocab else None)
+    except StlError as e:
+        assert e.diagnostics and all(d.code.startswith("E50") for d in e.diagnostics)

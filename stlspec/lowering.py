@@ -33,24 +33,33 @@ Pass = Callable[[ast.Formula], ast.Formula]
 
 
 def map_formula(f: ast.Formula, fn: Pass) -> ast.Formula:
-    """Rebuild ``f`` bottom-up, applying ``fn`` to every node after its children."""
+    """Rebuild ``f`` bottom-up, applying ``fn`` to every node after its children.
+
+    Nodes whose children did not change are reused, not copied (``replace`` is
+    the expensive part of lowering).
+    """
     match f:
         case ast.BoolLit() | ast.Atom() | ast.VarEq():
             g = f
-        case ast.Not(arg):
-            g = replace(f, arg=map_formula(arg, fn))
-        case ast.Next(arg) | ast.Eventually(arg) | ast.Always(arg):
-            g = replace(f, arg=map_formula(arg, fn))
+        case ast.Not(arg) | ast.Next(arg) | ast.Eventually(arg) | ast.Always(arg):
+            new = map_formula(arg, fn)
+            g = f if new is arg else replace(f, arg=new)
         case ast.And(args) | ast.Or(args):
-            g = replace(f, args=tuple(map_formula(a, fn) for a in args))
+            new_args = tuple(map_formula(a, fn) for a in args)
+            g = f if all(x is y for x, y in zip(new_args, args)) else replace(f, args=new_args)
         case ast.Implies(left, right) | ast.Until(left, right) | ast.Release(left, right):
-            g = replace(f, left=map_formula(left, fn), right=map_formula(right, fn))
+            nl, nr = map_formula(left, fn), map_formula(right, fn)
+            g = f if (nl is left and nr is right) else replace(f, left=nl, right=nr)
         case ast.Quantified():
-            g = replace(f, body=map_formula(f.body, fn))
+            body = map_formula(f.body, fn)
+            g = f if body is f.body else replace(f, body=body)
         case ast.Sequence(events):
-            g = replace(f, events=tuple(replace(e, formula=map_formula(e.formula, fn)) for e in events))
+            new_f = tuple(map_formula(e.formula, fn) for e in events)
+            g = f if all(x is e.formula for x, e in zip(new_f, events)) else replace(
+                f, events=tuple(e if x is e.formula else replace(e, formula=x) for x, e in zip(new_f, events)))
         case ast.Hinted(formula):
-            g = replace(f, formula=map_formula(formula, fn))
+            new = map_formula(formula, fn)
+            g = f if new is formula else replace(f, formula=new)
         case _:  # pragma: no cover
             raise AssertionError(f"unknown AST node {f!r}")
     return fn(g)

@@ -1,0 +1,200 @@
+"""Losses: weak supervision from specs (the LASER method) and the fully supervised baseline.
+
+Weak supervision evaluates compiled specs on the model's probabilistic scene
+graph with the stlspec torch backend (:class:`SpecSupervision`) and combines
+four terms, each weighted in :class:`laser_train.config.LossWeights`:
+
+* **alignment**   ``-log v(caption spec)``: the caption's spec should hold;
+* **contrastive** ``-log (1 - v(negative))``: its negatives should not
+  (negatives from :mod:`stlspec.negatives` when available, else other videos' specs);
+* **temporal**    ``-log Σ_{t in hint} witness_e(t)``: each hinted event's witness
+  distribution should put its mass inside the hinted part of the video;
+* **semantic**    ``-log v(background spec)`` for every background-knowledge spec
+  (``configs/background.stl``, e.g. ``left_of`` is asymmetric) on every video.
+
+Values are clamped to ``[eps, 1 - eps]`` before the logarithm: the smooth logic
+may leave [0, 1] by a little, and ``log 0`` must not produce inf gradients.
+Under the product logic ``-log`` of a conjunction is the sum of the conjuncts'
+``-log`` — a well-scaled loss even for ``forall``/``always`` over many facts.
+
+The fully supervised baseline (:func:`supervised_loss`) reads the hidden scene
+graphs: cross-entropy on names, binary cross-entropy on facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "background_scale", "EPS"]
+
+EPS = 1e-6
+
+
+class SpecSupervision:
+    """Every spec a run evaluates, compiled once for the stlspec torch backend.
+
+    Spec ids are positions in :attr:`specs`. A split registers its caption
+    specs with :meth:`register` (``data.spec_ids[v]`` is then video v's caption
+    spec id); background specs are registered with :meth:`add_many`.
+    """
+
+    def __init__(self, vocabulary: Any, logic: str = "product", temperature: float = 0.1):
+        self.vocabulary = vocabulary
+        self.logic = logic
+        self.temperature = temperature
+        self.specs: list[Any] = []
+        self._index: dict[int, int] = {}  # id(spec object) -> spec id, so shared specs compile once
+        self._compiled: dict[str, tuple[int, Any]] = {}  # logic -> (number of specs compiled, evaluator)
+
+    def add(self, spec: Any) -> int:
+        key = id(spec)
+        if key not in self._index:
+            self._index[key] = len(self.specs)
+            self.specs.append(spec)
+        return self._index[key]
+
+    def add_many(self, specs: Sequence[Any]) -> list[int]:
+        return [self.add(s) for s in specs]
+
+    def register(self, data: Any) -> None:
+        data.spec_ids = self.add_many(data.specs)
+
+    @staticmethod
+    def positive_id(data: Any, v: int) -> int:
+        return data.spec_ids[v]
+
+    def evaluator(self, logic: str | None = None):
+        """The torch evaluator for all registered specs (recompiled only when specs were added)."""
+        from stlspec.backends.torch import Columns, compile_specs
+
+        logic = logic or self.logic
+        n, ev = self._compiled.get(logic, (0, None))
+        if ev is None or n != len(self.specs):
+            opts = {"temperature": self.temperature} if logic == "smooth" else {}
+            ev = compile_specs(tuple(self.specs), Columns.from_vocabulary(self.vocabulary), logic=logic, **opts)
+            self._compiled[logic] = (len(self.specs), ev)
+        return ev
+
+    def evaluate(self, names, unary, binary, frame_mask, track_mask, present, spec_ids, video_ids,
+                 logic: str | None = None, witnesses: bool = True):
+        """Evaluate ``spec_ids[k]`` on video ``video_ids[k]`` of the batch; returns the backend's EvalOutput."""
+        from stlspec.backends.torch import SceneGraphBatch
+
+        batch = SceneGraphBatch(names=names, unary=unary, binary=binary, frame_mask=frame_mask,
+                                track_mask=track_mask, present=present)
+        return self.evaluator(logic)(batch, spec_ids=list(spec_ids), video_ids=list(video_ids),
+                                     witnesses=witnesses)
+
+
+def hint_mask(hints: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """``[K, E, T]`` bool: frame t lies inside event e's hint ``[lo, hi]`` (fractions of the video).
+
+    The fraction window maps to frames ``[ceil(lo·(L−1)), floor(hi·(L−1))]`` as
+    :meth:`stlspec.ir.Window.frames` does, for each video's own length L.
+    """
+    span = (lengths - 1).clamp_min(0).double()[:, None, None]  # [K, 1, 1]
+    t = torch.arange(T, dtype=torch.float64)[None, None, :]
+    lo = torch.ceil(hints[..., 0:1].double() * span - 1e-9)
+    hi = torch.floor(hints[..., 1:2].double() * span + 1e-9)
+    return (t >= lo) & (t <= hi) & (t < lengths[:, None, None])
+
+
+@dataclass
+class WeakBatch:
+    """The spec work for one training batch, prepared by the trainer (no tensors from the model)."""
+
+    spec_ids: list[int]  # positives, then negatives, then background specs
+    video_ids: list[int]
+    kinds: torch.Tensor  # [K] 0 = positive, 1 = negative, 2 = background
+    hints: torch.Tensor  # [K, E, 2] hint intervals (positives; zeros elsewhere)
+    has_hint: torch.Tensor  # [K, E] bool
+
+
+def _nll(v: torch.Tensor) -> torch.Tensor:
+    return -torch.log(v.clamp(EPS, 1 - EPS))
+
+
+def _log_terms(spec: Any) -> int:
+    """Variables bound by the spec's leading ``forall`` blocks (for :func:`background_scale`)."""
+    from stlspec import ir
+
+    f, q = spec.formula, 0
+    while isinstance(f, ir.Forall):
+        q += len(f.vars)
+        f = f.body
+    return q
+
+
+def background_scale(spec: Any, frames: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
+    """How many (frame, assignment) facts a ``forall ... always`` spec multiplies together, per video.
+
+    The semantic term divides ``-log v`` by this count, so that it is the mean
+    per-fact log-loss (under the product logic) instead of a sum that grows with
+    ``T · N^q`` and would drown the other terms.
+    """
+    q = _log_terms(spec)
+    count = frames.double().clone()
+    for i in range(q):
+        count = count * (tracks - i).clamp_min(1).double()
+    return count.clamp_min(1.0).to(torch.float32)
+
+
+def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
+              work: WeakBatch, weights: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weighted sum of the four weak-supervision terms, and each (unweighted) term.
+
+    Positives are evaluated with witnesses (for the temporal term); negatives and
+    background specs without, which skips the backend's pinned evaluations.
+    """
+    names, unary, binary = probs
+    fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
+    pos = (work.kinds == 0).nonzero().flatten()
+    rest = (work.kinds != 0).nonzero().flatten()
+    sid, vid = torch.tensor(work.spec_ids), torch.tensor(work.video_ids)
+    want_w = bool(weights.temporal) and bool(work.has_hint.any())
+    out = supervision.evaluate(names, unary, binary, fm, tm, present, sid[pos].tolist(), vid[pos].tolist(),
+                               witnesses=want_w)
+    zero = names.sum() * 0
+    terms: dict[str, torch.Tensor] = {"alignment": _nll(out.values).mean() if len(pos) else zero}
+    terms["temporal"] = zero
+    if want_w:
+        use = work.has_hint[pos] & out.event_mask
+        if use.any():
+            lengths = fm.sum(1)[vid[pos]]
+            inside = hint_mask(work.hints[pos], lengths, out.witnesses.shape[-1])
+            mass = (out.witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
+            terms["temporal"] = _nll(mass[use]).mean()
+    terms["contrastive"] = terms["semantic"] = zero
+    if len(rest):
+        other = supervision.evaluate(names, unary, binary, fm, tm, present, sid[rest].tolist(),
+                                     vid[rest].tolist(), witnesses=False).values
+        kinds = work.kinds[rest]
+        if (kinds == 1).any():
+            terms["contrastive"] = _nll(1 - other[kinds == 1]).mean()
+        bg = kinds == 2
+        if bg.any():
+            v_ids = vid[rest][bg]
+            scale = torch.stack([background_scale(supervision.specs[int(s)], fm.sum(1)[v], tm.sum(1)[v])
+                                 for s, v in zip(sid[rest][bg].tolist(), v_ids.tolist())])
+            terms["semantic"] = (_nll(other[bg]) / scale).mean()
+    total = sum(getattr(weights, k) * t for k, t in terms.items())
+    return total, terms
+
+
+def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...]
+                    ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on names and binary cross-entropy on unary/binary facts of the hidden scene graph."""
+    gt_names, gt_unary, gt_binary = gt
+    present = batch["present"]
+    tracks = present.any(1)
+    pairs = present[:, :, :, None] & present[:, :, None, :] & ~torch.eye(present.shape[-1], dtype=torch.bool)
+    terms = {
+        "names": F.cross_entropy(scores.names[tracks], gt_names[tracks].argmax(-1)),
+        "unary": F.binary_cross_entropy_with_logits(scores.unary[present], gt_unary[present]),
+        "binary": F.binary_cross_entropy_with_logits(scores.binary[pairs], gt_binary[pairs]),
+    }
+    return sum(terms.values()), terms

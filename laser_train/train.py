@@ -1,0 +1,343 @@
+"""The trainer: ``prepare`` (data + specs, once), ``train_one_epoch``, ``evaluate``, ``main(cfg)``.
+
+One training run ("variant") trains one model from scratch on one prepared
+:class:`Setup`:
+
+* ``weak``           specs only: alignment + contrastive + temporal + semantic losses;
+* ``full``           the hidden ground-truth scene graphs (the upper bound);
+* ``no_<term>``      ``weak`` with one loss term's weight set to 0 (the ablation);
+* ``untrained``      no training at all (the model at initialisation).
+
+Determinism: the model is initialised from ``train.seed``; epoch ``e`` shuffles
+with a generator seeded by ``(seed, e)`` and samples negatives with
+``numpy.random.default_rng([seed, e])``. No other state crosses an epoch, so
+resuming from the checkpoint written after epoch ``e`` replays epochs ``e+1...``
+exactly as the uninterrupted run would (on the same machine and thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from laser_train.checkpoint import load_checkpoint, save_checkpoint
+from laser_train.config import LOSS_TERMS, ExperimentConfig, to_dict
+from laser_train.data.loader import VideoTensors
+from laser_train.losses import SpecSupervision, WeakBatch, supervised_loss, weak_loss
+
+__all__ = ["Setup", "prepare", "variant_config", "train_one_epoch", "evaluate", "main", "VARIANTS"]
+
+VARIANTS = ("weak", "full", "untrained") + tuple(f"no_{t}" for t in LOSS_TERMS)
+
+
+# ---------------------------------------------------------------------------------------------- setup
+
+
+@dataclass
+class Setup:
+    """Everything a run needs that does not depend on the variant: data, compiled specs, negatives."""
+
+    cfg: ExperimentConfig
+    root: Path
+    vocabulary: Any
+    train: VideoTensors
+    test: VideoTensors
+    supervision: SpecSupervision
+    background_ids: list[int]
+    train_negative_pool: list[list[int]]  # per train video: generated negatives (empty: use other videos)
+    test_negatives: list[list[int]]  # per test video: the fixed negatives of the spec accuracy
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def synthetic_cache_dir(cfg: ExperimentConfig) -> Path:
+    """Where the synthetic world for ``cfg.data`` is written: next to the run directories, keyed by its settings."""
+    d = cfg.data
+    key = (f"synthetic-s{d.seed}-{d.num_train}-{d.num_test}-f{d.num_frames}-i{d.image_size}"
+           f"-o{d.min_objects}{d.max_objects}")
+    return Path(cfg.run.out).parent / "data" / key
+
+
+def ensure_dataset(cfg: ExperimentConfig, progress: bool = False) -> Path:
+    """The dataset directory: ``data.path``, or the synthetic world (generated on first use)."""
+    if cfg.data.path:
+        return Path(cfg.data.path)
+    from laser_train.data.synthetic import write_dataset
+
+    root = synthetic_cache_dir(cfg)
+    if not (root / "synthetic.json").exists():  # written last: its presence means the dataset is complete
+        d = cfg.data
+        write_dataset(root, seed=d.seed, num_train=d.num_train, num_test=d.num_test, num_frames=d.num_frames,
+                      image_size=d.image_size, min_objects=d.min_objects, max_objects=d.max_objects,
+                      progress=progress)
+    return root
+
+
+def load_background(spec: str, vocabulary: Any) -> list[Any]:
+    """Background-knowledge specs: ``builtin:NAME`` (a file in ``laser_train/configs``), a path, or ``""``."""
+    import stlspec
+
+    if not spec:
+        return []
+    if spec.startswith("builtin:"):
+        path = Path(__file__).parent / "configs" / spec.split(":", 1)[1]
+    else:
+        path = Path(spec)
+    return list(stlspec.compile_text(path.read_text(encoding="utf-8"), vocabulary=vocabulary,
+                                     path=str(path)).specs)
+
+
+def _generated_negatives(specs: list[Any], vocabulary: Any, count: int, seed: int) -> list[list[Any]] | None:
+    """Negatives from :mod:`stlspec.negatives`, or None when the module is not available."""
+    try:
+        from stlspec import negatives as neg_mod  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    out = []
+    for i, s in enumerate(specs):
+        out.append(list(neg_mod.negatives(s, vocabulary, count=count, seed=seed * 1_000_003 + i)))
+    return out
+
+
+def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
+    """Load (or generate) the data, compile every spec once, fix the evaluation negatives."""
+    from laser_train.data.format import validate_dataset
+    from laser_train.data.loader import load_split
+
+    t0 = time.perf_counter()
+    root = ensure_dataset(cfg, progress)
+    t1 = time.perf_counter()
+    ds = validate_dataset(root, skip_invalid=cfg.data.skip_invalid)
+    for p in ds.skipped:
+        print(f"skipped: {p}")
+    train = load_split(ds, "train", cfg.data.crop_size, progress)
+    test_split = "test" if ds.split("test") else "val"
+    test = load_split(ds, test_split, cfg.data.crop_size, progress)
+    t2 = time.perf_counter()
+    sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
+    sup.register(train)
+    sup.register(test)
+    background_ids = sup.add_many(load_background(cfg.data.background, ds.vocabulary))
+    k = cfg.loss.num_negatives
+    mode = cfg.loss.negatives
+    pool: list[list[int]] = [[] for _ in range(len(train))]
+    test_negs: list[list[int]] = [[] for _ in range(len(test))]
+    for data, target in ((train, pool), (test, test_negs)):
+        for v, negs in enumerate(data.negatives):  # negatives written in the manifest always count
+            target[v].extend(sup.add_many(negs))
+    if mode in ("auto", "generator"):
+        gen_train = _generated_negatives(train.specs, ds.vocabulary, 2 * k, cfg.data.seed)
+        gen_test = _generated_negatives(test.specs, ds.vocabulary, k, cfg.data.seed + 1)
+        if gen_train is None and mode == "generator":
+            raise RuntimeError("loss.negatives=generator but stlspec.negatives is not available")
+        if gen_train is not None:
+            for v, negs in enumerate(gen_train):
+                pool[v].extend(sup.add_many(negs))
+            for v, negs in enumerate(gen_test):
+                test_negs[v].extend(sup.add_many(negs))
+    rng = np.random.default_rng([cfg.data.seed, 7])
+    for v in range(len(test)):  # evaluation negatives: other held-out captions, fixed per setup
+        if not test_negs[v]:
+            others = (v + 1 + rng.choice(len(test) - 1, size=min(k, len(test) - 1), replace=False)) % len(test)
+            test_negs[v] = [test.spec_ids[int(o)] for o in others]
+    sup.evaluator()  # compile now, so that the training timings measure training
+    t3 = time.perf_counter()
+    timings = {"data_generate_s": t1 - t0, "data_load_s": t2 - t1, "spec_compile_s": t3 - t2}
+    return Setup(cfg, root, ds.vocabulary, train, test, sup, background_ids, pool, test_negs, timings)
+
+
+# ---------------------------------------------------------------------------------------------- variants
+
+
+def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
+    """A copy of ``cfg`` with the loss settings of ``variant``."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    out = copy.deepcopy(cfg)
+    if variant == "full":
+        out.loss.supervision = "full"
+    elif variant.startswith("no_"):
+        setattr(out.loss.weights, variant[3:], 0.0)
+    elif variant == "untrained":
+        out.train.epochs = 0
+    return out
+
+
+def build(cfg: ExperimentConfig, setup: Setup, steps_per_epoch: int):
+    from laser_train.model import build_model
+
+    torch.manual_seed(cfg.train.seed)
+    voc = setup.vocabulary
+    model = build_model(cfg.model, len(voc.categories), len(voc.unary), len(voc.binary), cfg.data.crop_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    total = max(1, cfg.train.epochs * steps_per_epoch)
+    if cfg.train.lr_schedule == "cosine":
+        lam = lambda step: 0.5 * (1 + np.cos(np.pi * min(step, total) / total))  # noqa: E731
+    elif cfg.train.lr_schedule == "constant":
+        lam = lambda step: 1.0  # noqa: E731
+    else:
+        raise ValueError(f"unknown lr_schedule {cfg.train.lr_schedule!r} (cosine, constant)")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
+    return model, opt, sched
+
+
+def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np.random.Generator) -> WeakBatch:
+    """Which (spec, video) pairs a batch evaluates: positives, negatives, background specs."""
+    train = setup.train
+    V, k = len(train), cfg.loss.num_negatives
+    spec_ids, video_ids, kinds = [], [], []
+    idx = index.tolist()
+    for j, v in enumerate(idx):
+        spec_ids.append(train.spec_ids[v])
+        video_ids.append(j)
+        kinds.append(0)
+    if k and cfg.loss.weights.contrastive:
+        for j, v in enumerate(idx):
+            pool = setup.train_negative_pool[v]
+            if pool:
+                chosen = [pool[int(i)] for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False)]
+            else:  # other training videos' captions
+                chosen = [train.spec_ids[int((v + 1 + o) % V)] for o in rng.choice(V - 1, size=k, replace=False)]
+            spec_ids.extend(chosen)
+            video_ids.extend([j] * len(chosen))
+            kinds.extend([1] * len(chosen))
+    if cfg.loss.weights.semantic:
+        for j in range(len(idx)):
+            spec_ids.extend(setup.background_ids)
+            video_ids.extend([j] * len(setup.background_ids))
+            kinds.extend([2] * len(setup.background_ids))
+    E = max((len(s.events) for s in setup.supervision.specs), default=0) or 1
+    hints = torch.zeros(len(spec_ids), E, 2)
+    has = torch.zeros(len(spec_ids), E, dtype=torch.bool)
+    for row, (sid, kind) in enumerate(zip(spec_ids, kinds)):
+        if kind != 0:
+            continue
+        for e, info in enumerate(setup.supervision.specs[sid].events):
+            if info.hint is not None:
+                hints[row, e] = torch.tensor(info.hint)
+                has[row, e] = True
+    return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), hints, has)
+
+
+# ---------------------------------------------------------------------------------------------- loop
+
+
+def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentConfig, epoch: int,
+                    progress: bool = False, desc: str = "") -> dict[str, Any]:
+    """One pass over the training videos; returns mean losses, per-step totals and a time breakdown."""
+    train = setup.train
+    gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
+    rng = np.random.default_rng([cfg.train.seed, epoch])
+    order = torch.randperm(len(train), generator=gen)
+    bs = cfg.train.batch_size
+    steps = range(0, len(train), bs)
+    if progress:
+        from tqdm import tqdm
+
+        steps = tqdm(steps, desc=desc or f"epoch {epoch + 1}", unit="step", leave=False)
+    sums: dict[str, float] = {}
+    step_losses: list[float] = []
+    t_model = t_spec = 0.0
+    t_start = time.perf_counter()
+    model.train()
+    full = cfg.loss.supervision == "full"
+    for s in steps:
+        index = order[s:s + bs]
+        batch = train.batch(index)
+        t0 = time.perf_counter()
+        scores = model(batch)
+        t1 = time.perf_counter()
+        if full:
+            loss, terms = supervised_loss(scores, batch, (train.gt_names[index], train.gt_unary[index],
+                                                          train.gt_binary[index]))
+            t2 = time.perf_counter()
+        else:
+            work = _weak_work(setup, cfg, index, rng)
+            loss, terms = weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights)
+            t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        t3 = time.perf_counter()
+        t_model += t1 - t0
+        t_spec += t2 - t1
+        step_losses.append(float(loss.detach()))
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        if progress and hasattr(steps, "set_postfix"):
+            steps.set_postfix(loss=f"{step_losses[-1]:.3f}")
+    n = max(len(step_losses), 1)
+    return {"epoch": epoch + 1, "loss": sum(step_losses) / n, "terms": {k: v / n for k, v in sums.items()},
+            "step_losses": step_losses, "time_s": time.perf_counter() - t_start,
+            "forward_model_s": t_model, "loss_s": t_spec, "lr": scheduler.get_last_lr()[0]}
+
+
+def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoTensors | None = None,
+             negatives: list[list[int]] | None = None) -> dict[str, float]:
+    """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy."""
+    from laser_train.evaluate import binarize, predict, scene_graph_metrics, spec_accuracy
+
+    data = data if data is not None else setup.test
+    negatives = negatives if negatives is not None else setup.test_negatives
+    pred = predict(model, data)
+    metrics: dict[str, float] = {}
+    if data.has_ground_truth:
+        metrics.update(scene_graph_metrics(pred, data, cfg.eval.ks))
+    metrics["spec_accuracy"] = spec_accuracy(setup.supervision, binarize(pred), data, negatives)
+    return metrics
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def main(cfg: ExperimentConfig, variant: str = "weak", out_dir: str | Path | None = None,
+         setup: Setup | None = None, resume: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Train one variant (checkpointing after every epoch) and evaluate it; returns history and metrics.
+
+    With ``resume`` and an existing checkpoint in ``out_dir``, training continues after the
+    last finished epoch; a finished run is only re-evaluated.
+    """
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    progress = cfg.train.progress if progress is None else progress
+    setup = setup or prepare(cfg, progress)
+    vcfg = variant_config(cfg, variant)
+    steps_per_epoch = -(-len(setup.train) // vcfg.train.batch_size)
+    model, opt, sched = build(vcfg, setup, steps_per_epoch)
+    history: list[dict] = []
+    start = 0
+    ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        history, start = state["history"], state["epoch"]
+    config = to_dict(vcfg)
+    for epoch in range(start, vcfg.train.epochs):
+        desc = f"{variant} {epoch + 1}/{vcfg.train.epochs}"
+        history.append(train_one_epoch(model, opt, sched, setup, vcfg, epoch, progress, desc))
+        if ckpt is not None:
+            save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=epoch + 1, config=config,
+                            history=history, extra={"variant": variant, "dataset": str(setup.root)})
+    if ckpt is not None and not ckpt.exists():  # e.g. "untrained": still leave a loadable checkpoint
+        save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=0, config=config,
+                        history=history, extra={"variant": variant, "dataset": str(setup.root)})
+    metrics = evaluate(model, setup, vcfg)
+    result = {"variant": variant, "metrics": metrics, "history": history,
+              "train_time_s": sum(h["time_s"] for h in history)}
+    if out_dir is not None:
+        (Path(out_dir) / "metrics.json").write_text(json.dumps(
+            {k: v for k, v in result.items() if k != "history"}, indent=2) + "\n", encoding="utf-8")
+    result["model"] = model
+    return result

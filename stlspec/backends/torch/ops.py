@@ -1,0 +1,394 @@
+"""Vectorized logic and temporal operators on batched truth tensors.
+
+Every truth tensor has the layout ``[K, Q, *vars, T]``: ``K`` instances (a spec
+on a video), ``Q`` pinned frames for witnesses (1 when nothing is pinned), one
+dimension per variable in scope (size 1 where the value does not depend on the
+variable) and time last. Per-instance integers (frame counts ``T_b``, window
+bounds) are ``[K]`` tensors and broadcast over the rest.
+
+The semantics are those of :mod:`stlspec.backends.reference` (the oracle):
+a temporal operator at ``t`` ranges over ``W(t) = [t+lo, t+hi] ∩ [0, T_b)``; an
+empty ``W(t)`` makes ``eventually``/``until`` 0 and ``always`` 1, and no
+"phantom" false operand is folded in past the end of the trace (which matters for
+``smooth`` only).
+
+How time is vectorized, and why it is exact:
+
+* ``eventually``/``always`` are folds of an associative, commutative operator in a
+  transformed space (max/min for ``godel``; products of ``1−x`` or ``x`` for
+  ``product``; log-sum-exp of ``±x/τ`` for ``smooth``). Unbounded windows use one
+  reversed cumulative op (``cummax``, ``cumprod``, ``logcumsumexp``); bounded
+  windows use a doubling table (``log2 T`` levels) and the binary decomposition
+  of each instance's window length, so no ``T × T`` tensor is ever built and
+  windows may differ per instance (fraction windows depend on ``T_b``).
+* ``until`` is the backward recursion ``u(t) = ψ(t) ∨ (φ(t) ∧ u(t+1))``: each
+  position is a map ``x ↦ ψ ∨ (φ ∧ x)`` and the value at ``t`` is a composition of
+  maps applied to ``ψ`` at the window's last position. The maps form a monoid
+  closed under composition in every logic: ``x ↦ max(a, min(b, x))`` for godel,
+  affine maps ``x ↦ a + b·x`` for product, and for smooth Möbius maps of
+  ``X = e^{x/τ}`` (``X ↦ Ψ + ΦX/(Φ+X)``), i.e. 2×2 matrices kept in log space and
+  renormalised after each product. Compositions over ranges use the same
+  doubling table, so until is exact (no approximation) with ``O(log T)`` steps.
+* Products are computed directly (not as ``exp Σ log``): multiplication has finite
+  gradients at exactly 0 and 1 and underflow only rounds towards the true, tiny
+  value. Log space is used where sums of exponentials appear (``smooth``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import torch
+
+from stlspec.logics import BOOLEAN_THRESHOLD
+
+__all__ = ["TorchLogic", "next_", "eventually", "always", "until", "quantify"]
+
+#: Stand-in for log(0) in log-space folds: finite, so gradients stay finite.
+BIG = 1e30
+
+
+def bk(x: torch.Tensor, ndim: int) -> torch.Tensor:
+    """A ``[K]`` or ``[K, T]`` tensor viewed to broadcast against ``[K, Q, *vars, T]`` of ``ndim`` dims."""
+    if x.dim() == 1:
+        return x.view(-1, *([1] * (ndim - 1)))
+    return x.view(x.shape[0], *([1] * (ndim - 2)), x.shape[-1])
+
+
+class TorchLogic:
+    """The ∧/∨/¬ of one logic on tensors (``boolean``, ``godel``, ``product``, ``smooth``)."""
+
+    def __init__(self, name: str, temperature: float = 0.1):
+        if name not in ("boolean", "godel", "product", "smooth"):
+            raise ValueError(name)
+        self.name = name
+        self.tau = float(temperature)
+        self.minmax = name in ("boolean", "godel")
+
+    def atom(self, p: torch.Tensor) -> torch.Tensor:
+        if self.name == "boolean":
+            return (p >= BOOLEAN_THRESHOLD).to(p.dtype)
+        return p
+
+    def not_(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.0 - x
+
+    def and_(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(xs) == 1:
+            return xs[0]
+        if self.minmax:
+            return functools.reduce(torch.minimum, xs)
+        if self.name == "product":
+            return functools.reduce(torch.mul, xs)
+        ys = torch.broadcast_tensors(*xs)
+        return -self.tau * torch.logsumexp(torch.stack(ys) / -self.tau, dim=0)
+
+    def or_(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
+        if len(xs) == 1:
+            return xs[0]
+        if self.minmax:
+            return functools.reduce(torch.maximum, xs)
+        if self.name == "product":
+            return 1.0 - functools.reduce(torch.mul, [1.0 - x for x in xs])
+        ys = torch.broadcast_tensors(*xs)
+        return self.tau * torch.logsumexp(torch.stack(ys) / self.tau, dim=0)
+
+    # -- folds in a transformed space: (to, op, identity, back)
+
+    def fold_space(self, disjunction: bool):
+        """How to fold ∨ (or ∧) as an associative op in a space with an identity element."""
+        tau = self.tau
+        if self.minmax:
+            if disjunction:  # godel values lie in [0, 1], so 0 is max's identity
+                return (lambda x: x), torch.maximum, 0.0, (lambda y: y)
+            return (lambda x: x), torch.minimum, 1.0, (lambda y: y)
+        if self.name == "product":
+            if disjunction:
+                return (lambda x: 1.0 - x), torch.mul, 1.0, (lambda y: 1.0 - y)
+            return (lambda x: x), torch.mul, 1.0, (lambda y: y)
+        if disjunction:
+            return (lambda x: x / tau), torch.logaddexp, -BIG, (lambda y: tau * y)
+        return (lambda x: -x / tau), torch.logaddexp, -BIG, (lambda y: -tau * y)
+
+
+# ---------------------------------------------------------------------- time helpers
+
+
+def _time_index(T: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(T, device=device)
+
+
+def _shift(x: torch.Tensor, k: int, fill: float) -> torch.Tensor:
+    """``y[..., t] = x[..., t + k]`` (``fill`` past the end of the tensor)."""
+    if k == 0:
+        return x
+    T = x.shape[-1]
+    if k >= T:
+        return torch.full_like(x, fill)
+    pad = torch.full((*x.shape[:-1], k), fill, dtype=x.dtype, device=x.device)
+    return torch.cat([x[..., k:], pad], dim=-1)
+
+
+def _gather_time(x: torch.Tensor, pos: torch.Tensor, fill: float) -> torch.Tensor:
+    """``y[k, ..., t] = x[k, ..., pos[k, t]]``; ``fill`` where ``pos`` is outside ``[0, T)``."""
+    T = x.shape[-1]
+    ok = (pos >= 0) & (pos < T)
+    idx = bk(pos.clamp(0, T - 1), x.dim()).expand(*x.shape[:-1], T)
+    y = torch.gather(x, -1, idx)
+    return torch.where(bk(ok, x.dim()), y, torch.full((), fill, dtype=x.dtype, device=x.device))
+
+
+def _mask_frames(x: torch.Tensor, T_b: torch.Tensor, fill: float) -> torch.Tensor:
+    """Replace values at padded frames ``t >= T_b`` by ``fill``."""
+    t = _time_index(x.shape[-1], x.device)
+    valid = bk(t[None, :] < T_b[:, None], x.dim())
+    return torch.where(valid, x, torch.full((), fill, dtype=x.dtype, device=x.device))
+
+
+def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool) -> torch.Tensor:
+    """``next φ``: φ at ``t+1`` if ``t+1 < T_b``, else 0 (strong) or 1 (weak)."""
+    fill = 1.0 if weak else 0.0
+    y = _shift(x, 1, fill)
+    t = _time_index(x.shape[-1], x.device)
+    inside = bk(t[None, :] + 1 < T_b[:, None], x.dim())
+    return torch.where(inside, y, torch.full((), fill, dtype=x.dtype, device=x.device))
+
+
+# ---------------------------------------------------------------------- windowed folds
+
+
+def _doubling(x: torch.Tensor, op, identity, levels: int, compose_shift) -> list:
+    """``P_0 = x``, ``P_{j+1}(t) = op(P_j(t), P_j(t + 2^j))`` (identity past the end)."""
+    table = [x]
+    for j in range(levels - 1):
+        table.append(op(table[-1], compose_shift(table[-1], 1 << j, identity)))
+    return table
+
+
+def _levels(T: int) -> int:
+    return max(1, int(T).bit_length())
+
+
+def _range_fold(table: list, op, identity, start: torch.Tensor, length: torch.Tensor, like: torch.Tensor,
+                gather) -> object:
+    """Fold of positions ``[start, start + length)`` (per ``[K, T]``) via the doubling table."""
+    acc = identity(like)
+    pos = start
+    for j, level in enumerate(table):
+        bit = (length >> j) & 1
+        step = gather(level, pos)
+        acc = _where_tree(bk(bit.bool(), like.dim()), op(acc, step), acc)
+        pos = pos + bit * (1 << j)
+    return acc
+
+
+def _where_tree(cond, a, b):
+    if isinstance(a, tuple):
+        return tuple(torch.where(cond, x, y) for x, y in zip(a, b))
+    return torch.where(cond, a, b)
+
+
+def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch.Tensor | None,
+                hi: torch.Tensor | None, T_b: torch.Tensor) -> torch.Tensor:
+    """``∨`` (or ``∧``) of ``x`` over ``W(t) = [t+lo, t+hi] ∩ [0, T_b)``.
+
+    ``lo``/``hi`` are ``[K]`` frame offsets; ``lo=None`` means 0 for every
+    instance and ``hi=None`` unbounded (known when the plan is built, so the
+    common cases need no per-instance gathers). An empty ``W(t)`` gives 0 for ∨
+    and 1 for ∧.
+    """
+    to, op, e, back = logic.fold_space(disjunction)
+    T = x.shape[-1]
+    z = _mask_frames(to(x), T_b, e)
+    t = _time_index(T, x.device)[None, :]
+    start = t if lo is None else t + lo[:, None]  # [K, T] (or [1, T])
+    if hi is None:
+        # One reversed cumulative op, then read the suffix fold at t + lo.
+        zr = z.flip(-1)
+        if logic.minmax:
+            s = (zr.cummax(-1) if disjunction else zr.cummin(-1)).values
+        elif logic.name == "product":
+            s = zr.cumprod(-1)
+        else:
+            s = zr.logcumsumexp(-1)
+        s = s.flip(-1)
+        y = s if lo is None else _gather_time(s, start, e)
+        nonempty = start <= T_b[:, None] - 1
+    else:
+        end = torch.minimum(t + hi[:, None], T_b[:, None] - 1)  # inclusive
+        length = (end - start + 1).clamp_min(0)
+        table = _doubling(z, op, e, _levels(T), _shift)
+        y = _range_fold(table, op, lambda like: torch.full_like(like, e), start.expand_as(length), length, z,
+                        lambda level, pos: _gather_time(level, pos, e))
+        nonempty = length > 0
+    empty_value = 0.0 if disjunction else 1.0
+    return torch.where(bk(nonempty, x.dim()), back(y), torch.full((), empty_value, dtype=x.dtype, device=x.device))
+
+
+def eventually(x, logic, lo, hi, T_b):
+    return window_fold(x, logic, True, lo, hi, T_b)
+
+
+def always(x, logic, lo, hi, T_b):
+    return window_fold(x, logic, False, lo, hi, T_b)
+
+
+# ---------------------------------------------------------------------- until as a scan of maps
+
+
+class _Maps:
+    """The monoid of maps ``x ↦ ψ ∨ (φ ∧ x)`` of one logic, with composition ``f ∘ g``."""
+
+    def __init__(self, logic: TorchLogic):
+        self.logic = logic
+
+    def f(self, phi, psi):
+        """The map ``x ↦ ψ ∨ (φ ∧ x)``."""
+        L = self.logic
+        if L.minmax:
+            return (psi, phi)  # max(a, min(b, x))
+        if L.name == "product":
+            return (psi, (1.0 - psi) * phi)  # a + b·x
+        u, v = psi / L.tau, phi / L.tau
+        # X ↦ ((Ψ+Φ)X + ΨΦ) / (X + Φ), X = e^{x/τ}; entries in log space.
+        return (torch.logaddexp(u, v), u + v, torch.zeros_like(v), v)
+
+    def g(self, phi):
+        """The map ``x ↦ φ ∧ x``."""
+        L = self.logic
+        if L.minmax:
+            return (torch.zeros_like(phi), phi)
+        if L.name == "product":
+            return (torch.zeros_like(phi), phi)
+        v = phi / L.tau
+        return (v, torch.full_like(v, -BIG), torch.zeros_like(v), v)
+
+    def identity(self, like):
+        L = self.logic
+        z, o = torch.zeros_like(like), torch.ones_like(like)
+        if L.minmax or L.name == "product":
+            return (z, o)
+        nb = torch.full_like(like, -BIG)
+        return (z, nb, nb, z)
+
+    def identity_value(self):
+        L = self.logic
+        return (0.0, 1.0) if (L.minmax or L.name == "product") else (0.0, -BIG, -BIG, 0.0)
+
+    def compose(self, m1, m2):
+        """``m1 ∘ m2`` (apply ``m2`` first)."""
+        L = self.logic
+        if L.minmax:
+            a1, b1 = m1
+            a2, b2 = m2
+            return (torch.maximum(a1, torch.minimum(b1, a2)), torch.minimum(b1, b2))
+        if L.name == "product":
+            a1, b1 = m1
+            a2, b2 = m2
+            return (a1 + b1 * a2, b1 * b2)
+        p1, q1, r1, s1 = m1
+        p2, q2, r2, s2 = m2
+        p = torch.logaddexp(p1 + p2, q1 + r2)
+        q = torch.logaddexp(p1 + q2, q1 + s2)
+        r = torch.logaddexp(r1 + p2, s1 + r2)
+        s = torch.logaddexp(r1 + q2, s1 + s2)
+        # Projective: rescale so the largest entry is 0 (keeps log entries bounded).
+        m = torch.maximum(torch.maximum(p, q), torch.maximum(r, s)).detach()
+        return (p - m, q - m, r - m, s - m)
+
+    def apply(self, m, x):
+        L = self.logic
+        if L.minmax:
+            a, b = m
+            return torch.maximum(a, torch.minimum(b, x))
+        if L.name == "product":
+            a, b = m
+            return a + b * x
+        p, q, r, s = m
+        lx = x / L.tau
+        return L.tau * (torch.logaddexp(p + lx, q) - torch.logaddexp(r + lx, s))
+
+
+def _shift_maps(maps: _Maps):
+    ident = maps.identity_value()
+
+    def shift(m, k, _identity):
+        return tuple(_shift(c, k, v) for c, v in zip(m, ident))
+    return shift
+
+
+def _gather_maps(maps: _Maps):
+    ident = maps.identity_value()
+
+    def gather(m, pos):
+        return tuple(_gather_time(c, pos, v) for c, v in zip(m, ident))
+    return gather
+
+
+def until(phi: torch.Tensor, psi: torch.Tensor, logic: TorchLogic, lo: torch.Tensor | None,
+          hi: torch.Tensor | None, T_b: torch.Tensor) -> torch.Tensor:
+    """``φ until[lo, hi] ψ`` exactly as the reference unfolds it.
+
+    With ``W(t)`` non-empty and ``e = min(t+hi, T_b−1)``: the value is
+    ``g_t ∘ … ∘ g_{t+lo−1} ∘ f_{t+lo} ∘ … ∘ f_{e−1} (ψ(e))`` with ``g_s(x) = φ(s) ∧ x``
+    and ``f_s(x) = ψ(s) ∨ (φ(s) ∧ x)``; an empty ``W(t)`` gives 0. ``lo=None``
+    means 0 and ``hi=None`` unbounded, as in :func:`window_fold`.
+    """
+    phi, psi = torch.broadcast_tensors(phi, psi)
+    maps = _Maps(logic)
+    T = phi.shape[-1]
+    t = _time_index(T, phi.device)[None, :]
+    last = T_b[:, None] - 1
+    start = (t if lo is None else t + lo[:, None]).expand(last.shape[0], T)
+    end = last.expand_as(start) if hi is None else torch.minimum(t + hi[:, None], last)  # e, inclusive
+    nonempty = start <= end
+    levels = _levels(T)
+    shift, gather = _shift_maps(maps), _gather_maps(maps)
+    f_table = _doubling(maps.f(phi, psi), maps.compose, None, levels, shift)
+    m = _range_fold(f_table, maps.compose, maps.identity, start, (end - start).clamp_min(0), phi, gather)
+    if lo is not None:
+        g_table = _doubling(maps.g(phi), maps.compose, None, levels, shift)
+        mg = _range_fold(g_table, maps.compose, maps.identity, t.expand_as(start),
+                         lo[:, None].expand_as(start), phi, gather)
+        m = maps.compose(mg, m)
+    base = _gather_time(psi, end.clamp_min(0), 0.0)
+    y = maps.apply(m, base)
+    return torch.where(bk(nonempty, phi.dim()), y, torch.zeros((), dtype=phi.dtype, device=phi.device))
+
+
+# ---------------------------------------------------------------------- quantifiers
+
+
+def quantify(body: torch.Tensor, logic: TorchLogic, existential: bool, cats: Sequence[torch.Tensor],
+             domain: torch.Tensor, nblock: int) -> torch.Tensor:
+    """Fold ``∃``/``∀`` over the last ``nblock`` variable dimensions of ``body`` ``[K, Q, *vars, T]``.
+
+    ``cats``: category scores, each broadcastable to ``body`` (one per categorised
+    binder). ``domain``: bool, broadcastable to ``body``, true on injective
+    assignments of real tracks. ∃ folds ∨ of (cats ∧ body); ∀ folds ∧ of
+    (¬(∧ cats) ∨ body); an empty domain gives 0 (∃) or 1 (∀).
+    """
+    L = logic
+    if existential:
+        vals = L.and_(list(cats) + [body]) if cats else body
+    else:
+        vals = L.or_([L.not_(L.and_(list(cats))), body]) if cats else body
+    dims = tuple(range(vals.dim() - 1 - nblock, vals.dim() - 1))
+    vals, dom = torch.broadcast_tensors(vals, domain)
+    to, op, e, back = L.fold_space(existential)
+    z = torch.where(dom, to(vals), torch.full((), e, dtype=vals.dtype, device=vals.device))
+    if L.minmax:
+        y = z.amax(dims) if existential else z.amin(dims)
+    elif L.name == "product":
+        y = z.flatten(dims[0], dims[-1]).prod(dims[0])
+    else:
+        y = torch.logsumexp(z, dims)
+    y = back(y)
+    if L.name == "smooth":
+        any_ = dom.any(dim=dims[-1])
+        for d in reversed(dims[:-1]):
+            any_ = any_.any(dim=d)
+        empty = 0.0 if existential else 1.0
+        y = torch.where(any_, y, torch.full((), empty, dtype=y.dtype, device=y.device))
+    return y

@@ -1,0 +1,701 @@
+"""Compile core-IR specs into a batched evaluation plan and run it.
+
+A spec's *shape* is its IR tree with every leaf (``Unary``, ``Binary``, ``Eq``,
+``Const``) abstracted to "a leaf", predicate and category names removed and
+window bounds removed (only whether a node has a window stays). Specs of the same
+shape form a :class:`_Group`: one template tree plus parameter tables with one
+row per spec (leaf kinds, columns and variable positions; window bounds; binder
+categories). A call evaluates each group present in the batch as one batched
+computation over all its ``(spec, video)`` instances, gathering each instance's
+parameters from the tables, so the number of torch operations grows with the
+number of distinct shapes, not with the batch size.
+
+Each leaf's tensor depends on the union, over the group's specs, of the
+variables the leaf uses (so a group mixing ``walking(a)`` and ``near(a, b)`` in
+one slot reads that slot as a function of ``a`` and ``b``): abstracting leaves
+trades a little broadcasting for far fewer groups.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from stlspec import ir
+from stlspec.backends import unsupported
+from stlspec.backends.torch import ops
+from stlspec.backends.torch.ops import TorchLogic, bk
+from stlspec.logics import Logic, get_logic
+
+__all__ = ["Columns", "SceneGraphBatch", "EvalOutput", "TorchEvaluator", "compile_specs", "evaluate"]
+
+_UNARY, _BINARY, _EQ, _CONST = 0, 1, 2, 3
+_HI_NONE = 1 << 30  # "unbounded" in integer window tables
+
+
+# ---------------------------------------------------------------------- inputs and outputs
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Names of the tensor columns: ``names[..., c]``, ``unary[..., p]``, ``binary[..., r]``."""
+
+    categories: tuple[str, ...] = ()
+    unary: tuple[str, ...] = ()
+    binary: tuple[str, ...] = ()
+
+    @classmethod
+    def from_vocabulary(cls, vocabulary: ir.Vocabulary) -> "Columns":
+        return cls(tuple(vocabulary.categories), tuple(vocabulary.unary_names), tuple(vocabulary.binary_names))
+
+    @classmethod
+    def from_trace(cls, trace: Any) -> "Columns":
+        """Columns of a :class:`stlspec.trace.Trace` (or anything with the same three attributes)."""
+        return cls(tuple(trace.categories), tuple(trace.unary_preds), tuple(trace.binary_preds))
+
+    @classmethod
+    def coerce(cls, obj: Any) -> "Columns":
+        if isinstance(obj, Columns):
+            return obj
+        if isinstance(obj, ir.Vocabulary):
+            return cls.from_vocabulary(obj)
+        if hasattr(obj, "unary_preds"):
+            return cls.from_trace(obj)
+        if hasattr(obj, "unary_names"):
+            return cls(tuple(obj.categories), tuple(obj.unary_names), tuple(obj.binary_names))
+        raise TypeError(f"cannot read tensor columns from {type(obj).__name__}")
+
+
+@dataclass
+class SceneGraphBatch:
+    """A padded batch of scene graphs (shapes in :mod:`stlspec.backends.torch`).
+
+    ``frame_mask``/``track_mask`` default to all-true. A video's real frames must
+    be a prefix ``[0, T_b)`` of the time axis.
+    """
+
+    names: torch.Tensor
+    unary: torch.Tensor
+    binary: torch.Tensor
+    frame_mask: torch.Tensor | None = None
+    track_mask: torch.Tensor | None = None
+    present: torch.Tensor | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(B, T, N)``."""
+        B, T, N, _ = self.unary.shape
+        return B, T, N
+
+    @classmethod
+    def from_traces(cls, traces: Sequence[Any], columns: Columns | None = None, *,
+                    dtype: torch.dtype = torch.float32, device: Any = None) -> "SceneGraphBatch":
+        """Pad :class:`stlspec.trace.Trace` objects into one batch, columns ordered by ``columns``."""
+        columns = Columns.from_trace(traces[0]) if columns is None else Columns.coerce(columns)
+        B = len(traces)
+        T = max(tr.num_frames for tr in traces)
+        N = max(tr.num_tracks for tr in traces)
+        C, P, R = len(columns.categories), len(columns.unary), len(columns.binary)
+        names = np.zeros((B, N, C))
+        unary = np.zeros((B, T, N, P))
+        binary = np.zeros((B, T, N, N, R))
+        fm = np.zeros((B, T), dtype=bool)
+        tm = np.zeros((B, N), dtype=bool)
+        pr = np.zeros((B, T, N), dtype=bool)
+        for b, tr in enumerate(traces):
+            t, n = tr.num_frames, tr.num_tracks
+            fm[b, :t] = True
+            tm[b, :n] = True
+            pr[b, :t, :n] = tr.present
+            for j, c in enumerate(columns.categories):
+                if c in tr.category_index:
+                    names[b, :n, j] = tr.names[:, tr.category_index[c]]
+            for j, p in enumerate(columns.unary):
+                if p in tr.unary_index:
+                    unary[b, :t, :n, j] = tr.unary[:, :, tr.unary_index[p]]
+            for j, r in enumerate(columns.binary):
+                if r in tr.binary_index:
+                    binary[b, :t, :n, :n, j] = tr.binary[:, :, :, tr.binary_index[r]]
+        as_t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
+        return cls(as_t(names), as_t(unary), as_t(binary), as_t(fm, torch.bool), as_t(tm, torch.bool),
+                   as_t(pr, torch.bool))
+
+
+@dataclass
+class EvalOutput:
+    """``values [K]``, ``witnesses [K, E, T]`` (or ``None``) and ``event_mask [K, E]``."""
+
+    values: torch.Tensor
+    witnesses: torch.Tensor | None
+    event_mask: torch.Tensor
+
+
+# ---------------------------------------------------------------------- shapes and templates
+
+
+@dataclass(eq=False)
+class _Node:
+    op: str  # leaf not and or next ev al until ex fa
+    children: tuple["_Node", ...] = ()
+    scope: tuple[int, ...] = ()  # variable ids in scope, outermost first (the tensor's var dims)
+    slot: int = -1  # leaf / window / binder slot in the group's tables
+    weak: bool = False
+    windowed: bool = False
+    event: int | None = None
+    block: tuple[int, ...] = ()  # variable ids bound here
+    has_cat: tuple[bool, ...] = ()
+    events: frozenset = frozenset()  # tagged events in this subtree
+    deps: tuple[int, ...] = ()  # leaf: variables it depends on (union over the group)
+    temporal_above: bool = False  # some ancestor is a temporal operator
+
+
+@dataclass
+class _SpecParams:
+    """One spec's rows of its group's tables, in the template's pre-order."""
+
+    leaves: list  # (kind, col, value, var ids)
+    windows: list  # (is_fraction, lo, hi)
+    cats: list  # category name or None, per binder variable
+
+
+def _canon(spec: ir.Spec, columns: Columns):
+    """The spec's shape key, its parameters and a template tree (used for the group's first spec)."""
+    leaves: list = []
+    windows: list = []
+    cats: list = []
+    names: dict[str, int] = {}
+    ucol = {p: i for i, p in enumerate(columns.unary)}
+    bcol = {p: i for i, p in enumerate(columns.binary)}
+
+    def win(w: ir.Window | None) -> bool:
+        if w is None:
+            return False
+        hi = _HI_NONE if w.hi is None else w.hi
+        windows.append((w.unit == "fraction", float(w.lo), float(hi)))
+        return True
+
+    def go(f: ir.Formula, scope: tuple[int, ...], temporal: bool):
+        match f:
+            case ir.Const(v):
+                leaves.append((_CONST, 0, 1.0 if v else 0.0, ()))
+                return ("L",), _Node("leaf", scope=scope, slot=len(leaves) - 1, temporal_above=temporal)
+            case ir.Unary(p, v):
+                if p in ucol:
+                    leaves.append((_UNARY, ucol[p], 0.0, (names[v],)))
+                else:  # a predicate the tensors do not have is false, as in the reference
+                    leaves.append((_CONST, 0, 0.0, ()))
+                return ("L",), _Node("leaf", scope=scope, slot=len(leaves) - 1, temporal_above=temporal)
+            case ir.Binary(p, a, b):
+                if p in bcol:
+                    leaves.append((_BINARY, bcol[p], 0.0, (names[a], names[b])))
+                else:
+                    leaves.append((_CONST, 0, 0.0, ()))
+                return ("L",), _Node("leaf", scope=scope, slot=len(leaves) - 1, temporal_above=temporal)
+            case ir.Eq(a, b):
+                leaves.append((_EQ, 0, 0.0, (names[a], names[b])))
+                return ("L",), _Node("leaf", scope=scope, slot=len(leaves) - 1, temporal_above=temporal)
+            case ir.Not(a):
+                k, n = go(a, scope, temporal)
+                return ("not", k), _Node("not", (n,), scope, events=n.events, temporal_above=temporal)
+            case ir.And(args) | ir.Or(args):
+                op = "and" if isinstance(f, ir.And) else "or"
+                ks, ns = zip(*(go(a, scope, temporal) for a in args))
+                ev = frozenset().union(*(n.events for n in ns))
+                return (op, ks), _Node(op, tuple(ns), scope, events=ev, temporal_above=temporal)
+            case ir.Next(a, weak):
+                k, n = go(a, scope, True)
+                return ("next", weak, k), _Node("next", (n,), scope, weak=weak, events=n.events,
+                                                temporal_above=temporal)
+            case ir.Eventually(a, w, event):
+                slot = len(windows)
+                has = win(w)
+                k, n = go(a, scope, True)
+                ev = n.events | ({event} if event is not None else set())
+                return (("ev", has, event, k),
+                        _Node("ev", (n,), scope, slot=slot if has else -1, windowed=has, event=event,
+                              events=frozenset(ev), temporal_above=temporal))
+            case ir.Always(a, w):
+                slot = len(windows)
+                has = win(w)
+                k, n = go(a, scope, True)
+                return ("al", has, k), _Node("al", (n,), scope, slot=slot if has else -1, windowed=has,
+                                             events=n.events, temporal_above=temporal)
+            case ir.Until(a, b, w):
+                slot = len(windows)
+                has = win(w)
+                ka, na = go(a, scope, True)
+                kb, nb = go(b, scope, True)
+                return (("until", has, ka, kb),
+                        _Node("until", (na, nb), scope, slot=slot if has else -1, windowed=has,
+                              events=na.events | nb.events, temporal_above=temporal))
+            case ir.Exists(block, body) | ir.Forall(block, body):
+                op = "ex" if isinstance(f, ir.Exists) else "fa"
+                ids = []
+                for v, c in block:
+                    names[v] = len(cats)
+                    ids.append(len(cats))
+                    cats.append(c)
+                inner = scope + tuple(ids)
+                k, n = go(body, inner, temporal)
+                has_cat = tuple(c is not None for _, c in block)
+                return ((op, has_cat, k),
+                        _Node(op, (n,), scope, block=tuple(ids), has_cat=has_cat, events=n.events,
+                              temporal_above=temporal))
+        raise unsupported("torch", f"the formula node {type(f).__name__}")
+
+    key, root = go(spec.formula, (), False)
+    return key, _SpecParams(leaves, windows, cats), root
+
+
+class _Group:
+    """Specs of one shape: a template tree and parameter tables (one row per spec)."""
+
+    def __init__(self, key, root: _Node):
+        self.key = key
+        self.root = root
+        self.params: list[_SpecParams] = []
+        self.spec_index: list[int] = []  # global spec id of each row
+        self._device_tables: dict = {}
+
+    def finish(self, columns: Columns) -> None:
+        nodes = list(_nodes(self.root))
+        self.leaves = [n for n in nodes if n.op == "leaf"]
+        self.binders = [n for n in nodes if n.op in ("ex", "fa")]
+        self.window_nodes = [n for n in nodes if n.windowed]
+        S = len(self.params)
+        self.num_vars = len(self.params[0].cats)
+        # Leaf dependency sets: union over specs, in scope order.
+        for n in self.leaves:
+            used = set()
+            for p in self.params:
+                used.update(p.leaves[n.slot][3])
+            n.deps = tuple(v for v in n.scope if v in used)
+        # Integer table: per leaf (kind, col, posA, posB) ; per window (is_frac) ; per var (cat col).
+        L, W, V = len(self.leaves), len(self.window_nodes), self.num_vars
+        ints = np.zeros((S, 4 * L + W + V), dtype=np.int64)
+        floats = np.zeros((S, L + 2 * W), dtype=np.float64)
+        cat_col = {c: i for i, c in enumerate(columns.categories)}
+        for s, p in enumerate(self.params):
+            for i, n in enumerate(self.leaves):
+                kind, col, value, vs = p.leaves[n.slot]
+                pos = [n.deps.index(v) for v in vs] + [-1, -1]
+                ints[s, 4 * i:4 * i + 4] = (kind, col, pos[0], pos[1] if len(vs) > 1 else pos[0])
+                floats[s, i] = value
+            for i, n in enumerate(self.window_nodes):
+                frac, lo, hi = p.windows[n.slot]
+                ints[s, 4 * L + i] = int(frac)
+                floats[s, L + 2 * i:L + 2 * i + 2] = (lo, hi)
+            for v, c in enumerate(p.cats):
+                ints[s, 4 * L + W + v] = cat_col.get(c, -1) if c is not None else -1
+        self.ints, self.floats = ints, floats
+        # Static facts that spare per-instance work.
+        self.leaf_kinds = [frozenset(int(k) for k in ints[:, 4 * i]) for i in range(L)]
+        self.window_static = []
+        for i, n in enumerate(self.window_nodes):
+            frac = ints[:, 4 * L + i]
+            lo, hi = floats[:, L + 2 * i], floats[:, L + 2 * i + 1]
+            lo_zero = bool(np.all(lo == 0))
+            hi_none = bool(np.all((frac == 0) & (hi >= _HI_NONE)))
+            self.window_static.append((lo_zero, hi_none))
+        self.window_pos = {id(n): i for i, n in enumerate(self.window_nodes)}
+        self.leaf_pos = {id(n): i for i, n in enumerate(self.leaves)}
+
+    def tables(self, device, dtype):
+        key = (str(device), dtype)
+        if key not in self._device_tables:
+            self._device_tables[key] = (torch.as_tensor(self.ints, device=device),
+                                        torch.as_tensor(self.floats, dtype=torch.float64, device=device))
+        return self._device_tables[key]
+
+
+def _nodes(n: _Node):
+    yield n
+    for c in n.children:
+        yield from _nodes(c)
+
+
+# ---------------------------------------------------------------------- the evaluator
+
+
+class TorchEvaluator:
+    """A compiled list of specs; call it on a :class:`SceneGraphBatch`.
+
+    Attributes: ``specs`` (the compiled specs, in order), ``spec_ids`` (name →
+    index), ``num_groups`` (distinct shapes), ``num_events`` (``E``, the widest
+    spec's number of events), ``logic``, ``temperature``, ``top_m``, ``columns``.
+    """
+
+    def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
+                 temperature: float = 0.1, top_m: int | None = None):
+        L = get_logic(logic, temperature)
+        if L.enumerates:
+            raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
+        self.logic = L.name
+        self.temperature = float(getattr(L, "temperature", temperature))
+        self._logic = TorchLogic(L.name, self.temperature)
+        if top_m is not None and top_m < 1:
+            raise ValueError("top_m must be a positive number of tracks")
+        self.top_m = top_m
+        self.columns = Columns.coerce(columns)
+        self.specs = tuple(specs)
+        self.spec_ids = {s.name: i for i, s in enumerate(self.specs)}
+        groups: dict = {}
+        self._group_of = np.zeros(len(self.specs), dtype=np.int64)
+        self._row_of = np.zeros(len(self.specs), dtype=np.int64)
+        self._num_events = np.zeros(len(self.specs), dtype=np.int64)
+        for i, spec in enumerate(self.specs):
+            free = ir.free_vars(spec.formula)
+            if free:
+                raise ValueError(f"spec {spec.name!r} has free variables {sorted(free)}")
+            key, params, root = _canon(spec, self.columns)
+            if key not in groups:
+                groups[key] = _Group(key, root)
+            g = groups[key]
+            self._group_of[i] = list(groups).index(key)
+            self._row_of[i] = len(g.params)
+            g.params.append(params)
+            g.spec_index.append(i)
+            evs = [n.event for n in _nodes(root) if n.op == "ev" and n.event is not None]
+            self._num_events[i] = max([e + 1 for e in evs] + [len(spec.events)], default=0)
+        self.groups: list[_Group] = list(groups.values())
+        for g in self.groups:
+            g.finish(self.columns)
+        self.num_events = int(self._num_events.max(initial=0))
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.groups)
+
+    def groups_for(self, spec_ids: Iterable[int]) -> int:
+        """How many groups (batched computations) a call with these specs runs."""
+        return len(set(self._group_of[np.asarray(list(spec_ids), dtype=np.int64)].tolist()))
+
+    def __call__(self, batch: SceneGraphBatch, spec_ids: Any = None, video_ids: Any = None, *,
+                 witnesses: bool = True) -> EvalOutput:
+        """Evaluate ``spec_ids[k]`` on video ``video_ids[k]`` for every ``k``.
+
+        ``spec_ids``: indices or names; ``None`` means spec ``b`` on video ``b``
+        when there are as many specs as videos, or the single spec on every video.
+        ``video_ids``: ``None`` means ``0..K-1``. ``witnesses=False`` skips the
+        pinned evaluations (``witnesses`` is then ``None``).
+        """
+        B, T, N = batch.shape
+        sid, vid = self._resolve_ids(spec_ids, video_ids, B)
+        K = len(sid)
+        dev, dtype = batch.unary.device, batch.unary.dtype
+        E = int(self._num_events[sid].max(initial=0)) if K else 0
+        ctx = _BatchContext(batch, self._logic, self.top_m)
+        gid = self._group_of[sid]
+        order = np.argsort(gid, kind="stable")
+        values, wits, where = [], [], []
+        for g_index in np.unique(gid):
+            pos = order[gid[order] == g_index]
+            g = self.groups[g_index]
+            rows = torch.as_tensor(self._row_of[sid[pos]], device=dev)
+            vids = torch.as_tensor(vid[pos], device=dev)
+            v, w = _GroupRun(g, ctx, rows, vids).run(witnesses, E)
+            values.append(v)
+            wits.append(w)
+            where.append(pos)
+        inv = torch.as_tensor(np.argsort(np.concatenate(where)) if where else np.zeros(0, np.int64), device=dev)
+        out_v = torch.cat(values)[inv] if values else torch.zeros(0, dtype=dtype, device=dev)
+        out_w = (torch.cat(wits)[inv] if wits else torch.zeros(0, E, T, dtype=dtype, device=dev)) if witnesses \
+            else None
+        mask = torch.as_tensor(np.arange(E)[None, :] < self._num_events[sid][:, None], device=dev)
+        return EvalOutput(out_v, out_w, mask)
+
+    def _resolve_ids(self, spec_ids, video_ids, B: int):
+        if spec_ids is None:
+            if len(self.specs) == 1:
+                sid = np.zeros(B, dtype=np.int64)
+            elif len(self.specs) == B:
+                sid = np.arange(B)
+            else:
+                raise ValueError(f"pass spec_ids: {len(self.specs)} specs for {B} videos")
+        else:
+            if isinstance(spec_ids, torch.Tensor):
+                spec_ids = spec_ids.tolist()
+            sid = np.asarray([self.spec_ids[s] if isinstance(s, str) else int(s) for s in spec_ids], dtype=np.int64)
+        if video_ids is None:
+            if len(sid) > B:
+                raise ValueError(f"{len(sid)} specs for {B} videos: pass video_ids")
+            vid = np.arange(len(sid))
+        else:
+            vid = np.asarray(video_ids.tolist() if isinstance(video_ids, torch.Tensor) else video_ids,
+                             dtype=np.int64)
+        if vid.shape != sid.shape:
+            raise ValueError("spec_ids and video_ids must have the same length")
+        if len(sid) and (sid.min() < 0 or sid.max() >= len(self.specs) or vid.min() < 0 or vid.max() >= B):
+            raise IndexError("spec or video index out of range")
+        return sid, vid
+
+
+class _BatchContext:
+    """Per-call tensors shared by every group: flat fact views, frame counts, presence applied."""
+
+    def __init__(self, batch: SceneGraphBatch, logic: TorchLogic, top_m: int | None):
+        B, T, N = batch.shape
+        dev = batch.unary.device
+        self.logic, self.top_m = logic, top_m
+        self.B, self.T, self.N = B, T, N
+        unary, binary = batch.unary, batch.binary
+        if batch.present is not None:
+            pr = batch.present.to(unary.dtype)
+            unary = unary * pr[..., None]
+            binary = binary * (pr[:, :, :, None] * pr[:, :, None, :])[..., None]
+        self.P, self.R = unary.shape[-1], binary.shape[-1]
+        self.unary = unary.reshape(B, T, N * self.P)
+        self.binary = binary.reshape(B, T, N * N * self.R)
+        self.names = batch.names
+        fm = batch.frame_mask
+        self.T_b = (fm.sum(-1) if fm is not None else torch.full((B,), T, device=dev)).long()
+        self.track_mask = batch.track_mask if batch.track_mask is not None else \
+            torch.ones(B, N, dtype=torch.bool, device=dev)
+        self.dtype, self.device = unary.dtype, dev
+        self.arangeN = torch.arange(N, device=dev)[None, :]
+
+
+class _GroupRun:
+    """One group's evaluation on ``K`` instances (rows of the tables, videos of the batch)."""
+
+    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor):
+        self.g, self.ctx, self.vids = g, ctx, vids
+        self.K = rows.shape[0]
+        ints, floats = g.tables(ctx.device, ctx.dtype)
+        self.ints, self.floats = ints[rows], floats[rows]
+        self.T_b = ctx.T_b[vids]
+        self.L = ctx.logic
+        self.cache: dict[int, torch.Tensor] = {}
+        nL, nW = len(g.leaves), len(g.window_nodes)
+        self.cat_col = self.ints[:, 4 * nL + nW:]
+        self._vars()
+
+    # -- variables: candidate tracks, category scores, validity
+
+    def _vars(self) -> None:
+        ctx, K = self.ctx, self.K
+        self.cand: dict[int, torch.Tensor] = {}
+        self.catv: dict[int, torch.Tensor] = {}
+        self.valid: dict[int, torch.Tensor] = {}
+        tm = ctx.track_mask[self.vids]  # [K, N]
+        names = ctx.names[self.vids]  # [K, N, C]
+        for b in self.g.binders:
+            for v, has in zip(b.block, b.has_cat):
+                if has:
+                    col = self.cat_col[:, v]
+                    score = torch.gather(names, 2, col.clamp_min(0)[:, None, None].expand(K, ctx.N, 1))[..., 0]
+                    score = torch.where((col >= 0)[:, None], score, torch.zeros((), dtype=score.dtype,
+                                                                                  device=score.device))
+                    score = self.L.atom(score)
+                    if ctx.top_m is not None and ctx.top_m < ctx.N:
+                        rank = torch.where(tm, score.detach(), torch.full_like(score, -1.0))
+                        cand = rank.topk(ctx.top_m, dim=1).indices  # [K, m]
+                        self.cand[v] = cand
+                        self.catv[v] = torch.gather(score, 1, cand)
+                        self.valid[v] = torch.gather(tm, 1, cand)
+                        continue
+                    self.catv[v] = score
+                self.cand[v] = ctx.arangeN.expand(K, ctx.N)
+                self.valid[v] = tm
+
+    def _var_view(self, t: torch.Tensor, v: int, scope: tuple[int, ...], extra: int) -> torch.Tensor:
+        """``[K, m_v]`` viewed as ``[K, 1(Q), 1.., m_v, ..1, 1(T)]`` over ``scope`` (``extra``=2 adds Q and T)."""
+        shape = [self.K] + [1] * (extra - 1) + [t.shape[1] if u == v else 1 for u in scope] + [1]
+        return t.reshape(shape)
+
+    # -- nodes
+
+    def windows(self, n: _Node):
+        """Per-instance ``(lo, hi)`` frame offsets (``None`` where static)."""
+        if not n.windowed:
+            return None, None
+        i = self.g.window_pos[id(n)]
+        lo_zero, hi_none = self.g.window_static[i]
+        nL = len(self.g.leaves)
+        frac = self.ints[:, 4 * nL + i].bool()
+        lo_f, hi_f = self.floats[:, nL + 2 * i], self.floats[:, nL + 2 * i + 1]
+        span = (self.T_b - 1).clamp_min(0).to(torch.float64)
+        eps = 1e-9  # as ir.Window.frames: 0.3 * 10 counts as 3
+        lo = torch.where(frac, torch.ceil(lo_f * span - eps), lo_f).long()
+        hi = torch.where(frac, torch.floor(hi_f * span + eps), hi_f.clamp(max=_HI_NONE)).long()
+        hi = torch.minimum(hi, self.T_b - 1)
+        return (None if lo_zero else lo), (None if hi_none else hi)
+
+    def leaf(self, n: _Node) -> torch.Tensor:
+        ctx, K, L = self.ctx, self.K, self.L
+        i = self.g.leaf_pos[id(n)]
+        kinds = self.g.leaf_kinds[i]
+        kind, col, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
+        value = self.floats[:, i].to(ctx.dtype)
+        D = n.deps
+        dshape = [K] + [self.cand[v].shape[1] for v in D]
+
+        def track(p: torch.Tensor) -> torch.Tensor:
+            # The track of the variable at dep position p[k], broadcast over the deps' dims.
+            out = torch.zeros(dshape, dtype=torch.long, device=ctx.device)
+            for d, v in enumerate(D):
+                sel = (p == d).view(K, *([1] * len(D)))
+                c = self.cand[v].reshape([K] + [self.cand[v].shape[1] if u == v else 1 for u in D])
+                out = torch.where(sel, c, out)
+            return out
+
+        if not D:
+            out = value.view(K, 1)
+        else:
+            nA = track(pa)
+            nB = track(pb) if (_BINARY in kinds or _EQ in kinds) else nA
+            out = None
+            vid = self.vids.view(K, *([1] * len(D)))
+            parts = []
+            if _UNARY in kinds:
+                parts.append((_UNARY, L.atom(ctx.unary[vid, :, nA * ctx.P + col.view_as(vid)])))
+            if _BINARY in kinds:
+                idx = (nA * ctx.N + nB) * ctx.R + col.view_as(vid)
+                parts.append((_BINARY, L.atom(ctx.binary[vid, :, idx])))
+            if _EQ in kinds:
+                parts.append((_EQ, (nA == nB).to(ctx.dtype)[..., None]))
+            if _CONST in kinds:
+                parts.append((_CONST, value.view(K, *([1] * (len(D) + 1)))))
+            for k_, t_ in parts:
+                if out is None:
+                    out = t_
+                else:
+                    out = torch.where((kind == k_).view(K, *([1] * (len(D) + 1))), t_, out)
+        # [K, *m_D, T'] -> [K, 1, scope dims, T']
+        shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [out.shape[-1]]
+        return out.reshape(shape)
+
+    def value(self, n: _Node) -> torch.Tensor:
+        hit = self.cache.get(id(n))
+        if hit is None:
+            hit = self.compute(n, [self.value(c) for c in n.children])
+            self.cache[id(n)] = hit
+        return hit
+
+    def compute(self, n: _Node, xs: list[torch.Tensor]) -> torch.Tensor:
+        L = self.L
+        match n.op:
+            case "leaf":
+                return self.leaf(n)
+            case "not":
+                return L.not_(xs[0])
+            case "and":
+                return L.and_(xs)
+            case "or":
+                return L.or_(xs)
+            case "next":
+                return ops.next_(self._full_time(xs[0]), self.T_b, n.weak)
+            case "ev":
+                lo, hi = self.windows(n)
+                return ops.eventually(self._full_time(xs[0]), L, lo, hi, self.T_b)
+            case "al":
+                lo, hi = self.windows(n)
+                return ops.always(self._full_time(xs[0]), L, lo, hi, self.T_b)
+            case "until":
+                lo, hi = self.windows(n)
+                return ops.until(self._full_time(xs[0]), self._full_time(xs[1]), L, lo, hi, self.T_b)
+            case "ex" | "fa":
+                return self.quantify(n, xs[0])
+        raise AssertionError(n.op)
+
+    def _full_time(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == self.ctx.T:
+            return x
+        return x.expand(*x.shape[:-1], self.ctx.T)
+
+    def quantify(self, n: _Node, body: torch.Tensor) -> torch.Tensor:
+        scope = n.scope + n.block
+        cats = [self._var_view(self.catv[v], v, scope, 2) for v, has in zip(n.block, n.has_cat) if has]
+        dom = None
+        for i, v in enumerate(n.block):
+            ok = self._var_view(self.valid[v], v, scope, 2)
+            dom = ok if dom is None else dom & ok
+            for u in n.block[:i]:
+                dom = dom & (self._var_view(self.cand[v], v, scope, 2) != self._var_view(self.cand[u], u, scope, 2))
+        # The body may not depend on every block variable: expand so each assignment counts.
+        shape = list(body.shape)
+        for j, v in enumerate(n.block):
+            shape[2 + len(n.scope) + j] = self.cand[v].shape[1]
+        body = body.expand(shape)
+        return ops.quantify(body, self.L, n.op == "ex", cats, dom, len(n.block))
+
+    # -- witnesses by pinning
+
+    def pinned(self, n: _Node, event: int, t0: bool) -> torch.Tensor:
+        """``n``'s value with ``event`` pinned at every frame ``q`` (the ``Q`` dim); ``t0``: only ``t = 0``."""
+        if event not in n.events:
+            x = self.value(n)
+            return x[..., :1] if t0 else x
+        if n.op == "ev" and n.event == event:
+            body = self._full_time(self.value(n.children[0]))  # [K, 1, *vars, T]
+            T = body.shape[-1]
+            bq = body.transpose(1, -1)  # B(q) on the Q dim: [K, T, *vars, 1]
+            lo, hi = self.windows(n)
+            lo_ = torch.zeros_like(self.T_b) if lo is None else lo
+            hi_ = (self.T_b - 1) if hi is None else hi
+            q = torch.arange(T, device=body.device)[None, :, None]
+            t = torch.arange(1 if t0 else T, device=body.device)[None, None, :]
+            ind = (q >= t + lo_[:, None, None]) & (q <= t + hi_[:, None, None]) & (q < self.T_b[:, None, None])
+            ind = ind.view(self.K, T, *([1] * (body.dim() - 3)), ind.shape[-1])
+            return torch.where(ind, bq, torch.zeros((), dtype=body.dtype, device=body.device))
+        pointwise = n.op in ("not", "and", "or", "ex", "fa")
+        child_t0 = t0 and pointwise
+        xs = [self.pinned(c, event, child_t0) for c in n.children]
+        y = self.compute(n, xs) if n.op != "leaf" else self.value(n)
+        return y[..., :1] if (t0 and not pointwise) else y
+
+    def run(self, witnesses: bool, E: int):
+        root = self.value(self.g.root)
+        values = root[:, 0, 0]
+        if not witnesses:
+            return values, None
+        T = self.ctx.T
+        zero = torch.zeros(self.K, T, dtype=self.ctx.dtype, device=self.ctx.device)
+        rows = [zero] * E
+        for e in sorted(self.g.root.events):
+            s = self.pinned(self.g.root, e, True)  # [K, T(q), 1]
+            s = s.reshape(self.K, T).clamp_min(0)
+            total = s.sum(-1, keepdim=True)
+            safe = torch.where(total > 0, total, torch.ones_like(total))
+            w = torch.where(total > 0, s / safe, torch.zeros_like(s))
+            rows[e] = w
+        out = torch.stack(rows, 1) if E else zero.new_zeros(self.K, 0, T)
+        return values, out
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str | Logic = "product",
+                  temperature: float = 0.1, top_m: int | None = None, vocabulary: ir.Vocabulary | None = None
+                  ) -> TorchEvaluator:
+    """Compile specs (from one or many programs) into one :class:`TorchEvaluator`.
+
+    ``columns`` names the tensor columns (a :class:`Columns`, vocabulary or trace);
+    without it, ``vocabulary`` is used. ``top_m`` keeps, for every variable with a
+    category, only its ``m`` best tracks by category score (an approximation:
+    assignments using other tracks are dropped; exact when ``m >= N``).
+    """
+    if columns is None:
+        if vocabulary is None:
+            raise ValueError("compile_specs needs columns= or vocabulary=")
+        columns = Columns.from_vocabulary(vocabulary)
+    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m)
+
+
+def evaluate(spec: ir.Spec, trace: Any, logic: str | Logic = "product", temperature: float = 0.1, *,
+             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64):
+    """Evaluate one spec on one :class:`stlspec.trace.Trace`; returns ``(value, witnesses [E, T])`` as floats.
+
+    A convenience mirroring :func:`stlspec.backends.reference.evaluate` (used by
+    the differential tests); batch work should call a :class:`TorchEvaluator`.
+    """
+    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m)
+    batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=dtype)
+    out = ev(batch, [0], [0], witnesses=witnesses)
+    w = out.witnesses[0].tolist() if witnesses else []
+    return float(out.values[0]), w

@@ -1,0 +1,307 @@
+"""The CLI subcommands around specs from captions: ``from-captions``, ``import-laser``, ``negatives``.
+
+:func:`register` adds them to the ``stlspec`` command (``stlspec/cli.py`` calls
+it); each sets ``func`` to a handler returning the exit code:
+
+* ``0`` — everything converted;
+* ``1`` — the run finished but some captions/records failed (the outputs are
+  still written; the report says why);
+* ``2`` — nothing was done: a missing API key, an unreadable input, a
+  rejected key or unknown model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["register", "cmd_from_captions", "cmd_import_laser", "cmd_negatives", "format_summary"]
+
+
+def register(subparsers) -> None:
+    """Add ``from-captions``, ``import-laser`` and ``negatives`` to an argparse subparsers object."""
+    p = subparsers.add_parser(
+        "from-captions", help="write specs for video captions with Claude",
+        description="Turn captions (JSONL: {\"id\": ..., \"caption\": ...} per line) into checked specs with "
+                    "Claude. Answers are validated and repaired; results are cached so that an interrupted "
+                    "run resumes where it stopped. Needs ANTHROPIC_API_KEY.")
+    p.add_argument("captions", metavar="CAPTIONS.jsonl")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.stl", help="the specs (failures as comments)")
+    p.add_argument("--report", metavar="PATH", help="JSONL report, one record per caption "
+                   "(default: OUT with .report.jsonl)")
+    p.add_argument("--vocab", metavar="V.stl", help="closed vocabulary to use (default: open vocabulary)")
+    p.add_argument("--model", default=None, help="Claude model (default: %(default)s)")
+    p.add_argument("--batch", action="store_true", help="use the Message Batches API (half price, slower)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="parallel requests (default: 4)")
+    p.add_argument("--max-repairs", type=int, default=2, metavar="N",
+                   help="repair rounds per caption after the first answer (default: 2)")
+    p.add_argument("--max-tokens", type=int, default=2048, metavar="N", help="answer length limit")
+    p.add_argument("--cache", metavar="PATH", help="SQLite cache (default: $STLSPEC_CACHE or "
+                   "~/.cache/stlspec/llm.sqlite)")
+    p.add_argument("--base-url", metavar="URL", help="API base URL (a proxy, or a local fake for testing)")
+    p.add_argument("--max-retries", type=int, default=6, metavar="N", help="SDK retries on 429/5xx (default: 6)")
+    p.add_argument("--poll-interval", type=float, default=30.0, metavar="S", help="batch polling period")
+    p.add_argument("--synonyms", metavar="FILE.json", help='extra synonyms {"grasping": "holding", ...}')
+    p.add_argument("--retry-failed", action="store_true",
+                   help="re-run captions whose cached record failed (cached answers are still reused)")
+    p.add_argument("--price", metavar="IN,OUT", help="$ per million input,output tokens for the cost estimate")
+    p.add_argument("--dry-run", action="store_true", help="count cached/uncached captions and estimate the cost; "
+                   "send nothing")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_from_captions)
+
+    q = subparsers.add_parser(
+        "import-laser", help="convert LASER's preprocessed spec records to .stl",
+        description="Convert LASER spec records (JSONL with `prog`, `consts`, ...) into stlspec specs. "
+                    "Until-chains become `then` chains (the intended event order). Records that cannot be "
+                    "converted are reported on stderr with the reason.")
+    q.add_argument("file", metavar="FILE.jsonl")
+    q.add_argument("-o", "--output", metavar="OUT.stl", help="write here (default: stdout)")
+    q.add_argument("--vocab", metavar="V.stl", help="check the specs against this vocabulary instead of "
+                   "declaring the names they use")
+    q.add_argument("--report", metavar="PATH", help="JSONL report of every record (converted or not)")
+    q.set_defaults(func=cmd_import_laser)
+
+    n = subparsers.add_parser(
+        "negatives", help="generate negative specs for contrastive training",
+        description="For each spec in FILE, write negative specs (events swapped, a predicate replaced, "
+                    "binary arguments swapped, a category changed, an event negated or dropped, specs of "
+                    "other captions), each checked to differ in meaning on random traces.")
+    n.add_argument("file", metavar="FILE.stl")
+    n.add_argument("-o", "--output", metavar="OUT.stl", help="write here (default: stdout)")
+    n.add_argument("--per-spec", type=int, default=6, metavar="K", help="negatives per spec (default: 6)")
+    n.add_argument("--kinds", help="comma-separated kinds (default: all)")
+    n.add_argument("--seed", type=int, default=0)
+    n.add_argument("--allow-weaker", action="store_true",
+                   help="also keep negatives implied by the positive (e.g. dropped events)")
+    n.set_defaults(func=cmd_negatives)
+
+
+# --------------------------------------------------------------------- from-captions
+
+
+def _err(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_from_captions(args: argparse.Namespace) -> int:
+    from stlspec.diagnostics import StlError
+    from stlspec.llm import (
+        DEFAULT_MODEL, Cache, CaptionFileError, FatalAPIError, LLMError, MissingAPIKeyError, Price,
+        default_cache_path, load_captions, require_api_key, specs_from_captions,
+    )
+    from stlspec.llm.generate import plan
+
+    model = args.model or DEFAULT_MODEL
+    prices = None
+    if args.price:
+        try:
+            pin, pout = (float(x) for x in args.price.split(","))
+        except ValueError:
+            return _err("--price takes two numbers: IN,OUT (dollars per million tokens)")
+        prices = {model: Price(pin, pout)}
+    if not args.dry_run:
+        try:
+            require_api_key()  # first: a missing key is reported before any work starts
+        except MissingAPIKeyError as exc:
+            return _err(str(exc))
+    try:
+        captions = load_captions(args.captions)
+    except CaptionFileError as exc:
+        return _err(str(exc))
+    vocabulary = None
+    if args.vocab:
+        from stlspec.loader import load_vocabulary
+
+        try:
+            vocabulary = load_vocabulary(args.vocab)
+        except StlError as err:
+            print(err.render(), file=sys.stderr)
+            return _err(f"the vocabulary {args.vocab} has errors")
+    synonyms = None
+    if args.synonyms:
+        try:
+            synonyms = json.loads(Path(args.synonyms).read_text(encoding="utf-8"))
+            assert isinstance(synonyms, dict)
+        except (OSError, ValueError, AssertionError):
+            return _err(f"{args.synonyms}: expected a JSON object {{\"synonym\": \"vocabulary name\"}}")
+    cache_path = args.cache or str(default_cache_path())
+    out = Path(args.output)
+    report = Path(args.report) if args.report else out.with_suffix(".report.jsonl")
+
+    if args.dry_run:
+        with Cache(cache_path) as cache:
+            p = plan(captions, vocabulary, model=model, cache=cache, synonyms=synonyms, max_tokens=args.max_tokens)
+        from stlspec.llm import Usage, estimate_cost
+
+        u = Usage(input_tokens=p["input_tokens"], output_tokens=p["output_tokens"], requests=p["uncached"])
+        cost = estimate_cost(model, u, batch=args.batch, prices=prices)
+        print(f"{p['total']} captions ({p['unique']} distinct): {p['cached']} cached, {p['uncached']} to ask")
+        print(f"estimate without repairs: ~{u.input_tokens:,} input + ~{u.output_tokens:,} output tokens, "
+              + (f"~${cost:.2f}" if cost is not None else "cost unknown (pass --price IN,OUT)")
+              + f" on {model}{' (batch)' if args.batch else ''}; prompt caching can lower the input part a lot")
+        return 0
+
+    bar = _progress(len(captions), disabled=args.no_progress)
+    counts = {"ok": 0, "repaired": 0, "failed": 0}
+
+    def on_done(rec) -> None:
+        counts[rec.status] += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(counts, refresh=False)
+
+    def on_status(line: str) -> None:
+        if bar is not None:
+            bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr)
+
+    try:
+        with Cache(cache_path) as cache:
+            result = specs_from_captions(
+                captions, vocabulary, model=model, cache=cache, max_repairs=args.max_repairs,
+                max_tokens=args.max_tokens, concurrency=args.concurrency, batch=args.batch,
+                poll_interval=args.poll_interval, base_url=args.base_url, max_retries=args.max_retries,
+                synonyms=synonyms, retry_failed=args.retry_failed, progress=on_done, status=on_status)
+    except FatalAPIError as exc:
+        return _err(f"{exc} (answers received so far are cached in {cache_path})")
+    except LLMError as exc:
+        return _err(str(exc))
+    finally:
+        if bar is not None:
+            bar.close()
+
+    _write_outputs(result, out, report, args, vocabulary)
+    print(format_summary(result, out, report, cache_path, prices))
+    return 1 if result.counts["failed"] else 0
+
+
+def _progress(total: int, disabled: bool):
+    if disabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:  # tqdm is optional: no bar, same results
+        return None
+    return tqdm(total=total, unit="caption", desc="captions", file=sys.stderr, dynamic_ncols=True)
+
+
+def _write_outputs(result, out: Path, report: Path, args, vocabulary) -> None:
+    from stlspec.llm import write_report, write_stl
+
+    declarations = ""
+    if vocabulary is None:
+        declarations = _open_declarations([r.spec for r in result.records if r.ok and r.spec])
+    c = result.counts
+    header = (f"Generated by `stlspec from-captions` from {args.captions}\n"
+              f"model {result.model}, prompt {result.prompt_version}; "
+              f"{c['ok'] + c['repaired']} specs, {c['failed']} failed (see {report.name})")
+    write_stl(result.records, out, header=header, include=args.vocab, declarations=declarations)
+    write_report(result.records, report)
+
+
+def _open_declarations(specs: list[str]) -> str:
+    """Declarations for the names open-vocabulary specs use, so that the output file is self-contained."""
+    import stlspec
+    from stlspec.llm.prompt import render_vocabulary
+
+    if not specs:
+        return ""
+    try:
+        vocab = stlspec.compile_text("\n\n".join(specs)).vocabulary
+    except stlspec.StlError as err:  # e.g. one name used with two arities in different specs
+        print(f"warning: the specs do not share one vocabulary; no declarations written:\n{err.render()}",
+              file=sys.stderr)
+        return ""
+    return "// The vocabulary these specs use (open vocabulary: chosen by the model, normalized).\n" + \
+        render_vocabulary(vocab)
+
+
+def format_summary(result, out: Path, report: Path, cache_path: str, prices=None) -> str:
+    """The closing summary of a run: outcome counts, cache use, tokens, estimated cost, failures."""
+    from stlspec.llm import estimate_cost
+
+    c = result.counts
+    n = len(result.records)
+    lines = [f"{n} captions: {c['ok']} ok, {c['repaired']} repaired, {c['failed']} failed"]
+    hits = result.cache_hits
+    fresh = result.fresh_usage
+    if fresh.requests == 0:
+        lines.append(f"cache: all {n} served from {cache_path} (no API requests, nothing paid)"
+                     if hits == n else f"cache: {hits} of {n} from {cache_path}; no API requests")
+    else:
+        lines.append(f"cache: {hits} of {n} from {cache_path}; {fresh.requests} API requests"
+                     + (" (Message Batches)" if result.batch else ""))
+    lines.append(f"tokens this run: {fresh.input_tokens:,} input"
+                 + (f" (+{fresh.cache_creation_input_tokens:,} cache write, {fresh.cache_read_input_tokens:,} "
+                    f"cache read)" if fresh.cache_creation_input_tokens or fresh.cache_read_input_tokens else "")
+                 + f", {fresh.output_tokens:,} output")
+    cost = estimate_cost(result.model, fresh, batch=result.batch, prices=prices)
+    total = estimate_cost(result.model, result.total_usage, batch=result.batch, prices=prices)
+    if cost is None:
+        lines.append(f"estimated cost: unknown for {result.model} (pass --price IN,OUT)")
+    else:
+        lines.append(f"estimated cost: ${cost:.4f} this run ({result.model}"
+                     + (", batch price" if result.batch else "") + ")"
+                     + (f"; ${total:.4f} for all answers used, cached included" if total and total != cost else ""))
+    lines.append(f"wrote {out} and {report}")
+    failed = [r for r in result.records if r.status == "failed"]
+    if failed:
+        lines.append("failed (details in the report; rerun to retry transient failures):")
+        for r in failed[:20]:
+            lines.append(f"  {r.caption_id}: {r.headline()}" + (f" [{r.rounds} rounds]" if r.rounds > 1 else ""))
+        if len(failed) > 20:
+            lines.append(f"  ... and {len(failed) - 20} more")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------- import-laser
+
+
+def cmd_import_laser(args: argparse.Namespace) -> int:
+    from stlspec.laser_import import import_laser_file
+
+    try:
+        result = import_laser_file(args.file, vocabulary=args.vocab)
+    except OSError as exc:
+        return _err(f"{args.file}: cannot read: {exc.strerror or exc}")
+    for fail in result.failures:
+        print(f"{args.file}:{fail.line}: cannot convert record {fail.record_id!r}: {fail.reason}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(result.text, encoding="utf-8")
+    else:
+        sys.stdout.write(result.text)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as fh:
+            for row in result.report_rows():
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"converted {len(result.converted)} of {result.total} records"
+          + (f"; {len(result.failures)} could not be converted (listed above)" if result.failures else ""),
+          file=sys.stderr)
+    return 1 if result.failures else 0
+
+
+# --------------------------------------------------------------------- negatives
+
+
+def cmd_negatives(args: argparse.Namespace) -> int:
+    import stlspec
+    from stlspec.negatives import KINDS, negatives_for_program
+
+    text = Path(args.file).read_text(encoding="utf-8")
+    program = stlspec.parse(text, path=args.file)
+    kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        return _err(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    out = negatives_for_program(program, per_spec=args.per_spec, kinds=kinds, seed=args.seed,
+                                allow_weaker=args.allow_weaker)
+    if args.output:
+        Path(args.output).write_text(out, encoding="utf-8")
+    else:
+        sys.stdout.write(out)
+    return 0

@@ -1,0 +1,205 @@
+"""Captions in, records out: the data of a caption → spec run and its files.
+
+* :class:`Caption` — one input line (``{"id": …, "caption": …}``).
+* :class:`SpecRecord` — one result, whatever happened: the spec text, a status
+  (``ok`` / ``repaired`` / ``failed``), the diagnostics, the model, the
+  number of rounds, token usage and whether it came from the cache. A caption
+  is never silently dropped: a failure is a record too.
+* :data:`LLM_CODES` — the codes of problems that are not compiler diagnostics
+  (no spec in the answer, a refusal, an API error, …). Compiler diagnostics
+  keep their own codes (``E201`` …) from :mod:`stlspec.diagnostics`.
+* Readers and writers for the caption JSONL, the output ``.stl`` and the JSONL
+  report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+__all__ = [
+    "Caption", "SpecRecord", "LLM_CODES", "llm_diagnostic", "load_captions", "spec_name_for",
+    "write_report", "write_stl", "CaptionFileError",
+]
+
+STATUSES = ("ok", "repaired", "failed")
+
+#: Problems found by the caption pipeline itself (not by the compiler).
+LLM_CODES: dict[str, str] = {
+    "L001": "no spec found in the answer",
+    "L002": "the answer holds more than one spec",
+    "L003": "the model refused to answer",
+    "L004": "API request failed (after the SDK's retries)",
+    "L005": "the answer was cut off (max_tokens reached)",
+    "L006": "declarations in the answer were ignored",
+    "L007": "the batch result was not a success (errored, canceled or expired)",
+}
+
+
+def llm_diagnostic(code: str, message: str, severity: str = "error", hints: Sequence[str] = ()) -> dict:
+    """A pipeline problem in the same dict shape as ``Diagnostic.to_dict()``."""
+    assert code in LLM_CODES, code
+    return {"path": None, "line": 0, "column": 0, "end_line": 0, "end_column": 0, "severity": severity,
+            "code": code, "message": message, "hints": list(hints)}
+
+
+class CaptionFileError(ValueError):
+    """A caption file that cannot be read; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caption:
+    id: str
+    text: str
+
+
+@dataclass
+class SpecRecord:
+    caption_id: str
+    caption: str
+    spec_name: str
+    status: str                      # "ok" | "repaired" | "failed"
+    spec: str | None = None          # the valid spec text; for failures, the last attempt (if any)
+    diagnostics: list[dict] = field(default_factory=list)  # errors of the last attempt, or warnings
+    rendered: str = ""               # the diagnostics as the compiler prints them, for review
+    model: str = ""
+    rounds: int = 0                  # API requests made for this caption (1 = no repair)
+    usage: dict = field(default_factory=dict)
+    cache_hit: bool = False          # every answer came from the cache (nothing paid in this run)
+    renamed: dict = field(default_factory=dict)  # vocabulary normalization: model's name → vocabulary name
+    prompt_version: str = ""
+    error: str | None = None         # refusal / API error message
+    transient: bool = False          # failed for a reason worth retrying (not cached)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpecRecord":
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def headline(self) -> str:
+        """One line saying why a record failed (for summaries)."""
+        if self.error:
+            return self.error
+        errs = [d for d in self.diagnostics if d.get("severity") == "error"]
+        if not errs:
+            return self.status
+        first = errs[0]
+        more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
+        return f"{first['code']} {first['message']}{more}"
+
+
+_KEYWORDS = frozenset(
+    "include category unary binary spec exists forall then implies or and until release not next weak "
+    "always eventually true false inf".split())
+
+
+def spec_name_for(caption_id: str, used: set[str]) -> str:
+    """A spec name (identifier) for a caption id, unique among ``used`` (which it extends)."""
+    base = re.sub(r"[^A-Za-z0-9_]", "_", str(caption_id)).strip("_") or "caption"
+    if not re.match(r"[A-Za-z_]", base) or base in _KEYWORDS:
+        base = "c_" + base
+    name, k = base, 2
+    while name in used:
+        name, k = f"{base}_{k}", k + 1
+    used.add(name)
+    return name
+
+
+_ID_KEYS = ("id", "caption_id", "video_id", "key", "name")
+_TEXT_KEYS = ("caption", "text", "description")
+
+
+def load_captions(path: str | os.PathLike) -> list[Caption]:
+    """Read captions from JSONL (``{"id": …, "caption": …}`` per line) or plain text (one per line).
+
+    JSONL lines may name the id ``id``/``caption_id``/``video_id`` and the text
+    ``caption``/``text``; a line without an id gets ``line<N>``. Blank lines are
+    skipped. Any malformed line raises :class:`CaptionFileError` naming it.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CaptionFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    out: list[Caption] = []
+    jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or any(
+        ln.lstrip().startswith("{") for ln in lines[:5])
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if not jsonl:
+            out.append(Caption(f"line{n}", line.strip()))
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CaptionFileError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+        if isinstance(obj, str):
+            out.append(Caption(f"line{n}", obj))
+            continue
+        if not isinstance(obj, dict):
+            raise CaptionFileError(f"{path}:{n}: expected a JSON object with a caption")
+        text = next((obj[k] for k in _TEXT_KEYS if isinstance(obj.get(k), str)), None)
+        if text is None or not text.strip():
+            raise CaptionFileError(f"{path}:{n}: no caption text (expected one of the keys {', '.join(_TEXT_KEYS)})")
+        cid = next((obj[k] for k in _ID_KEYS if obj.get(k) not in (None, "")), f"line{n}")
+        out.append(Caption(str(cid), text.strip()))
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_report(records: Iterable[SpecRecord], path: str | os.PathLike) -> None:
+    """One JSON object per record, in input order."""
+    _atomic_write(Path(path), "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
+
+
+def _comment(text: str) -> str:
+    return "\n".join("// " + line if line else "//" for line in text.splitlines())
+
+
+def write_stl(records: Sequence[SpecRecord], path: str | os.PathLike, *, header: str = "",
+              include: str | None = None, declarations: str = "") -> None:
+    """The output ``.stl``: valid specs as specs, failures as comments (the file always compiles).
+
+    ``include`` is the vocabulary file (written relative to the output's
+    folder); ``declarations`` are written instead for open-vocabulary runs.
+    """
+    path = Path(path)
+    parts: list[str] = []
+    if header:
+        parts.append(_comment(header))
+    if include:
+        rel = os.path.relpath(Path(include).resolve(), path.resolve().parent)
+        parts.append(f'include "{Path(rel).as_posix()}"')
+    if declarations.strip():
+        parts.append(declarations.strip())
+    for r in records:
+        if r.ok and r.spec:
+            parts.append(r.spec.strip())
+        else:
+            note = f"FAILED {r.caption_id}: {r.caption}\nreason: {r.headline()}\n(see the JSONL report for all diagnostics)"
+            if r.spec:
+                note += "\nlast attempt:\n" + "\n".join("  " + ln for ln in r.spec.strip().splitlines())
+            parts.append(_comment(note))
+    _atomic_write(path, "\n\n".join(parts) + "\n")

@@ -1,0 +1,313 @@
+"""The torch backend against the reference interpreter, plus its own batching and gradient properties.
+
+Differential tests run in float64 on Hypothesis specs and traces from
+``strategies.py``; the rest checks what only a batched, differentiable backend
+can get wrong: padding, batch composition, grouping, gradients at 0/1, top-m.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from strategies import VOCAB, boolean_traces, specs, traces  # noqa: E402
+
+import stlspec  # noqa: E402
+from stlspec import ir  # noqa: E402
+from stlspec.backends import reference  # noqa: E402
+from stlspec.backends.torch import Columns, SceneGraphBatch, TorchEvaluator, compile_specs, evaluate  # noqa: E402
+from stlspec.trace import Trace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+LOGICS = ("boolean", "godel", "product", "smooth")
+TOL = 1e-5
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                       HealthCheck.data_too_large])
+
+
+def _close(ref: reference.Result, value: float, wits, tol: float = TOL) -> None:
+    assert value == pytest.approx(ref.value, abs=tol)
+    if ref.witnesses:
+        got = np.asarray(wits, dtype=float)[: len(ref.witnesses)]
+        np.testing.assert_allclose(got, np.asarray(ref.witnesses, dtype=float), atol=tol)
+
+
+# ---------------------------------------------------------------------- differential
+
+
+@pytest.mark.parametrize("logic", LOGICS)
+@FAST
+@given(spec=specs(max_depth=3, max_events=3), trace=traces(max_T=5, max_N=3))
+def test_matches_reference(logic, spec, trace):
+    ref = reference.evaluate(spec, trace, logic, 0.1)
+    value, wits = evaluate(spec, trace, logic, 0.1)
+    _close(ref, value, wits)
+
+
+@FAST
+@given(spec=specs(max_depth=3), trace=traces(max_T=5, max_N=3), tau=st.sampled_from((0.02, 0.5)))
+def test_smooth_temperatures(spec, trace, tau):
+    ref = reference.evaluate(spec, trace, "smooth", tau)
+    value, wits = evaluate(spec, trace, "smooth", tau)
+    _close(ref, value, wits)
+
+
+@pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(pairs=st.lists(st.tuples(specs(max_depth=2, max_events=2), traces(max_T=5, max_N=3)), min_size=1, max_size=4))
+def test_heterogeneous_padded_batch_matches_reference(logic, pairs):
+    # Different specs on differently sized videos, one call: padding and grouping change nothing.
+    spec_list = [ir.Spec(f"s{i}", s.formula, s.events) for i, (s, _) in enumerate(pairs)]
+    ev = compile_specs(spec_list, vocabulary=VOCAB, logic=logic)
+    batch = SceneGraphBatch.from_traces([t for _, t in pairs], ev.columns, dtype=torch.float64)
+    out = ev(batch)
+    for i, (spec, trace) in enumerate(pairs):
+        ref = reference.evaluate(spec, trace, logic, 0.1)
+        _close(ref, float(out.values[i]), out.witnesses[i, :, : trace.num_frames].tolist())
+
+
+@pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=specs(max_depth=3), trace=boolean_traces(max_T=5, max_N=3))
+def test_boolean_inputs_agree_with_boolean(logic, spec, trace):
+    b = reference.evaluate(spec, trace, "boolean").value
+    value, _ = evaluate(spec, trace, logic, 0.1, witnesses=False)
+    if logic == "smooth":  # smooth only tends to boolean: it is within τ·log(#operands) per fold
+        assert value == pytest.approx(evaluate(spec, trace, "smooth", 1e-3, witnesses=False)[0], abs=0.5)
+        assert evaluate(spec, trace, "smooth", 1e-4, witnesses=False)[0] == pytest.approx(b, abs=0.05)
+    else:
+        assert value == pytest.approx(b, abs=TOL)
+
+
+def test_compiled_text_spec_matches_reference():
+    program = stlspec.compile_text("""
+        category person, cup, door
+        unary walking(person), open(door)
+        binary holding(person, any), near(any, any)
+        spec pick "a man picks up a cup, then walks to the door" {
+          exists a: person, b: cup, d: door.
+            near(a, b) @early then holding(a, b) then walking(a) and near(a, d) @late
+        }
+        spec windows { exists a: person. eventually[0.0, 0.5] walking(a) and (walking(a) until[1, 3] not walking(a)) }
+    """)
+    rng = np.random.default_rng(1)
+    v = program.vocabulary
+    trace = Trace.from_arrays(rng.random((4, 3)), rng.random((6, 4, 2)), rng.random((6, 4, 4, 2)),
+                              categories=v.categories, unary_preds=v.unary_names, binary_preds=v.binary_names)
+    ev = stlspec.compile(program, target="torch", logic="product")
+    assert isinstance(ev, TorchEvaluator)
+    batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=torch.float64)
+    out = ev(batch, spec_ids=["pick", "windows"], video_ids=[0, 0])
+    for k, spec in enumerate(program.specs):
+        _close(reference.evaluate(spec, trace, "product"), float(out.values[k]), out.witnesses[k].tolist())
+    assert out.event_mask.tolist() == [[True, True, True], [False, False, False]]
+
+
+# ---------------------------------------------------------------------- batching properties
+
+
+def _laser_specs(n: int, seed: int = 0) -> list[ir.Spec]:
+    """Random 3-event, 3-variable specs with 2 atoms per event (the benchmark's shape)."""
+    rng = np.random.default_rng(seed)
+    vs = ("a", "b", "c")
+    out = []
+    for i in range(n):
+        def atom():
+            if rng.random() < 0.5:
+                return ir.Unary(VOCAB.unary_names[rng.integers(len(VOCAB.unary))], vs[rng.integers(3)])
+            a, b = rng.choice(3, 2, replace=False)
+            return ir.Binary(VOCAB.binary_names[rng.integers(len(VOCAB.binary))], vs[a], vs[b])
+        elems = [ir.And((atom(), atom())) for _ in range(3)]
+        f: ir.Formula = ir.Eventually(elems[2], event=2)
+        for k in (1, 0):
+            f = ir.Eventually(ir.And((elems[k], ir.Next(f))), event=k)
+        cats = [VOCAB.categories[j] for j in rng.integers(len(VOCAB.categories), size=3)]
+        out.append(ir.Spec(f"laser{i}", ir.Exists(tuple(zip(vs, cats)), f),
+                           tuple(ir.EventInfo(k) for k in range(3))))
+    return out
+
+
+def _random_batch(B, T, N, *, seed=0, dtype=torch.float64, lengths=None, tracks=None):
+    g = torch.Generator().manual_seed(seed)
+    C, P, R = len(VOCAB.categories), len(VOCAB.unary), len(VOCAB.binary)
+    fm = torch.ones(B, T, dtype=torch.bool)
+    tm = torch.ones(B, N, dtype=torch.bool)
+    if lengths is not None:
+        fm = torch.arange(T)[None, :] < torch.as_tensor(lengths)[:, None]
+    if tracks is not None:
+        tm = torch.arange(N)[None, :] < torch.as_tensor(tracks)[:, None]
+    return SceneGraphBatch(torch.rand(B, N, C, generator=g, dtype=dtype),
+                           torch.rand(B, T, N, P, generator=g, dtype=dtype),
+                           torch.rand(B, T, N, N, R, generator=g, dtype=dtype), fm, tm)
+
+
+def test_padding_never_changes_results():
+    specs_ = _laser_specs(4) + [ir.Spec("w", ir.Forall((("x", "person"),), ir.Always(
+        ir.Until(ir.Unary("red", "x"), ir.Unary("walking", "x"), ir.Window(0.25, 0.75, "fraction")),
+        ir.Window(1, None))))]
+    for logic in ("godel", "product", "smooth"):
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic)
+        small = _random_batch(1, 5, 3, seed=3)
+        big = _random_batch(1, 9, 6, seed=4, lengths=[5], tracks=[3])  # padding filled with garbage
+        big.names[:, :3] = small.names[0]
+        big.unary[:, :5, :3] = small.unary[0]
+        big.binary[:, :5, :3, :3] = small.binary[0]
+        ids = list(range(len(specs_)))
+        a = ev(small, ids, [0] * len(ids))
+        b = ev(big, ids, [0] * len(ids))
+        torch.testing.assert_close(a.values, b.values, atol=1e-10, rtol=0)
+        torch.testing.assert_close(a.witnesses, b.witnesses[..., :5], atol=1e-10, rtol=0)
+        assert float(b.witnesses[..., 5:].abs().sum()) == 0.0
+
+
+def test_batch_composition_invariance():
+    specs_ = _laser_specs(8, seed=2)
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic="product")
+    batch = _random_batch(8, 7, 4, seed=5, lengths=[7, 3, 5, 7, 1, 2, 6, 7], tracks=[4, 2, 3, 4, 4, 3, 2, 4])
+    full = ev(batch)
+    for b in (0, 4, 6):
+        one = SceneGraphBatch(batch.names[b:b + 1], batch.unary[b:b + 1], batch.binary[b:b + 1],
+                              batch.frame_mask[b:b + 1], batch.track_mask[b:b + 1])
+        alone = ev(one, [b], [0])
+        torch.testing.assert_close(alone.values[0], full.values[b], atol=1e-12, rtol=0)
+        torch.testing.assert_close(alone.witnesses[0], full.witnesses[b], atol=1e-12, rtol=0)
+
+
+class _CountOps(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.n = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.n += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_groups_and_kernel_launches_do_not_grow_with_batch():
+    specs_ = _laser_specs(300, seed=7)
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic="product")
+    assert ev.num_groups == 1  # one shape: every laser spec is evaluated by one batched computation
+    counts = []
+    for B in (2, 16, 128):
+        batch = _random_batch(B, 6, 4, dtype=torch.float32)
+        ids = list(range(B))
+        assert ev.groups_for(ids) == 1
+        with _CountOps() as c:
+            ev(batch, ids)
+        counts.append(c.n)
+    assert counts[0] == counts[1] == counts[2]
+
+
+def test_several_specs_per_video_and_names():
+    specs_ = _laser_specs(3)
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic="product")
+    batch = _random_batch(2, 6, 3)
+    out = ev(batch, spec_ids=["laser0", "laser1", "laser2", "laser0"], video_ids=[0, 0, 0, 1])
+    assert out.values.shape == (4,) and out.witnesses.shape == (4, 3, 6)
+    single = ev(batch, [0, 0], [0, 1])
+    torch.testing.assert_close(out.values[[0, 3]], single.values)
+
+
+# ---------------------------------------------------------------------- gradients
+
+
+@pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
+def test_gradcheck(logic):
+    specs_ = _laser_specs(2, seed=11) + [ir.Spec("u", ir.Exists((("x", "person"),), ir.Until(
+        ir.Unary("red", "x"), ir.Unary("walking", "x"), ir.Window(1, 3))))]
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic, temperature=0.3)
+    base = _random_batch(1, 4, 3, seed=13)
+
+    def f(names, unary, binary):
+        out = ev(SceneGraphBatch(names, unary, binary), [0, 1, 2], [0, 0, 0])
+        return out.values, out.witnesses
+
+    inputs = tuple(x.clone().requires_grad_(True) for x in (base.names, base.unary, base.binary))
+    assert torch.autograd.gradcheck(f, inputs, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("logic", LOGICS)
+def test_no_nan_or_inf_at_exact_zero_and_one(logic):
+    specs_ = _laser_specs(4, seed=3) + [ir.Spec("u", ir.Forall((("x", "person"),), ir.Until(
+        ir.Unary("red", "x"), ir.Unary("walking", "x"))))]
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic, temperature=0.05)
+    for dtype in (torch.float32, torch.float64):
+        b = _random_batch(4, 6, 3, seed=17, dtype=dtype, lengths=[6, 2, 6, 4])
+        inputs = [x.round().requires_grad_(True) for x in (b.names, b.unary, b.binary)]
+        out = ev(SceneGraphBatch(*inputs, b.frame_mask, b.track_mask), [0, 1, 2, 3, 4], [0, 1, 2, 3, 0])
+        assert torch.isfinite(out.values).all() and torch.isfinite(out.witnesses).all()
+        (out.values.sum() + (out.witnesses * torch.linspace(0, 1, 6, dtype=dtype)).sum()).backward()
+        for x in inputs:
+            assert torch.isfinite(x.grad).all()
+
+
+# ---------------------------------------------------------------------- top-m, devices, API
+
+
+@pytest.mark.parametrize("logic", ("godel", "product"))
+def test_top_m_equals_exact_evaluation_with_other_tracks_uncategorised(logic):
+    # top-m keeps each categorised variable's m best tracks. Documented meaning: the same as the exact
+    # evaluation in which the other tracks have category score 0 (exact when m >= N).
+    specs_ = _laser_specs(6, seed=21)
+    batch = _random_batch(6, 5, 6, seed=22)
+    m = 3
+    approx = compile_specs(specs_, vocabulary=VOCAB, logic=logic, top_m=m)(batch)
+    exact = compile_specs(specs_, vocabulary=VOCAB, logic=logic)
+    names = batch.names.clone()
+    top = names.topk(m, dim=1).indices
+    keep = torch.zeros_like(names, dtype=torch.bool).scatter_(1, top, True)
+    masked = SceneGraphBatch(torch.where(keep, names, 0.0), batch.unary, batch.binary)
+    torch.testing.assert_close(approx.values, exact(masked).values, atol=1e-10, rtol=0)
+    full = compile_specs(specs_, vocabulary=VOCAB, logic=logic, top_m=6)(batch)
+    torch.testing.assert_close(full.values, exact(batch).values, atol=1e-10, rtol=0)
+
+
+def test_dtype_device_and_no_grad():
+    ev = compile_specs(_laser_specs(2), vocabulary=VOCAB, logic="smooth")
+    batch = _random_batch(2, 5, 3, dtype=torch.float32)
+    with torch.no_grad():
+        out = ev(batch)
+    assert out.values.dtype == torch.float32 and out.values.device == batch.unary.device
+    assert not out.values.requires_grad
+
+
+def test_import_stlspec_stays_free_of_torch():
+    code = "import sys, stlspec, stlspec.backends; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_exact_logic_is_rejected():
+    with pytest.raises(stlspec.StlError, match="E602"):
+        compile_specs(_laser_specs(1), vocabulary=VOCAB, logic="exact")
+
+
+def test_columns_follow_names_not_positions():
+    spec = _laser_specs(1)[0]
+    rng = np.random.default_rng(5)
+    trace = Trace.from_arrays(rng.random((3, 3)), rng.random((4, 3, 3)), rng.random((4, 3, 3, 2)),
+                              categories=VOCAB.categories, unary_preds=VOCAB.unary_names,
+                              binary_preds=VOCAB.binary_names)
+    shuffled = Columns(VOCAB.categories[::-1], VOCAB.unary_names[::-1], VOCAB.binary_names[::-1])
+    ev = compile_specs([spec], shuffled, logic="product")
+    out = ev(SceneGraphBatch.from_traces([trace], shuffled, dtype=torch.float64))
+    assert float(out.values[0]) == pytest.approx(reference.evaluate(spec, trace, "product").value, abs=1e-12)
+
+
+def test_benchmark_quick_prints_json_lines():
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_throughput.py"), "--quick"],
+                          check=True, capture_output=True, text=True, timeout=120)
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert rows and rows[0]["workload"] == "laser"
+    keys = {"workload", "device", "videos_per_s_fwd", "videos_per_s_fwdbwd", "peak_mem_mb",
+            "ratio_vs_reference", "ratio_vs_per_video_loop"}
+    for row in rows:
+        assert keys <= row.keys()
