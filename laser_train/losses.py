@@ -84,6 +84,15 @@ class SpecSupervision:
         """Evaluate ``spec_ids[k]`` on video ``video_ids[k]`` of the batch; returns the backend's EvalOutput."""
         from stlspec.backends.torch import SceneGraphBatch
 
+        # Workaround (stlspec torch backend, found 2026-11-22): a shape group that mixes unary and
+        # binary leaves gathers both columns for every row, and the unused gather can run past the
+        # end of the smaller of the two tensors. Zero columns appended to the smaller tensor keep
+        # it in range; no spec refers to them, so the results are unchanged.
+        P, R = unary.shape[-1], binary.shape[-1]
+        if P > R:
+            binary = F.pad(binary, (0, P - R))
+        elif R > P:
+            unary = F.pad(unary, (0, R - P))
         batch = SceneGraphBatch(names=names, unary=unary, binary=binary, frame_mask=frame_mask,
                                 track_mask=track_mask, present=present)
         return self.evaluator(logic)(batch, spec_ids=list(spec_ids), video_ids=list(video_ids),

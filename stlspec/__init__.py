@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any
 
 from stlspec.diagnostics import Diagnostic, StlError
-from stlspec.ir import CoreProgram
+from stlspec.ir import CoreProgram, Vocabulary
 
 __all__ = [
     "parse", "check", "lower", "compile", "compile_text", "compile_file", "format",
-    "load", "CheckedProgram", "Vocabulary", "CoreProgram", "Diagnostic", "StlError",
+    "load", "load_vocabulary", "CheckedProgram", "Vocabulary", "CoreProgram", "Diagnostic", "StlError",
     "__version__",
 ]
 
@@ -41,6 +41,13 @@ def load(path: str):
     from stlspec.loader import load as _load
 
     return _load(path)
+
+
+def load_vocabulary(path: str) -> Vocabulary:
+    """The vocabulary declared by a ``.stl`` file and the files it includes."""
+    from stlspec.loader import load_vocabulary as _load_vocabulary
+
+    return _load_vocabulary(path)
 
 
 def check(program, vocabulary=None, *, includes=None):
@@ -85,10 +92,6 @@ def format(program) -> str:  # noqa: A001 - mirrors the CLI verb
 
 
 def __getattr__(name: str):
-    if name == "Vocabulary":
-        from stlspec.vocab import Vocabulary
-
-        return Vocabulary
     if name == "CheckedProgram":
         from stlspec.checker import CheckedProgram
 

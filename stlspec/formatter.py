@@ -22,6 +22,7 @@ __all__ = ["format_program", "format_formula", "quote_name"]
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INDENT = "  "
+MAX_WIDTH = 100
 
 # Binding strength of each construct: a child printed where a stronger one is required gets parentheses.
 QUANT, SEQ, IMPLIES, OR, AND, TEMPORAL, PREFIX, ATOM = range(8)
@@ -112,10 +113,14 @@ def _fmt(f: ast.Formula, indent: int, need: int, inline: bool) -> str:
             return f"{sub(left, PREFIX)} until{_window(window)} {sub(right, TEMPORAL)}"
         case ast.Release(left, right, window):
             return f"{sub(left, PREFIX)} release{_window(window)} {sub(right, TEMPORAL)}"
-        case ast.And(args):
-            return " and ".join(sub(a, AND + 1) for a in args)
-        case ast.Or(args):
-            return " or ".join(sub(a, OR + 1) for a in args)
+        case ast.And(args) | ast.Or(args):
+            op = " and " if isinstance(f, ast.And) else " or "
+            parts = [sub(a, (AND if isinstance(f, ast.And) else OR) + 1) for a in args]
+            flat = op.join(parts)
+            if inline or len(flat) + 2 * indent <= MAX_WIDTH or any("\n" in p for p in parts):
+                return flat
+            # Too long for one line: one operand per line, the operator leading.
+            return (here + _INDENT + op.lstrip()).join(parts)
         case ast.Implies(left, right):
             return f"{sub(left, OR)} implies {sub(right, IMPLIES)}"
         case ast.Hinted(formula, hint):
@@ -154,8 +159,9 @@ def format_program(program: ast.Program) -> str:
     src = program.source
     out: list[str] = []
     prev_kind = None
+    packable = False
     for item in program.items:
-        start, end = _item_start(item), _item_end(item)
+        start, end = _item_start(item), _item_end(item, src)
         if start < 0:  # a synthesized item (no source): nothing to attach
             mine, comments = [], comments
         else:
@@ -166,12 +172,19 @@ def format_program(program: ast.Program) -> str:
         leading = [c for o, c in mine if o < start]
         inner = [c for o, c in mine if start <= o < end]
         trailing = [c for o, c in mine if o >= end]
-        kind = type(item).__name__
+        kind = item.kind if isinstance(item, ast.PredicateDecl) else type(item).__name__
+        text = _item(item)
+        if (isinstance(item, ast.PredicateDecl) and kind == prev_kind and not (leading or inner or trailing)
+                and packable and len(out[-1]) + 2 + len(text) - len(kind) - 1 <= MAX_WIDTH):
+            # Consecutive declarations of one kind share a line, like `category a, b, c`.
+            out[-1] += ", " + text[len(kind) + 1:]
+            continue
         if out and (kind != prev_kind or kind == "Spec" or leading):
             out.append("")
         out.extend(leading)
         out.extend(inner)
-        out.append(_item(item) + "".join("  " + c for c in trailing))
+        out.append(text + "".join("  " + c for c in trailing))
+        packable = not trailing
         prev_kind = kind
     if comments:
         if out:
@@ -187,5 +200,10 @@ def _item_start(item: ast.Item) -> int:
     return span.start
 
 
-def _item_end(item: ast.Item) -> int:
-    return item.span.end if item.span.known else -1
+def _item_end(item: ast.Item, source: str = "") -> int:
+    if not item.span.known:
+        return -1
+    if isinstance(item, ast.Spec) and source:
+        close = source.find("}", item.span.end)  # comments before a spec's '}' belong inside it
+        return close + 1 if close >= 0 else item.span.end
+    return item.span.end

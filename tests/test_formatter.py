@@ -39,3 +39,10 @@ def test_golden_layout():
         if UPDATE or not expected_path.exists():
             expected_path.write_text(got)
         assert got == expected_path.read_text(), f"{src.name}: run with STLSPEC_UPDATE_GOLDEN=1 to refresh"
+
+
+def test_examples_are_in_canonical_layout():
+    root = Path(__file__).parent.parent
+    for path in [root / "examples" / "vocab.stl", *sorted((root / "examples" / "specs").glob("*.stl"))]:
+        text = path.read_text()
+        assert stlspec.format(stlspec.parse(text, str(path))) == text, f"run `stlspec fmt {path}`"

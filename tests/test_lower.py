@@ -50,8 +50,8 @@ def test_every_pass_has_fixtures():
     assert set(PASSES) == set(PASS_FIXTURES)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(formulas((("x", None), ("y", None)), 4))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(formulas((("x", None), ("y", None)), 3))
 def test_passes_remove_their_sugar_and_to_core_accepts_the_rest(formula):
     g = formula
     for p in PASSES:

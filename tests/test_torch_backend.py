@@ -188,7 +188,8 @@ class _CountOps(torch.utils._python_dispatch.TorchDispatchMode):
         self.n = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.n += 1
+        if func is not torch.ops.aten.lift_fresh.default:  # a marker for host data, not a kernel
+            self.n += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -245,6 +246,9 @@ def test_no_nan_or_inf_at_exact_zero_and_one(logic):
         inputs = [x.round().requires_grad_(True) for x in (b.names, b.unary, b.binary)]
         out = ev(SceneGraphBatch(*inputs, b.frame_mask, b.track_mask), [0, 1, 2, 3, 4], [0, 1, 2, 3, 0])
         assert torch.isfinite(out.values).all() and torch.isfinite(out.witnesses).all()
+        if logic == "boolean":  # thresholded atoms: values are constants of the inputs
+            assert not out.values.requires_grad
+            continue
         (out.values.sum() + (out.witnesses * torch.linspace(0, 1, 6, dtype=dtype)).sum()).backward()
         for x in inputs:
             assert torch.isfinite(x.grad).all()

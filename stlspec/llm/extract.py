@@ -14,8 +14,9 @@ The rules, in order:
    ``stl`` blocks that come before it are kept, because open-vocabulary answers
    sometimes put the vocabulary in its own block.
 2. No fence: the text from the first line that starts a top-level item
-   (``spec``, ``category``, ``unary``, ``binary``, ``include``) to the brace
-   that closes the last ``spec`` block.
+   (``spec``, ``category``, ``unary``, ``binary``, ``include``), or from the
+   first ``spec NAME … {`` after a space or colon, to the brace that closes the
+   last ``spec`` block.
 3. Neither: a bare formula starting at ``exists``/``forall`` is wrapped into a
    ``spec`` block, because some models answer with the formula alone.
 """
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 __all__ = ["Extraction", "extract_spec"]
 
 _FENCE = re.compile(r"^[ \t]*(```+|~~~+)[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n", re.MULTILINE)
-_SPEC_START = re.compile(r"(?m)^[ \t]*spec\s+[A-Za-z_][A-Za-z0-9_]*\s*(\"(?:[^\"\\\n]|\\.)*\")?\s*\{")
+_SPEC_START = re.compile(r"(?m)(?:^|(?<=[\s:]))spec\s+[A-Za-z_][A-Za-z0-9_]*\s*(\"(?:[^\"\\\n]|\\.)*\")?\s*\{")
 _ITEM_START = re.compile(r"(?m)^[ \t]*(spec|category|unary|binary|include)\b")
 _BARE_FORMULA = re.compile(r"(?m)^[ \t]*(exists|forall)\b")
 _DECL_ONLY = re.compile(r"(?m)^[ \t]*(category|unary|binary|include)\b")

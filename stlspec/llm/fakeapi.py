@@ -78,6 +78,7 @@ class FakeMessagesAPI:
         self.blocked = threading.Event()
         self._unblock = threading.Event()
         self._batches: dict[str, dict] = {}
+        self._prompt_cache: set[str] = set()
         self._lock = threading.Lock()
         self._n = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
@@ -91,7 +92,7 @@ class FakeMessagesAPI:
         return f"http://127.0.0.1:{self._server.server_port}"
 
     def start(self) -> "FakeMessagesAPI":
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -142,9 +143,25 @@ class FakeMessagesAPI:
             "stop_reason": "refusal" if refusal else entry.get("stop_reason", "end_turn"),
             "stop_sequence": None,
             "stop_details": {"type": "refusal", "category": None, "explanation": None} if refusal else None,
-            "usage": {"input_tokens": len(json.dumps(body)) // 4, "output_tokens": len(text) // 4 + 1,
-                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            "usage": self._usage(body, text),
         }
+
+    def _usage(self, body: dict, text: str) -> dict:
+        """Token counts at ~4 characters per token, with prompt caching of a ``cache_control``-marked system."""
+        total = len(json.dumps(body)) // 4
+        system = body.get("system")
+        cached = 0
+        if isinstance(system, list) and any(isinstance(b, dict) and b.get("cache_control") for b in system):
+            cached = len(json.dumps(system)) // 4
+        usage = {"input_tokens": total - cached, "output_tokens": len(text) // 4 + 1,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        if cached:
+            key = _body_key({"system": system, "model": body.get("model")})
+            with self._lock:
+                first = key not in self._prompt_cache
+                self._prompt_cache.add(key)
+            usage["cache_creation_input_tokens" if first else "cache_read_input_tokens"] = cached
+        return usage
 
     def _answer_message(self, body: dict) -> tuple[int, dict, dict]:
         entry = self._entry(body)

@@ -8,7 +8,7 @@ prompt is assembled, when a run starts, from package data:
   the pages under ``docs/language/`` (the docs are not shipped in the wheel, so
   they are copied into the package). ``tests/test_llm_prompt.py`` fails when
   the snapshot differs from the docs; refresh it with
-  ``python -m stlspec.llm.prompt --refresh``;
+  ``python -m stlspec.llm --refresh``;
 * the worked examples, ``stlspec/llm/fewshot.md``, each compiled by the tests;
 * the task's vocabulary, printed by the formatter from the vocabulary itself.
 
@@ -43,7 +43,7 @@ LANGUAGE_PAGES = (
 )
 
 _SNAPSHOT_HEADER = (
-    "<!-- Generated from docs/language/*.md by `python -m stlspec.llm.prompt --refresh`; do not edit. -->\n"
+    "<!-- Generated from docs/language/*.md by `python -m stlspec.llm --refresh`; do not edit. -->\n"
 )
 
 
@@ -227,7 +227,7 @@ def no_spec_message(spec_name: str) -> str:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stlspec.llm.prompt",
+    parser = argparse.ArgumentParser(prog="python -m stlspec.llm",
                                      description="Show the generated prompt, or refresh the language snapshot.")
     parser.add_argument("--refresh", action="store_true",
                         help="rewrite stlspec/llm/language.md from docs/language/*.md")

@@ -190,8 +190,11 @@ def write_stl(records: Sequence[SpecRecord], path: str | os.PathLike, *, header:
     if header:
         parts.append(_comment(header))
     if include:
-        rel = os.path.relpath(Path(include).resolve(), path.resolve().parent)
-        parts.append(f'include "{Path(rel).as_posix()}"')
+        target, here = Path(include).resolve(), path.resolve().parent
+        # relative when the two share a folder below the root, so the pair can be moved together
+        shared = os.path.commonpath([target, here]) != os.path.abspath(os.sep)
+        ref = Path(os.path.relpath(target, here)).as_posix() if shared else target.as_posix()
+        parts.append(f'include "{ref}"')
     if declarations.strip():
         parts.append(declarations.strip())
     for r in records:

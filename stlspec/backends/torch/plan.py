@@ -448,8 +448,8 @@ class _BatchContext:
             unary = unary * pr[..., None]
             binary = binary * (pr[:, :, :, None] * pr[:, :, None, :])[..., None]
         self.P, self.R = unary.shape[-1], binary.shape[-1]
-        self.unary = unary.reshape(B, T, N * self.P)
-        self.binary = binary.reshape(B, T, N * N * self.R)
+        self._unary, self._binary = unary, binary
+        self._rows: dict[str, torch.Tensor] = {}
         self.names = batch.names
         fm = batch.frame_mask
         self.T_b = (fm.sum(-1) if fm is not None else torch.full((B,), T, device=dev)).long()
@@ -457,6 +457,17 @@ class _BatchContext:
             torch.ones(B, N, dtype=torch.bool, device=dev)
         self.dtype, self.device = unary.dtype, dev
         self.arangeN = torch.arange(N, device=dev)[None, :]
+
+    # Facts as rows with time contiguous: one transposed copy per call, made only when a group needs it.
+    def unary_rows(self) -> torch.Tensor:
+        if "u" not in self._rows:
+            self._rows["u"] = self._unary.permute(0, 2, 3, 1).reshape(-1, self.T)
+        return self._rows["u"]
+
+    def binary_rows(self) -> torch.Tensor:
+        if "b" not in self._rows:
+            self._rows["b"] = self._binary.permute(0, 2, 3, 4, 1).reshape(-1, self.T)
+        return self._rows["b"]
 
 
 class _GroupRun:
@@ -525,49 +536,76 @@ class _GroupRun:
         hi = torch.minimum(hi, self.T_b - 1)
         return (None if lo_zero else lo), (None if hi_none else hi)
 
-    def leaf(self, n: _Node) -> torch.Tensor:
-        ctx, K, L = self.ctx, self.K, self.L
-        i = self.g.leaf_pos[id(n)]
-        kinds = self.g.leaf_kinds[i]
-        kind, col, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
-        value = self.floats[:, i].to(ctx.dtype)
-        D = n.deps
-        dshape = [K] + [self.cand[v].shape[1] for v in D]
+    def _track(self, p: torch.Tensor, D: tuple[int, ...]) -> torch.Tensor:
+        """The track of the variable at dep position ``p[k]``, broadcast over the deps' dims ``[K, *m_D]``."""
+        K = self.K
+        out = torch.zeros([K] + [self.cand[v].shape[1] for v in D], dtype=torch.long, device=self.ctx.device)
+        for d, v in enumerate(D):
+            sel = (p == d).view(K, *([1] * len(D)))
+            c = self.cand[v].reshape([K] + [self.cand[v].shape[1] if u == v else 1 for u in D])
+            out = torch.where(sel, c, out)
+        return out
 
-        def track(p: torch.Tensor) -> torch.Tensor:
-            # The track of the variable at dep position p[k], broadcast over the deps' dims.
-            out = torch.zeros(dshape, dtype=torch.long, device=ctx.device)
-            for d, v in enumerate(D):
-                sel = (p == d).view(K, *([1] * len(D)))
-                c = self.cand[v].reshape([K] + [self.cand[v].shape[1] if u == v else 1 for u in D])
-                out = torch.where(sel, c, out)
-            return out
+    def _gather_leaves(self) -> None:
+        """Every leaf of the group at once: one row gather per fact tensor, then a split per leaf.
 
-        if not D:
-            out = value.view(K, 1)
-        else:
-            nA = track(pa)
-            nB = track(pb) if (_BINARY in kinds or _EQ in kinds) else nA
-            out = None
-            vid = self.vids.view(K, *([1] * len(D)))
-            parts = []
-            if _UNARY in kinds:
-                parts.append((_UNARY, L.atom(ctx.unary[vid, :, nA * ctx.P + col.view_as(vid)])))
-            if _BINARY in kinds:
-                idx = (nA * ctx.N + nB) * ctx.R + col.view_as(vid)
-                parts.append((_BINARY, L.atom(ctx.binary[vid, :, idx])))
-            if _EQ in kinds:
-                parts.append((_EQ, (nA == nB).to(ctx.dtype)[..., None]))
-            if _CONST in kinds:
-                parts.append((_CONST, value.view(K, *([1] * (len(D) + 1)))))
-            for k_, t_ in parts:
-                if out is None:
-                    out = t_
-                else:
+        The fact tensors are read as rows ``[B·N·P, T]`` / ``[B·N·N·R, T]`` (time contiguous), so a
+        leaf is a list of row indices ``[K, *m_D]`` and all leaves cost one ``index_select`` each.
+        """
+        ctx, K = self.ctx, self.K
+        plans, rows = [], {_UNARY: [], _BINARY: []}
+        for i, n in enumerate(self.g.leaves):
+            kinds = self.g.leaf_kinds[i]
+            kind, col, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
+            D = n.deps
+            entry = {"n": n, "kind": kind, "kinds": kinds, "value": self.floats[:, i].to(ctx.dtype), "D": D}
+            if D:
+                nA = self._track(pa, D)
+                nB = self._track(pb, D) if (_BINARY in kinds or _EQ in kinds) else nA
+                vid = self.vids.view(K, *([1] * len(D)))
+                # Rows of other kinds read column 0 (their own column may not exist in this tensor).
+                if _UNARY in kinds:
+                    cu = torch.where(kind == _UNARY, col, 0).view_as(vid)
+                    entry[_UNARY] = len(rows[_UNARY])
+                    rows[_UNARY].append(((vid * ctx.N + nA) * ctx.P + cu).reshape(-1))
+                if _BINARY in kinds:
+                    cb = torch.where(kind == _BINARY, col, 0).view_as(vid)
+                    entry[_BINARY] = len(rows[_BINARY])
+                    rows[_BINARY].append((((vid * ctx.N + nA) * ctx.N + nB) * ctx.R + cb).reshape(-1))
+                if _EQ in kinds:
+                    entry["eq"] = (nA == nB).to(ctx.dtype)[..., None]
+                entry["dshape"] = list(nA.shape)
+            plans.append(entry)
+        got = {}
+        for k_, src in ((_UNARY, ctx.unary_rows), (_BINARY, ctx.binary_rows)):
+            if rows[k_]:
+                flat = self.L.atom(src().index_select(0, torch.cat(rows[k_])))
+                got[k_] = flat.split([r.numel() for r in rows[k_]])
+        self.leaf_values = {}
+        for e in plans:
+            n, D, kind = e["n"], e["D"], e["kind"]
+            if not D:
+                out = e["value"].view(K, 1)
+            else:
+                parts = []
+                for k_ in (_UNARY, _BINARY):
+                    if k_ in e:
+                        parts.append((k_, got[k_][e[k_]].view(*e["dshape"], ctx.T)))
+                if "eq" in e:
+                    parts.append((_EQ, e["eq"]))
+                if _CONST in e["kinds"]:
+                    parts.append((_CONST, e["value"].view(K, *([1] * (len(D) + 1)))))
+                out = parts[0][1]
+                for k_, t_ in parts[1:]:
                     out = torch.where((kind == k_).view(K, *([1] * (len(D) + 1))), t_, out)
-        # [K, *m_D, T'] -> [K, 1, scope dims, T']
-        shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [out.shape[-1]]
-        return out.reshape(shape)
+            # [K, *m_D, T'] -> [K, 1, scope dims, T']
+            shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [out.shape[-1]]
+            self.leaf_values[id(n)] = out.reshape(shape)
+
+    def leaf(self, n: _Node) -> torch.Tensor:
+        if not hasattr(self, "leaf_values"):
+            self._gather_leaves()
+        return self.leaf_values[id(n)]
 
     def value(self, n: _Node) -> torch.Tensor:
         hit = self.cache.get(id(n))
@@ -658,7 +696,9 @@ class _GroupRun:
         rows = [zero] * E
         for e in sorted(self.g.root.events):
             s = self.pinned(self.g.root, e, True)  # [K, T(q), 1]
-            s = s.reshape(self.K, T).clamp_min(0)
+            # Only real frames can be pinned (padding would otherwise get the value of a pin-free formula).
+            real = torch.arange(T, device=s.device)[None, :] < self.T_b[:, None]
+            s = torch.where(real, s.reshape(self.K, T), torch.zeros((), dtype=s.dtype, device=s.device)).clamp_min(0)
             total = s.sum(-1, keepdim=True)
             safe = torch.where(total > 0, total, torch.ones_like(total))
             w = torch.where(total > 0, s / safe, torch.zeros_like(s))
