@@ -189,6 +189,10 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         if word in FOREIGN_KEYWORDS and word not in KEYWORDS:
             return Diagnostic("E106", f"'{word}' is not an stlspec keyword", at, path,
                               hints=(f"write `{FOREIGN_KEYWORDS[word]}`",))
+    call = re.search(r"\b([A-Za-z_]+)\s*\([\w\s,]*$", text[: tok.start_pos or 0])
+    if call and call.group(1) in KEYWORDS and call.group(1) not in ("and", "or"):
+        hints.append(f"'{call.group(1)}' is a keyword; a predicate with that name must be quoted: "
+                     f"\"{call.group(1)}\"(...)")
     if value in KEYWORDS and "IDENT" in expected:
         hints.append(f"'{value}' is a keyword; quote it to use it as a name: \"{value}\"")
     if tok.type == "COLON" and "DOT" in expected:

@@ -155,3 +155,9 @@ def test_mutated_valid_programs_give_ast_or_our_error(program, data):
 
 def test_vocab_text_parses():
     assert len(stlspec.parse(VOCAB_TEXT).items) == 7
+
+
+def test_keyword_used_as_predicate_suggests_quoting():
+    with pytest.raises(StlError) as info:
+        stlspec.parse("spec s { exists x. next(x) }")
+    assert '"next"(...)' in info.value.render()

@@ -75,8 +75,7 @@ def require_api_key() -> str:
     return key
 
 
-def make_client(*, base_url: str | None = None, max_retries: int = 6, timeout: float = 300.0,
-                max_connections: int = 16) -> Any:
+def make_client(*, base_url: str | None = None, max_retries: int = 6, timeout: float = 300.0) -> Any:
     """An ``anthropic.Anthropic`` client with the key from the environment."""
     key = require_api_key()  # before importing anything: a missing key is the first thing reported
     try:

@@ -337,12 +337,18 @@ def _drive_batch(run: _Run, jobs: list[tuple[Caption, str]], client: Any, poll_i
 
 
 def _call(fn):
+    """One Message Batches call; failures that survive the SDK's retries stop the run (it can be resumed)."""
     import anthropic
 
     try:
         return fn()
     except (anthropic.AuthenticationError, anthropic.PermissionDeniedError) as exc:
         raise FatalAPIError(f"the API rejected the credentials ({exc.status_code}): check ANTHROPIC_API_KEY") from None
+    except anthropic.NotFoundError:
+        raise
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        raise TransientAPIError(f"a Message Batches request failed after retries ({exc}); run the same command "
+                                "again to resume: submitted batches are remembered in the cache") from None
 
 
 def _collect_batch(run: _Run, client: Any, batch_id: str, ids: dict[str, str], failed_keys: dict[str, str],
@@ -440,8 +446,7 @@ def specs_from_captions(
             done(rec)
         if jobs:
             if client is None:
-                client = make_client(base_url=base_url, max_retries=max_retries,
-                                     max_connections=max(concurrency, 4))
+                client = make_client(base_url=base_url, max_retries=max_retries)
             if batch:
                 by_text.update(_drive_batch(run, jobs, client, poll_interval, done, status or (lambda s: None)))
             else:

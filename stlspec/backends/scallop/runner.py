@@ -37,8 +37,9 @@ __all__ = ["require_scallopy", "run", "RunResult", "ScallopModule", "trace_facts
 INSTALL_HINT = (
     "scallopy (Scallop's Python binding) is not installed. It is not on PyPI (the `scallopy` name there is an "
     "unrelated placeholder); build it from source: install Rust (https://rustup.rs), then "
-    "`git clone https://github.com/scallop-lang/scallop && cd scallop && git checkout v0.2.5 && "
-    "make install-scallopy` inside this virtual environment (needs `maturin`). See docs/scallop.md. "
+    "`git clone https://github.com/scallop-lang/scallop && cd scallop` (check out the 0.2.5 release), then "
+    "`pip install maturin && make install-scallopy` inside this virtual environment (`make install-scli` "
+    "for the command line). See docs/scallop.md. "
     "The program text itself (stlspec.compile(..., target='scallop').text) needs no scallopy: "
     "run it with `scli -p minmaxprob -q sat FILE.scl`."
 )
@@ -173,31 +174,38 @@ def _embedded_frames(text: str) -> int:
     return int(m.group(1))
 
 
-def _module_base():
-    import torch
+try:  # torch is optional for `run`; the module class needs it as a base.
+    import torch as _torch
 
-    return torch.nn.Module
+    _ModuleBase: Any = _torch.nn.Module
+except ImportError:  # pragma: no cover - torch is installed wherever training happens
+    _torch = None
+    _ModuleBase = object
 
 
-class ScallopModule:
-    """Factory for a ``torch.nn.Module`` evaluating a program's specs with scallopy.
+class ScallopModule(_ModuleBase):
+    """A ``torch.nn.Module`` evaluating a program's specs with scallopy (differentiable).
 
-    ``ScallopModule(program, provenance="difftopkproofs", k=3, columns=None)``
-    returns the module; ``module(names, unary, binary, frame_mask=None,
-    track_mask=None, present=None)`` returns ``[B, S]`` values, one column per
-    spec in ``program.specs`` order. ``columns`` is ``(categories, unary_preds,
-    binary_preds)`` naming the tensor columns (default: the vocabulary of the
-    compiled core program, which must then be passed as ``program``).
-    ``threshold`` drops facts with probability ``<= threshold`` (default: keep
-    every fact of a present track, so that gradients reach them).
+    ``ScallopModule(program, provenance="difftopkproofs", k=3, columns=None)``;
+    ``module(names, unary, binary, frame_mask=None, track_mask=None, present=None)``
+    returns ``[B, S]`` values, one column per spec in ``module.program.specs``
+    order. ``program`` is a core program (compiled here, its vocabulary naming
+    the tensor columns) or a :class:`ScallopProgram` compiled without a trace,
+    in which case ``columns=(categories, unary_preds, binary_preds)`` must name
+    the tensor columns. ``threshold`` drops facts with probability
+    ``<= threshold`` (default: keep every fact of a present track and frame, so
+    that gradients reach them). Padding (``frame_mask``: a prefix of real
+    frames; ``track_mask``: real tracks) is left out of the facts, so it never
+    changes a result.
     """
 
-    def __new__(cls, program: Any, provenance: str = "difftopkproofs", k: int = 3,
-                columns: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
-                threshold: float | None = None):
+    def __init__(self, program: Any, provenance: str = "difftopkproofs", k: int = 3,
+                 columns: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None,
+                 threshold: float | None = None):
         scallopy = require_scallopy()
-        import torch
-
+        if _torch is None:  # pragma: no cover
+            raise ImportError("ScallopModule needs torch: pip install 'stlspec[torch]'")
+        super().__init__()
         if not isinstance(program, ScallopProgram):
             if columns is None:
                 v = program.vocabulary
@@ -207,46 +215,46 @@ class ScallopModule:
             raise ValueError("ScallopModule needs a program compiled without an embedded trace")
         if columns is None:
             raise ValueError("pass columns=(categories, unary_preds, binary_preds) naming the tensor columns")
-        cats, ups, bps = (tuple(c) for c in columns)
         used = set(program.literals)
+        self.program = program
+        self.threshold = threshold
+        # (column index, encoded literal) of the columns the program mentions.
+        self.cols = tuple([(i, nm.literal(c)) for i, c in enumerate(cs) if nm.literal(c) in used]
+                          for cs in columns)
+        self.ctx = scallopy.ScallopContext(provenance=provenance, k=k)
+        self.ctx.add_program(program.text)
+        self.ctx.set_non_probabilistic(list(NON_PROBABILISTIC))
+        self.forward_fn = self.ctx.forward_function(
+            output=OUTPUT_SAT, output_mapping=[(program.sat_keys[s],) for s in program.specs],
+            dispatch="serial")
 
-        class _Module(_module_base()):
-            def __init__(self) -> None:
-                super().__init__()
-                self.program = program
-                self.ctx = scallopy.ScallopContext(provenance=provenance, k=k)
-                self.ctx.add_program(program.text)
-                self.ctx.set_non_probabilistic(list(NON_PROBABILISTIC))
-                self.forward_fn = self.ctx.forward_function(
-                    output=OUTPUT_SAT, output_mapping=[(program.sat_keys[s],) for s in program.specs],
-                    dispatch="serial")
+    def facts(self, names, unary, binary, frame_mask=None, track_mask=None, present=None) -> dict[str, list]:
+        """The batched input facts (``{relation: [facts of video b]}``) for scallopy's forward function."""
+        B, T, N = unary.shape[0], unary.shape[1], unary.shape[2]
+        if present is not None:
+            unary = unary * present[..., None].to(unary.dtype)
+            both = present[:, :, :, None] & present[:, :, None, :]
+            binary = binary * both[..., None].to(binary.dtype)
+        cat_cols, u_cols, b_cols = self.cols
+        th = self.threshold
+        keep = (lambda x: True) if th is None else (lambda x: float(x) > th)
+        inputs: dict[str, list] = {r: [] for r in ("frame", "num_frames", "track", "name", "unary", "binary")}
+        for b in range(B):
+            Tb = T if frame_mask is None else int(frame_mask[b].sum())
+            tracks = list(range(N)) if track_mask is None else [n for n in range(N) if bool(track_mask[b, n])]
+            inputs["frame"].append([(t,) for t in range(Tb)])
+            inputs["num_frames"].append([(Tb,)])
+            inputs["track"].append([(n,) for n in tracks])
+            inputs["name"].append([(names[b, n, i], (n, lit)) for n in tracks for i, lit in cat_cols
+                                   if keep(names[b, n, i])])
+            inputs["unary"].append([(unary[b, t, n, i], (lit, t, n)) for t in range(Tb) for n in tracks
+                                    for i, lit in u_cols if keep(unary[b, t, n, i])])
+            inputs["binary"].append([(binary[b, t, n, m, i], (lit, t, n, m)) for t in range(Tb)
+                                     for n in tracks for m in tracks for i, lit in b_cols
+                                     if keep(binary[b, t, n, m, i])])
+        return inputs
 
-            def forward(self, names, unary, binary, frame_mask=None, track_mask=None, present=None):
-                B, T, N = unary.shape[0], unary.shape[1], unary.shape[2]
-                if present is not None:
-                    unary = unary * present[..., None].to(unary.dtype)
-                    both = present[:, :, :, None] & present[:, :, None, :]
-                    binary = binary * both[..., None].to(binary.dtype)
-                inputs: dict[str, list] = {r: [] for r in ("frame", "num_frames", "track", "name", "unary", "binary")}
-                cat_cols = [(i, nm.literal(c)) for i, c in enumerate(cats) if nm.literal(c) in used]
-                u_cols = [(i, nm.literal(c)) for i, c in enumerate(ups) if nm.literal(c) in used]
-                b_cols = [(i, nm.literal(c)) for i, c in enumerate(bps) if nm.literal(c) in used]
-                for b in range(B):
-                    Tb = T if frame_mask is None else int(frame_mask[b].sum())
-                    tracks = range(N) if track_mask is None else \
-                        [n for n in range(N) if bool(track_mask[b, n])]
-                    keep = (lambda x: True) if threshold is None else (lambda x: float(x) > threshold)
-                    inputs["frame"].append([(t,) for t in range(Tb)])
-                    inputs["num_frames"].append([(Tb,)])
-                    inputs["track"].append([(n,) for n in tracks])
-                    inputs["name"].append([(names[b, n, i], (n, lit)) for n in tracks for i, lit in cat_cols
-                                           if keep(names[b, n, i])])
-                    inputs["unary"].append([(unary[b, t, n, i], (lit, t, n)) for t in range(Tb) for n in tracks
-                                            for i, lit in u_cols if keep(unary[b, t, n, i])])
-                    inputs["binary"].append([(binary[b, t, n, m, i], (lit, t, n, m)) for t in range(Tb)
-                                             for n in tracks for m in tracks for i, lit in b_cols
-                                             if keep(binary[b, t, n, m, i])])
-                out = self.forward_fn(**inputs)
-                return out if isinstance(out, torch.Tensor) else out[1]
-
-        return _Module()
+    def forward(self, names, unary, binary, frame_mask=None, track_mask=None, present=None):
+        out = self.forward_fn(**self.facts(names, unary, binary, frame_mask, track_mask, present))
+        # With an output mapping scallopy returns the [B, S] tensor (older versions: (mapping, tensor)).
+        return out if isinstance(out, _torch.Tensor) else out[1]
