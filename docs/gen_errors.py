@@ -211,7 +211,11 @@ spec nested_hint {
 }
 
 #: Codes without an example, and why.
-NO_EXAMPLE: dict[str, str] = {}
+NO_EXAMPLE: dict[str, str] = {
+    code: "Reported in the records of `stlspec from-captions` (the model's answer, not your file); "
+          "see [Captions to specs](llm.md)."
+    for code in ("E701", "E702", "E703", "E704", "E705", "W701", "W702")
+}
 
 SECTIONS = (
     ("E1", "Syntax (E1xx)", "The parser stops at nothing: after a syntax error it resynchronizes at the next "
@@ -222,6 +226,8 @@ SECTIONS = (
     ("E5", "Traces (E5xx)", "Reported when a scene-graph trace is read (see [Traces](traces.md)); the location "
                             "at the start of the message is a path into the JSON document."),
     ("E6", "Evaluation and backends (E6xx)", ""),
+    ("E7", "Captions to specs (E7xx)", "Problems with a model's answer, recorded per caption by "
+                                       "`stlspec from-captions` (see [Captions to specs](llm.md))."),
     ("W", "Warnings", "Warnings never make a command fail; `stlspec check` prints them with the errors."),
 )
 

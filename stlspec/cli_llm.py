@@ -32,7 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--report", metavar="PATH", help="JSONL report, one record per caption "
                    "(default: OUT with .report.jsonl)")
     p.add_argument("--vocab", metavar="V.stl", help="closed vocabulary to use (default: open vocabulary)")
-    p.add_argument("--model", default=None, help="Claude model (default: %(default)s)")
+    from stlspec.llm.generate import DEFAULT_MODEL  # no SDK import: that happens at the first request
+
+    p.add_argument("--model", default=DEFAULT_MODEL, help="Claude model (default: %(default)s)")
     p.add_argument("--batch", action="store_true", help="use the Message Batches API (half price, slower)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="parallel requests (default: 4)")
     p.add_argument("--max-repairs", type=int, default=2, metavar="N",
@@ -292,14 +294,18 @@ def cmd_negatives(args: argparse.Namespace) -> int:
     import stlspec
     from stlspec.negatives import KINDS, negatives_for_program
 
-    text = Path(args.file).read_text(encoding="utf-8")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except OSError as exc:
+        return _err(f"{args.file}: cannot read: {exc.strerror or exc}")
     program = stlspec.parse(text, path=args.file)
     kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         return _err(f"unknown kind(s) {', '.join(unknown)}; choose from {', '.join(KINDS)}")
     out = negatives_for_program(program, per_spec=args.per_spec, kinds=kinds, seed=args.seed,
-                                allow_weaker=args.allow_weaker)
+                                allow_weaker=args.allow_weaker,
+                                output_dir=str(Path(args.output).resolve().parent) if args.output else None)
     if args.output:
         Path(args.output).write_text(out, encoding="utf-8")
     else:

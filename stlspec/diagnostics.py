@@ -64,6 +64,14 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E601", "error", "input too large", "The exact logic enumerates worlds and refuses inputs beyond its documented size."),
     ErrorCode("E602", "error", "unsupported by backend", "The chosen backend cannot express this construct or option."),
     ErrorCode("E603", "error", "unknown logic", "The logic name is not one of boolean, godel, product, smooth, exact."),
+    # E7xx / W7xx: the caption → spec pipeline (stlspec.llm); reported in records, not raised
+    ErrorCode("E701", "error", "no spec found in the answer", "The model's answer contains no `spec` block."),
+    ErrorCode("E702", "error", "more than one spec in the answer", "The model's answer holds several specs; one was asked for."),
+    ErrorCode("E703", "error", "the model refused", "The model refused to write a spec for this caption (not repaired)."),
+    ErrorCode("E704", "error", "API request failed", "The request failed after the SDK's retries (transient: retried on the next run, never cached)."),
+    ErrorCode("E705", "error", "batch entry failed", "A Message Batches entry errored, was canceled or expired (transient)."),
+    ErrorCode("W701", "warning", "answer cut off", "The answer stopped at max_tokens; it was used only if it still checks."),
+    ErrorCode("W702", "warning", "declarations ignored", "Declarations in the answer were dropped: the vocabulary is yours, not the model's."),
     # W: warnings
     ErrorCode("W101", "warning", "unused variable", "A bound variable is never used in the quantifier's body."),
     ErrorCode("W102", "warning", "hint ignored", "The hinted event is nested under a temporal operator; its hint cannot be used for witnesses."),

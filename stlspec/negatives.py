@@ -80,8 +80,6 @@ def _single_events(f: ast.Formula) -> list[ast.Hinted]:
 
 
 def _label(f) -> str:
-    import stlspec
-
     from stlspec.formatter import format_formula
 
     return " ".join(format_formula(f, inline=True).split())
@@ -278,15 +276,30 @@ def generate_negatives(spec: ast.Spec, vocabulary: ir.Vocabulary, *, others: Seq
 
 
 def negatives_for_program(program: ast.Program, *, per_spec: int = 6, kinds: Iterable[str] = KINDS,
-                          seed: int = 0, allow_weaker: bool = False) -> str:
-    """``.stl`` text with the negatives of every spec of ``program`` (the ``stlspec negatives`` output)."""
+                          seed: int = 0, allow_weaker: bool = False, output_dir: str | None = None) -> str:
+    """``.stl`` text with the negatives of every spec of ``program`` (the ``stlspec negatives`` output).
+
+    The text starts with the program's own declarations and its includes
+    (re-pointed from ``output_dir``, default: the program's folder), so that it
+    compiles on its own.
+    """
+    import os
+
     import stlspec
 
     checked = stlspec.check(program)
     vocabulary = checked.vocabulary
     specs = program.specs
-    lines = [f"// Negative specs for {program.path}: each differs in meaning from its positive on random traces.",
-             "// Write them into a file that includes the positives' vocabulary."]
+    lines = [f"// Negative specs for {program.path}: each differs in meaning from its positive on random traces."]
+    src_dir = os.path.dirname(os.path.abspath(program.path)) if program.path != "<string>" else os.getcwd()
+    out_dir = os.path.abspath(output_dir) if output_dir else src_dir
+    for item in program.items:
+        if isinstance(item, ast.Include):
+            target = os.path.normpath(os.path.join(src_dir, item.path))
+            ref = os.path.relpath(target, out_dir).replace(os.sep, "/")
+            lines.append(f'include "{ref}"')
+        elif not isinstance(item, ast.Spec):
+            lines.append(stlspec.format(ast.Program((item,))).rstrip())
     for i, spec in enumerate(specs):
         negs = generate_negatives(spec, vocabulary, others=specs, kinds=kinds, limit=per_spec, seed=seed + i,
                                   allow_weaker=allow_weaker)

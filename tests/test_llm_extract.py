@@ -87,12 +87,12 @@ def test_validate_sets_name_and_caption_and_ignores_declarations():
                           "\n```", 'A dog "runs".', "vid_7", VOCAB)
     assert out.ok
     assert out.text.startswith('spec vid_7 "A dog \\"runs\\"." {')
-    assert [d["code"] for d in out.diagnostics] == ["L006"]
+    assert [d["code"] for d in out.diagnostics] == ["W702"]
 
 
 def test_validate_rejects_two_specs():
     out = validate_answer(f"```stl\n{SPEC}\n{SPEC.replace('spec s', 'spec t')}\n```", "c", "s", VOCAB)
-    assert not out.ok and out.diagnostics[0]["code"] == "L002"
+    assert not out.ok and out.diagnostics[0]["code"] == "E702"
 
 
 def test_costs():

@@ -91,13 +91,31 @@ def test_deterministic_and_limited():
     assert len({n.kind for n in a}) == 4  # round-robin over kinds
 
 
-def test_program_output_compiles():
-    program = stlspec.parse(f'include "{VOCAB_PATH}"\n' + SOURCE, path="x.stl")
-    text = negatives_for_program(program, per_spec=3)
-    core = stlspec.compile_text(text, vocabulary=VOCAB)
+def test_program_output_compiles_on_its_own(tmp_path):
+    src = tmp_path / "in" / "specs.stl"
+    src.parent.mkdir()
+    src.write_text(f'include "{VOCAB_PATH}"\n' + SOURCE)
+    out = tmp_path / "out" / "negatives.stl"
+    out.parent.mkdir()
+    text = negatives_for_program(stlspec.load(str(src)), per_spec=3, output_dir=str(out.parent))
+    out.write_text(text)
+    core = stlspec.compile_file(str(out))
     assert len(core.specs) == 9
+    assert "// swap-events: events" in text
 
 
 def test_unknown_kind():
     with pytest.raises(ValueError, match="unknown negative kind"):
         generate_negatives(PICK, VOCAB, kinds=("shuffle",))
+
+
+def test_cli_negatives(tmp_path, capsys):
+    from stlspec.cli import main
+
+    src = tmp_path / "specs.stl"
+    src.write_text(f'include "{VOCAB_PATH}"\n' + SOURCE)
+    out = tmp_path / "neg.stl"
+    assert main(["negatives", str(src), "-o", str(out), "--per-spec", "2", "--kinds", "swap-events,negate-event"]) == 0
+    assert len(stlspec.compile_file(str(out)).specs) == 4  # pick: 2; falls, kick: 1 each (no chain to swap)
+    assert main(["negatives", str(src), "--kinds", "bogus"]) == 2
+    assert "unknown kind(s) bogus" in capsys.readouterr().err

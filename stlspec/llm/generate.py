@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Iterable, Sequence
+from typing import Any, Callable, Generator, Iterable
 
 from stlspec import ast, ir
 from stlspec.diagnostics import StlError
@@ -66,9 +66,9 @@ def validate_answer(answer: str, caption: str, spec_name: str, vocabulary: ir.Vo
     path = f"<{spec_name}>"
     found = extract_spec(answer)
     if found is None:
-        d = llm_diagnostic("L001", "no spec found in the answer",
+        d = llm_diagnostic("E701", "no spec found in the answer",
                            hints=("answer with one ```stl code block holding one spec",))
-        return Outcome(False, None, [d], f"error[L001]: {d['message']}", repair_prompt=prompts.no_spec_message(_ANSWER_NAME))
+        return Outcome(False, None, [d], f"error[E701]: {d['message']}", repair_prompt=prompts.no_spec_message(_ANSWER_NAME))
     try:
         program = stlspec.parse(found.text, path=path)
     except StlError as err:
@@ -78,34 +78,26 @@ def validate_answer(answer: str, caption: str, spec_name: str, vocabulary: ir.Vo
     notes: list[dict] = []
     specs = program.specs
     if len(specs) != 1:
-        d = llm_diagnostic("L002" if specs else "L001",
+        d = llm_diagnostic("E702" if specs else "E701",
                            f"the answer holds {len(specs)} specs; expected exactly one")
         msg = f"error[{d['code']}]: {d['message']}"
         return Outcome(False, found.text, [d], msg, repair_prompt=prompts.repair_message(msg, found.text))
     dropped = [i for i in program.items if not isinstance(i, ast.Spec)]
     if dropped:
         # Answers must not extend the vocabulary; their declarations add nothing to an open-vocabulary check.
-        notes.append(llm_diagnostic("L006", f"{len(dropped)} declaration(s) in the answer were ignored",
-                                    severity="warning"))
+        notes.append(llm_diagnostic("W702", f"{len(dropped)} declaration(s) in the answer were ignored"))
     spec, mapping = mapper.map_spec(specs[0])
     spec = ast.Spec(spec_name, spec.formula, caption)
     text = stlspec.format(ast.Program((spec,)))
     try:
-        core = stlspec.compile_text(text, vocabulary=vocabulary, path=path)
+        # The same stages as compile_text, kept apart to get at the checker's warnings.
+        checked = stlspec.check(stlspec.parse(text, path=path), vocabulary)
+        stlspec.lower(checked)
     except StlError as err:
         rendered = err.render()
         return Outcome(False, text, [*notes, *(d.to_dict() for d in err.diagnostics)], rendered,
                        dict(mapping.renamed), repair_prompt=prompts.repair_message(rendered, text))
-    del core
-    warnings = _warnings(text, vocabulary, path)
-    return Outcome(True, text, [*notes, *warnings], "", dict(mapping.renamed))
-
-
-def _warnings(text: str, vocabulary: ir.Vocabulary | None, path: str) -> list[dict]:
-    import stlspec
-
-    checked = stlspec.check(stlspec.parse(text, path=path), vocabulary)
-    return [d.to_dict() for d in checked.warnings]
+    return Outcome(True, text, [*notes, *(d.to_dict() for d in checked.warnings)], "", dict(mapping.renamed))
 
 
 @dataclass
@@ -199,9 +191,9 @@ class _Run:
             common = dict(base, rounds=round_, usage=usage.to_dict(), cache_hit=all_cached)
             if answer.reply.stop_reason == "refusal":
                 why = answer.reply.refusal_explanation or "no explanation given"
-                d = llm_diagnostic("L003", f"the model refused to answer ({why})")
+                d = llm_diagnostic("E703", f"the model refused to answer ({why})")
                 return SpecRecord(status="failed", spec=last.text if last else None, diagnostics=[d],
-                                  rendered=f"error[L003]: {d['message']}",
+                                  rendered=f"error[E703]: {d['message']}",
                                   error=f"refused: {answer.reply.text.strip()[:200] or why}", **common)
             # Checked under the name the model was asked for, so that repair requests do not depend on
             # the caption id either; the record is renamed at the end.
@@ -211,8 +203,7 @@ class _Run:
                                                  diagnostics=last.diagnostics, renamed=last.renamed,
                                                  **dict(common, spec_name=_ANSWER_NAME)), caption.id, spec_name)
             if answer.reply.stop_reason == "max_tokens":
-                last.diagnostics.append(llm_diagnostic("L005", "the answer was cut off at max_tokens",
-                                                       severity="warning"))
+                last.diagnostics.append(llm_diagnostic("W701", "the answer was cut off at max_tokens"))
             messages.append({"role": "assistant", "content": answer.reply.text.strip() or "(empty answer)"})
             messages.append({"role": "user", "content": last.repair_prompt})
         assert last is not None
@@ -220,7 +211,7 @@ class _Run:
                                          rendered=last.rendered, renamed=last.renamed,
                                          **dict(common, spec_name=_ANSWER_NAME)), caption.id, spec_name)
 
-    def transient_failure(self, caption: Caption, spec_name: str, message: str, code: str = "L004") -> SpecRecord:
+    def transient_failure(self, caption: Caption, spec_name: str, message: str, code: str = "E704") -> SpecRecord:
         d = llm_diagnostic(code, message)
         return SpecRecord(caption_id=caption.id, caption=caption.text, spec_name=spec_name, status="failed",
                           diagnostics=[d], rendered=f"error[{code}]: {message}", model=self.model,
@@ -298,7 +289,7 @@ def _drive_batch(run: _Run, jobs: list[tuple[Caption, str]], client: Any, poll_i
                 stored = run.cache.get_response(key)
                 if stored is None:
                     if key in failed_keys:
-                        rec = run.transient_failure(caption, name, failed_keys[key], code="L007")
+                        rec = run.transient_failure(caption, name, failed_keys[key], code="E705")
                         del active[text]
                         out[text] = rec
                         on_done(rec)

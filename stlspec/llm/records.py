@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from stlspec.diagnostics import CODES
+
 __all__ = [
     "Caption", "SpecRecord", "LLM_CODES", "llm_diagnostic", "load_captions", "spec_name_for",
     "write_report", "write_stl", "CaptionFileError",
@@ -28,21 +30,14 @@ __all__ = [
 
 STATUSES = ("ok", "repaired", "failed")
 
-#: Problems found by the caption pipeline itself (not by the compiler).
-LLM_CODES: dict[str, str] = {
-    "L001": "no spec found in the answer",
-    "L002": "the answer holds more than one spec",
-    "L003": "the model refused to answer",
-    "L004": "API request failed (after the SDK's retries)",
-    "L005": "the answer was cut off (max_tokens reached)",
-    "L006": "declarations in the answer were ignored",
-    "L007": "the batch result was not a success (errored, canceled or expired)",
-}
+#: Problems found by the caption pipeline itself (not by the compiler): E7xx/W7xx in the one registry.
+LLM_CODES: dict[str, str] = {c: e.title for c, e in CODES.items() if c[1] == "7"}
 
 
-def llm_diagnostic(code: str, message: str, severity: str = "error", hints: Sequence[str] = ()) -> dict:
-    """A pipeline problem in the same dict shape as ``Diagnostic.to_dict()``."""
+def llm_diagnostic(code: str, message: str, hints: Sequence[str] = ()) -> dict:
+    """A pipeline problem in the same dict shape as ``Diagnostic.to_dict()`` (severity from the registry)."""
     assert code in LLM_CODES, code
+    severity = CODES[code].severity
     return {"path": None, "line": 0, "column": 0, "end_line": 0, "end_column": 0, "severity": severity,
             "code": code, "message": message, "hints": list(hints)}
 

@@ -56,7 +56,8 @@ fraction window ``[a, b]`` is turned into frame offsets from ``num_frames`` in a
 helper relation using integer arithmetic in the *head* (``ceil(a·(T−1))`` as
 ``(p * (n - 1) + q - 1) / q`` for ``a = p/q``), because Scallop silently drops
 ``*``/``/`` constraints in rule bodies. Fractions must therefore be ratios with
-a denominator of at most 10 000 (any bound written with up to 4 decimals).
+a denominator of at most 10 000 (any bound written with up to 4 decimals, or
+such as 1/3 written in full double precision); others are E602.
 """
 
 from __future__ import annotations
@@ -129,7 +130,10 @@ def format_probability(x: float) -> str:
 def _fraction(x: float) -> Fraction:
     """``x`` as an exact small ratio, or E602 (see the module docstring)."""
     fr = Fraction(x).limit_denominator(MAX_FRACTION_DENOMINATOR)
-    if abs(float(fr) - x) > 1e-12:
+    # Exactly the double nearest to p/q: then ceil/floor of p·(T−1)/q agree with
+    # Window.frames' float arithmetic (its 1e-9 slack covers the rounding, and a
+    # non-integer p·(T−1)/q is at least 1/q away from an integer).
+    if float(fr) != x:
         raise unsupported("scallop", f"the fraction-window bound {x!r}",
                           f"write fraction bounds with at most 4 decimals (denominator <= {MAX_FRACTION_DENOMINATOR})")
     return fr

@@ -146,10 +146,15 @@ def _mask_frames(x: torch.Tensor, T_b: torch.Tensor, fill: float) -> torch.Tenso
     return torch.where(valid, x, torch.full((), fill, dtype=x.dtype, device=x.device))
 
 
-def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool) -> torch.Tensor:
-    """``next φ``: φ at ``t+1`` if ``t+1 < T_b``, else 0 (strong) or 1 (weak)."""
+def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool, full: bool = False) -> torch.Tensor:
+    """``next φ``: φ at ``t+1`` if ``t+1 < T_b``, else 0 (strong) or 1 (weak).
+
+    ``full=True`` promises ``T_b == T`` for every instance (no padded frames).
+    """
     fill = 1.0 if weak else 0.0
     y = _shift(x, 1, fill)
+    if full:
+        return y
     t = _time_index(x.shape[-1], x.device)
     inside = bk(t[None, :] + 1 < T_b[:, None], x.dim())
     return torch.where(inside, y, torch.full((), fill, dtype=x.dtype, device=x.device))
@@ -190,7 +195,7 @@ def _where_tree(cond, a, b):
 
 
 def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch.Tensor | None,
-                hi: torch.Tensor | None, T_b: torch.Tensor) -> torch.Tensor:
+                hi: torch.Tensor | None, T_b: torch.Tensor, full: bool = False) -> torch.Tensor:
     """``∨`` (or ``∧``) of ``x`` over ``W(t) = [t+lo, t+hi] ∩ [0, T_b)``.
 
     ``lo``/``hi`` are ``[K]`` frame offsets; ``lo=None`` means 0 for every
@@ -200,7 +205,7 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     """
     to, op, e, back = logic.fold_space(disjunction)
     T = x.shape[-1]
-    z = _mask_frames(to(x), T_b, e)
+    z = to(x) if full else _mask_frames(to(x), T_b, e)
     t = _time_index(T, x.device)[None, :]
     start = t if lo is None else t + lo[:, None]  # [K, T] (or [1, T])
     if hi is None:
@@ -213,7 +218,10 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
         else:
             s = zr.logcumsumexp(-1)
         s = s.flip(-1)
-        y = s if lo is None else _gather_time(s, start, e)
+        if lo is None:
+            # W(t) is empty only at padded frames, whose values no operator ever reads.
+            return back(s)
+        y = _gather_time(s, start, e)
         nonempty = start <= T_b[:, None] - 1
     else:
         end = torch.minimum(t + hi[:, None], T_b[:, None] - 1)  # inclusive
@@ -226,12 +234,12 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     return torch.where(bk(nonempty, x.dim()), back(y), torch.full((), empty_value, dtype=x.dtype, device=x.device))
 
 
-def eventually(x, logic, lo, hi, T_b):
-    return window_fold(x, logic, True, lo, hi, T_b)
+def eventually(x, logic, lo, hi, T_b, full=False):
+    return window_fold(x, logic, True, lo, hi, T_b, full)
 
 
-def always(x, logic, lo, hi, T_b):
-    return window_fold(x, logic, False, lo, hi, T_b)
+def always(x, logic, lo, hi, T_b, full=False):
+    return window_fold(x, logic, False, lo, hi, T_b, full)
 
 
 # ---------------------------------------------------------------------- until as a scan of maps

@@ -448,26 +448,15 @@ class _BatchContext:
             unary = unary * pr[..., None]
             binary = binary * (pr[:, :, :, None] * pr[:, :, None, :])[..., None]
         self.P, self.R = unary.shape[-1], binary.shape[-1]
-        self._unary, self._binary = unary, binary
-        self._rows: dict[str, torch.Tensor] = {}
+        self.unary, self.binary = unary.contiguous(), binary.contiguous()
         self.names = batch.names
         fm = batch.frame_mask
         self.T_b = (fm.sum(-1) if fm is not None else torch.full((B,), T, device=dev)).long()
+        self.full = fm is None or bool(fm.all())  # no padded frames: masks can be skipped
         self.track_mask = batch.track_mask if batch.track_mask is not None else \
             torch.ones(B, N, dtype=torch.bool, device=dev)
         self.dtype, self.device = unary.dtype, dev
         self.arangeN = torch.arange(N, device=dev)[None, :]
-
-    # Facts as rows with time contiguous: one transposed copy per call, made only when a group needs it.
-    def unary_rows(self) -> torch.Tensor:
-        if "u" not in self._rows:
-            self._rows["u"] = self._unary.permute(0, 2, 3, 1).reshape(-1, self.T)
-        return self._rows["u"]
-
-    def binary_rows(self) -> torch.Tensor:
-        if "b" not in self._rows:
-            self._rows["b"] = self._binary.permute(0, 2, 3, 4, 1).reshape(-1, self.T)
-        return self._rows["b"]
 
 
 class _GroupRun:
@@ -547,60 +536,74 @@ class _GroupRun:
         return out
 
     def _gather_leaves(self) -> None:
-        """Every leaf of the group at once: one row gather per fact tensor, then a split per leaf.
+        """Every leaf of the group at once, with three gathers whatever the group's size.
 
-        The fact tensors are read as rows ``[B·N·P, T]`` / ``[B·N·N·R, T]`` (time contiguous), so a
-        leaf is a list of row indices ``[K, *m_D]`` and all leaves cost one ``index_select`` each.
+        1. ``take`` each (instance, leaf)'s predicate plane from the fact tensors:
+           unary ``[K, Lu, T, N]`` and binary ``[K, Lb, T, N·N]`` (only the columns used);
+        2. lay the planes out as rows with time contiguous, plus a row of zeros and one of
+           ones (for ``==`` and constant leaves);
+        3. one ``index_select`` of rows ``[K, *m_D]`` per leaf, whatever its kind per instance.
         """
-        ctx, K = self.ctx, self.K
-        plans, rows = [], {_UNARY: [], _BINARY: []}
-        for i, n in enumerate(self.g.leaves):
+        ctx, K, T, N = self.ctx, self.K, self.ctx.T, self.ctx.N
+        dev = ctx.device
+        leaves = self.g.leaves
+        cols = {j: self.ints[:, 4 * i + 1] for i in range(len(leaves)) for j in (i,)}
+        kinds_of = [self.ints[:, 4 * i] for i in range(len(leaves))]
+        iu = [i for i in range(len(leaves)) if _UNARY in self.g.leaf_kinds[i] and leaves[i].deps]
+        ib = [i for i in range(len(leaves)) if _BINARY in self.g.leaf_kinds[i] and leaves[i].deps]
+        vid = self.vids.view(K, 1, 1)
+        parts, base = [], 0
+        offsets = {}
+        if iu:
+            cu = torch.stack([torch.where(kinds_of[i] == _UNARY, cols[i], 0) for i in iu], 1)  # [K, Lu]
+            tn = torch.arange(T * N, device=dev).view(1, 1, T * N)
+            idx = (vid * (T * N) + tn) * ctx.P + cu[:, :, None]
+            planes = torch.take(ctx.unary, idx).view(K, len(iu), T, N).transpose(2, 3)
+            parts.append(planes.reshape(-1, T))
+            offsets[_UNARY] = base
+            base += K * len(iu) * N
+        if ib:
+            cb = torch.stack([torch.where(kinds_of[i] == _BINARY, cols[i], 0) for i in ib], 1)  # [K, Lb]
+            tnn = torch.arange(T * N * N, device=dev).view(1, 1, T * N * N)
+            idx = (vid * (T * N * N) + tnn) * ctx.R + cb[:, :, None]
+            planes = torch.take(ctx.binary, idx).view(K, len(ib), T, N * N).transpose(2, 3)
+            parts.append(planes.reshape(-1, T))
+            offsets[_BINARY] = base
+            base += K * len(ib) * N * N
+        zero_row, one_row = base, base + 1
+        parts.append(torch.zeros(1, T, dtype=ctx.dtype, device=dev))
+        parts.append(torch.ones(1, T, dtype=ctx.dtype, device=dev))
+        table = torch.cat(parts)
+        k_ = torch.arange(K, device=dev)
+        rows, plans = [], []
+        for i, n in enumerate(leaves):
             kinds = self.g.leaf_kinds[i]
-            kind, col, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
+            kind, _, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
+            value = self.floats[:, i]
             D = n.deps
-            entry = {"n": n, "kind": kind, "kinds": kinds, "value": self.floats[:, i].to(ctx.dtype), "D": D}
             if D:
                 nA = self._track(pa, D)
                 nB = self._track(pb, D) if (_BINARY in kinds or _EQ in kinds) else nA
-                vid = self.vids.view(K, *([1] * len(D)))
-                # Rows of other kinds read column 0 (their own column may not exist in this tensor).
+                view = (K, *([1] * len(D)))
+                kind_, kk = kind.view(view), k_.view(view)
+                r = torch.where(value.view(view) > 0, one_row, zero_row)  # constants
                 if _UNARY in kinds:
-                    cu = torch.where(kind == _UNARY, col, 0).view_as(vid)
-                    entry[_UNARY] = len(rows[_UNARY])
-                    rows[_UNARY].append(((vid * ctx.N + nA) * ctx.P + cu).reshape(-1))
+                    r = torch.where(kind_ == _UNARY, offsets[_UNARY] + (kk * len(iu) + iu.index(i)) * N + nA, r)
                 if _BINARY in kinds:
-                    cb = torch.where(kind == _BINARY, col, 0).view_as(vid)
-                    entry[_BINARY] = len(rows[_BINARY])
-                    rows[_BINARY].append((((vid * ctx.N + nA) * ctx.N + nB) * ctx.R + cb).reshape(-1))
+                    r = torch.where(kind_ == _BINARY,
+                                    offsets[_BINARY] + (kk * len(ib) + ib.index(i)) * (N * N) + nA * N + nB, r)
                 if _EQ in kinds:
-                    entry["eq"] = (nA == nB).to(ctx.dtype)[..., None]
-                entry["dshape"] = list(nA.shape)
-            plans.append(entry)
-        got = {}
-        for k_, src in ((_UNARY, ctx.unary_rows), (_BINARY, ctx.binary_rows)):
-            if rows[k_]:
-                flat = self.L.atom(src().index_select(0, torch.cat(rows[k_])))
-                got[k_] = flat.split([r.numel() for r in rows[k_]])
+                    r = torch.where(kind_ == _EQ, torch.where(nA == nB, one_row, zero_row), r)
+            else:  # only constants have no variables
+                r = torch.where(value > 0, one_row, zero_row)
+            plans.append((n, D))
+            rows.append(r.reshape(-1))
+        flat = self.L.atom(table.index_select(0, torch.cat(rows)))
         self.leaf_values = {}
-        for e in plans:
-            n, D, kind = e["n"], e["D"], e["kind"]
-            if not D:
-                out = e["value"].view(K, 1)
-            else:
-                parts = []
-                for k_ in (_UNARY, _BINARY):
-                    if k_ in e:
-                        parts.append((k_, got[k_][e[k_]].view(*e["dshape"], ctx.T)))
-                if "eq" in e:
-                    parts.append((_EQ, e["eq"]))
-                if _CONST in e["kinds"]:
-                    parts.append((_CONST, e["value"].view(K, *([1] * (len(D) + 1)))))
-                out = parts[0][1]
-                for k_, t_ in parts[1:]:
-                    out = torch.where((kind == k_).view(K, *([1] * (len(D) + 1))), t_, out)
-            # [K, *m_D, T'] -> [K, 1, scope dims, T']
-            shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [out.shape[-1]]
-            self.leaf_values[id(n)] = out.reshape(shape)
+        for (n, D), part in zip(plans, flat.split([r.numel() for r in rows])):
+            # [K, *m_D, T] -> [K, 1, scope dims, T]
+            shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [T]
+            self.leaf_values[id(n)] = part.reshape(shape)
 
     def leaf(self, n: _Node) -> torch.Tensor:
         if not hasattr(self, "leaf_values"):
@@ -626,13 +629,13 @@ class _GroupRun:
             case "or":
                 return L.or_(xs)
             case "next":
-                return ops.next_(self._full_time(xs[0]), self.T_b, n.weak)
+                return ops.next_(self._full_time(xs[0]), self.T_b, n.weak, self.ctx.full)
             case "ev":
                 lo, hi = self.windows(n)
-                return ops.eventually(self._full_time(xs[0]), L, lo, hi, self.T_b)
+                return ops.eventually(self._full_time(xs[0]), L, lo, hi, self.T_b, self.ctx.full)
             case "al":
                 lo, hi = self.windows(n)
-                return ops.always(self._full_time(xs[0]), L, lo, hi, self.T_b)
+                return ops.always(self._full_time(xs[0]), L, lo, hi, self.T_b, self.ctx.full)
             case "until":
                 lo, hi = self.windows(n)
                 return ops.until(self._full_time(xs[0]), self._full_time(xs[1]), L, lo, hi, self.T_b)
