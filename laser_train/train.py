@@ -93,15 +93,34 @@ def load_background(spec: str, vocabulary: Any) -> list[Any]:
                                      path=str(path)).specs)
 
 
-def _generated_negatives(specs: list[Any], vocabulary: Any, count: int, seed: int) -> list[list[Any]] | None:
-    """Negatives from :mod:`stlspec.negatives`, or None when the module is not available."""
+def generated_negatives(records: list[Any], vocabulary: Any, count: int, seed: int, trials: int = 4,
+                        progress: bool = False) -> list[list[Any]] | None:
+    """Negatives from :func:`stlspec.negatives.generate_negatives` (None when the module is missing).
+
+    The generator verifies each candidate with the reference interpreter on
+    ``trials`` random traces; that verification dominates the cost (tens of ms
+    per spec), so datasets should carry their negatives in the manifest (the
+    synthetic world does) and this is the fallback for those that do not.
+    """
     try:
-        from stlspec import negatives as neg_mod  # type: ignore[attr-defined]
+        from stlspec.negatives import generate_negatives
     except ImportError:
         return None
+    import stlspec
+    from stlspec import ast
+
     out = []
-    for i, s in enumerate(specs):
-        out.append(list(neg_mod.negatives(s, vocabulary, count=count, seed=seed * 1_000_003 + i)))
+    items = enumerate(records)
+    if progress:
+        from tqdm import tqdm
+
+        items = tqdm(items, total=len(records), desc="negatives", unit="spec", leave=False)
+    for i, r in items:
+        ast_spec = next(s for s in stlspec.parse(r.spec_source).specs if s.name == r.spec.name)
+        negs = generate_negatives(ast_spec, vocabulary, limit=count, seed=seed * 1_000_003 + i, trials=trials)
+        prog = stlspec.compile_text(stlspec.format(ast.Program(tuple(n.spec for n in negs))),
+                                    vocabulary=vocabulary) if negs else None
+        out.append(list(prog.specs) if prog else [])
     return out
 
 
@@ -132,15 +151,17 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
         for v, negs in enumerate(data.negatives):  # negatives written in the manifest always count
             target[v].extend(sup.add_many(negs))
     if mode in ("auto", "generator"):
-        gen_train = _generated_negatives(train.specs, ds.vocabulary, 2 * k, cfg.data.seed)
-        gen_test = _generated_negatives(test.specs, ds.vocabulary, k, cfg.data.seed + 1)
+        need_train = [r for r, negs in zip(train.records, pool) if not negs]
+        need_test = [r for r, negs in zip(test.records, test_negs) if not negs]
+        gen_train = generated_negatives(need_train, ds.vocabulary, 2 * k, cfg.data.seed, progress=progress)
+        gen_test = generated_negatives(need_test, ds.vocabulary, k, cfg.data.seed + 1, progress=progress)
         if gen_train is None and mode == "generator":
             raise RuntimeError("loss.negatives=generator but stlspec.negatives is not available")
         if gen_train is not None:
-            for v, negs in enumerate(gen_train):
-                pool[v].extend(sup.add_many(negs))
-            for v, negs in enumerate(gen_test):
-                test_negs[v].extend(sup.add_many(negs))
+            for target, data, gen in ((pool, train, gen_train), (test_negs, test, gen_test)):
+                missing = [v for v in range(len(data)) if not target[v]]
+                for v, negs in zip(missing, gen):
+                    target[v].extend(sup.add_many(negs))
     rng = np.random.default_rng([cfg.data.seed, 7])
     for v in range(len(test)):  # evaluation negatives: other held-out captions, fixed per setup
         if not test_negs[v]:

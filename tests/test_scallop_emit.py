@@ -25,7 +25,7 @@ from stlspec.backends.scallop.validate import strata
 from stlspec.trace import Trace
 from strategies import VOCAB, specs, traces
 
-FAST = settings(max_examples=150, deadline=None, derandomize=True,
+FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 PICK = ir.Spec(

@@ -18,7 +18,6 @@ witness distributions:
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np

@@ -147,3 +147,36 @@ def test_comment_is_printable_ascii():
 def test_reserved_words_are_not_identifiers():
     for word in nm.RESERVED:
         assert not nm.is_ident(word)
+
+
+# ---------------------------------------------------------------------- large embedded traces
+
+FACT_TYPES = {"frame": (("t", "i32"),), "name": (("n", "i32"), ("c", "String")),
+              "unary": (("p", "String"), ("t", "i32"), ("n", "i32"))}
+FACTS = """\
+rel frame = {(0,), (1,)}
+// track 0 = 'man'
+rel unary = {
+  0.9::("walking", 0, 1),
+  1.0::("a b", 1, 0)
+}
+"""
+
+
+def test_fact_block_checker_accepts_emitted_facts():
+    from stlspec.backends.scallop.validate import check_fact_block
+
+    check_fact_block(FACTS, FACT_TYPES)
+    validate("type frame(t: i32)\ntype unary(p: String, t: i32, n: i32)\n" + FACTS)  # the grammar agrees
+
+
+@pytest.mark.parametrize("old,new", [("0.9::", ".9::"), ("1.0::", "1.::"), ('"walking"', '"walk\\"ing"'),
+                                     ("(1,)}", "(1)}"), ('"a b", 1, 0', '"a b", 1'), ("\n}", ""),
+                                     ("rel unary", "rel in"), ('("walking", 0, 1)', '(0, "walking", 1)'),
+                                     ("  0.9", "\t0.9")])
+def test_fact_block_checker_rejects(old, new):
+    from stlspec.backends.scallop.validate import check_fact_block
+
+    assert old in FACTS
+    with pytest.raises(ScallopSubsetError):
+        check_fact_block(FACTS.replace(old, new, 1), FACT_TYPES)

@@ -67,12 +67,34 @@ def test_smooth_temperatures(spec, trace, tau):
 def test_heterogeneous_padded_batch_matches_reference(logic, pairs):
     # Different specs on differently sized videos, one call: padding and grouping change nothing.
     spec_list = [ir.Spec(f"s{i}", s.formula, s.events) for i, (s, _) in enumerate(pairs)]
-    ev = compile_specs(spec_list, vocabulary=VOCAB, logic=logic)
+    ev = compile_specs(spec_list, vocabulary=VOCAB, logic=logic, witness_mode="exact")
     batch = SceneGraphBatch.from_traces([t for _, t in pairs], ev.columns, dtype=torch.float64)
     out = ev(batch)
     for i, (spec, trace) in enumerate(pairs):
         ref = reference.evaluate(spec, trace, logic, 0.1)
         _close(ref, float(out.values[i]), out.witnesses[i, :, : trace.num_frames].tolist())
+
+
+@pytest.mark.parametrize("logic", ("boolean", "godel"))
+@FAST
+@given(spec=specs(max_depth=2, max_events=3), trace=traces(max_T=6, max_N=3))
+def test_factored_witnesses_are_exact_for_godel(logic, spec, trace):
+    # min distributes over max, so prefix ∧ event ∧ suffix is exactly the pinned value.
+    ref = reference.evaluate(spec, trace, logic)
+    value, wits = evaluate(spec, trace, logic, witness_mode="factored")
+    _close(ref, value, wits)
+
+
+@pytest.mark.parametrize("logic", ("product", "smooth"))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=specs(max_depth=2, max_events=3), trace=traces(max_T=6, max_N=3))
+def test_factored_witnesses_are_distributions(logic, spec, trace):
+    value, wits = evaluate(spec, trace, logic, witness_mode="factored")
+    _, exact = evaluate(spec, trace, logic, witness_mode="exact")
+    for w, x in zip(wits, exact):
+        assert min(w) >= 0 and sum(w) == pytest.approx(1.0 if sum(w) else 0.0)
+    if spec.events:  # the chain's first event is pinned exactly in both modes
+        np.testing.assert_allclose(wits[0], exact[0], atol=TOL)
 
 
 @pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
@@ -103,7 +125,7 @@ def test_compiled_text_spec_matches_reference():
     v = program.vocabulary
     trace = Trace.from_arrays(rng.random((4, 3)), rng.random((6, 4, 2)), rng.random((6, 4, 4, 2)),
                               categories=v.categories, unary_preds=v.unary_names, binary_preds=v.binary_names)
-    ev = stlspec.compile(program, target="torch", logic="product")
+    ev = stlspec.compile(program, target="torch", logic="product", witness_mode="exact")
     assert isinstance(ev, TorchEvaluator)
     batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=torch.float64)
     out = ev(batch, spec_ids=["pick", "windows"], video_ids=[0, 0])
@@ -221,11 +243,12 @@ def test_several_specs_per_video_and_names():
 # ---------------------------------------------------------------------- gradients
 
 
-@pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
-def test_gradcheck(logic):
+@pytest.mark.parametrize("logic,mode", [("godel", "factored"), ("product", "factored"), ("smooth", "factored"),
+                                        ("product", "exact"), ("smooth", "exact")])
+def test_gradcheck(logic, mode):
     specs_ = _laser_specs(2, seed=11) + [ir.Spec("u", ir.Exists((("x", "person"),), ir.Until(
         ir.Unary("red", "x"), ir.Unary("walking", "x"), ir.Window(1, 3))))]
-    ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic, temperature=0.3)
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic, temperature=0.3, witness_mode=mode)
     base = _random_batch(1, 4, 3, seed=13)
 
     def f(names, unary, binary):
@@ -315,3 +338,17 @@ def test_benchmark_quick_prints_json_lines():
             "ratio_vs_reference", "ratio_vs_per_video_loop"}
     for row in rows:
         assert keys <= row.keys()
+
+
+def test_example_specs_and_traces_match_reference():
+    from stlspec.trace import load_trace
+
+    for stl in sorted((ROOT / "examples" / "specs").glob("*.stl")):
+        program = stlspec.compile_file(str(stl))
+        for spec in program.specs:
+            for path in sorted((ROOT / "examples" / "traces").glob(f"{spec.name}.*.json")):
+                trace = load_trace(str(path), program.vocabulary)
+                for logic in ("godel", "product"):
+                    ref = reference.evaluate(spec, trace, logic, witnesses=False)
+                    value, _ = evaluate(spec, trace, logic, witnesses=False)
+                    assert value == pytest.approx(ref.value, abs=TOL), (path.name, logic)

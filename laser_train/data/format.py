@@ -104,6 +104,7 @@ class Record:
     num_frames: int = 0
     size: tuple[int, int] = (0, 0)  # (width, height)
     track_data: list[dict] = field(default_factory=list, repr=False)
+    spec_source: str = field(default="", repr=False)  # the stlspec text holding the spec (for negative generation)
 
 
 @dataclass
@@ -297,7 +298,7 @@ def _check_record(c: _Checker, obj: Any) -> Record | None:
         if video is not None and size != (0, 0) and size2 != (0, 0) and size2 != size:
             c.err("tracks", f"tracks say {size2[0]}x{size2[1]} but the frames are {size[0]}x{size[1]}")
     has_spec, has_file = "spec" in obj, "spec_file" in obj
-    spec = None
+    spec, text = None, None
     if has_spec == has_file:
         c.err("spec", "give exactly one of 'spec' (text) and 'spec_file' (path)")
     else:
@@ -351,7 +352,7 @@ def _check_record(c: _Checker, obj: Any) -> Record | None:
     if len(c.problems) > before:
         return None
     return Record(rid, c.line, video, tracks_path, caption, spec, negatives, split, scene_graph,
-                  int(T or 0), size, tracks)
+                  int(T or 0), size, tracks, text or "")
 
 
 def validate_dataset(root: str | Path, *, skip_invalid: bool = False, vocabulary=None) -> Dataset:

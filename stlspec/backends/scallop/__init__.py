@@ -16,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stlspec.backends import unsupported
 from stlspec.backends.scallop.emit import INPUT_RELATIONS, ScallopProgram, compile_program
-from stlspec.backends.scallop.validate import ScallopSubsetError, validate
+from stlspec.backends.scallop.validate import ScallopSubsetError, validate, validate_program
 
 __all__ = ["BACKEND", "ScallopBackend", "ScallopProgram", "compile_program", "INPUT_RELATIONS",
-           "ScallopSubsetError", "validate", "run", "ScallopModule"]
+           "ScallopSubsetError", "validate", "validate_program", "run", "ScallopModule", "RunResult"]
 
 
 class ScallopBackend:
@@ -36,7 +35,8 @@ class ScallopBackend:
         ``trace``: a :class:`stlspec.trace.Trace` (or a path to a JSON trace)
         to embed as probabilistic facts (standalone mode); ``specs``: names of
         the specs to include (default all). ``validate_output=False`` skips the
-        self-check (only useful for very large embedded traces).
+        self-check of the emitted text (grammar + semantic rules; embedded
+        facts beyond 200 kB are checked line by line instead of parsed).
         """
         if isinstance(trace, (str, bytes)) or hasattr(trace, "__fspath__"):
             from stlspec.trace import load_trace
@@ -45,7 +45,7 @@ class ScallopBackend:
         result = compile_program(program, trace=trace, specs=specs)
         if validate_output:
             try:
-                validate(result.text)
+                validate_program(result.text, result.fact_block)
             except ScallopSubsetError as exc:  # pragma: no cover - an emitter bug
                 raise AssertionError(f"internal error: the emitted Scallop program failed its self-check:\n{exc}")
         return result
@@ -62,5 +62,3 @@ def __getattr__(name: str) -> Any:
         return getattr(runner, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-_ = unsupported  # re-exported channel for E602, used by emit

@@ -111,6 +111,8 @@ class ScallopProgram:
     witnesses: dict[str, tuple[tuple[int, str], ...]]
     literals: dict[str, str] = field(default_factory=dict)
     standalone: bool = False
+    #: The embedded trace's facts (a contiguous part of ``text``; empty without a trace).
+    fact_block: str = ""
 
     def __str__(self) -> str:
         return self.text
@@ -510,9 +512,11 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
              "// Tags under minmaxprob equal stlspec's godel logic; a missing tuple means 0.", ""]
     lines += ["// ---- input relations (facts about absent tracks must be left out)"]
     lines += [f"type {r}({', '.join(f'{f}: {ty}' for f, ty in fs)})" for r, fs in INPUT_RELATIONS.items()]
+    fact_block = ""
     if trace is not None:
         lines += ["", "// ---- the trace, embedded as probabilistic facts"]
-        lines += _facts_lines(trace, em.lit)
+        fact_block = "\n".join(_facts_lines(trace, em.lit)) + "\n"
+        lines.append(fact_block[:-1])
     helpers = em.helper_lines()
     if helpers:
         lines += ["", "// ---- frame helpers", *helpers]
@@ -529,4 +533,5 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
     return ScallopProgram(
         text=text, inputs=dict(INPUT_RELATIONS), outputs=outputs, specs=tuple(s.name for s in chosen),
         sat_keys=sat_keys, witnesses=witnesses, literals=dict(em.literals), standalone=trace is not None,
+        fact_block=fact_block,
     )

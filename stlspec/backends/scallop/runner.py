@@ -133,23 +133,33 @@ def run(program: Any, trace: Any = None, *, provenance: str = "difftopkproofs", 
         raise ValueError("this program has no embedded trace: pass `trace=`")
     ctx = scallopy.ScallopContext(provenance=provenance, k=k)
     ctx.add_program(program.text)
+    tagged = provenance != "unit"
     if trace is not None:
+        if tagged:
+            ctx.set_non_probabilistic(list(NON_PROBABILISTIC))
         for rel, facts in trace_facts(trace, list(program.literals)).items():
             if not facts:
                 continue
-            if provenance in ("unit", "boolean"):
+            if not tagged or rel in NON_PROBABILISTIC:
                 ctx.add_facts(rel, [tup for _, tup in facts])
             else:
                 ctx.add_facts(rel, [(_as_tag(p, provenance), tup) for p, tup in facts])
     ctx.run()
-    sat = {tup[0]: _tag_value(tag) for tag, tup in ctx.relation(OUTPUT_SAT)}
+
+    def rows(rel: str):
+        # (tag, tuple) pairs; the unit provenance reports bare tuples.
+        for row in ctx.relation(rel):
+            yield (row[0], row[1]) if tagged else (1.0, row)
+
+    sat = {tup[0]: _tag_value(tag) for tag, tup in rows(OUTPUT_SAT)}
+    # sat keys are the encoded spec names (names.literal); a missing tuple is 0.
     values = {name: sat.get(program.sat_keys[name], 0.0) for name in program.specs}
     T = trace.num_frames if trace is not None else _embedded_frames(program.text)
     witnesses = {}
     for name in program.specs:
         dists = []
         for _, rel in program.witnesses.get(name, ()):
-            scores = {tup[0]: _tag_value(tag) for tag, tup in ctx.relation(rel)}
+            scores = {tup[0]: _tag_value(tag) for tag, tup in rows(rel)}
             dists.append(_normalise([scores.get(t, 0.0) for t in range(T)]))
         witnesses[name] = tuple(dists)
     return RunResult(values, witnesses)

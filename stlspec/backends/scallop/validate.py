@@ -28,7 +28,7 @@ from typing import Union
 import lark
 
 __all__ = ["ScallopSubsetError", "Module", "Rule", "Atom", "Constraint", "FactSet", "parse", "check",
-           "validate", "grammar_text"]
+           "validate", "validate_program", "check_fact_block", "grammar_text", "strata"]
 
 
 class ScallopSubsetError(ValueError):
@@ -290,4 +290,54 @@ def validate(text: str) -> Module:
     """:func:`parse` then :func:`check`; returns the parsed module."""
     module = parse(text)
     check(module)
+    return module
+
+
+_INT = r"[0-9]{1,9}"
+_STR = r'"[A-Za-z0-9 _.~-]*"'
+_PROB = r"(?:0\.[0-9]+|1\.0+)"
+
+
+def check_fact_block(block: str, types: dict[str, tuple[tuple[str, str], ...]]) -> None:
+    """Fast line-based check of an embedded trace (what the emitter writes), for large traces.
+
+    Parsing megabytes of facts with the LALR grammar takes seconds; this checks
+    the same token rules (safe strings, float literals, i32 integers, tuple
+    arity and field types) with one regular expression per relation.
+    """
+    import re
+
+    def item_re(rel: str) -> str:
+        fields = ", ".join(_INT if ty == "i32" else _STR for _, ty in types[rel])
+        return rf"(?:{_PROB}::)?\({fields}{',' if len(types[rel]) == 1 else ''}\)"
+
+    current = None
+    for i, line in enumerate(block.splitlines(), 1):
+        if re.fullmatch(r"//[ -~]*", line):
+            continue
+        if current is None:
+            m = re.fullmatch(r"rel ([a-z_]+) = \{(.*)\}", line) or re.fullmatch(r"rel ([a-z_]+) = \{", line)
+            if m is None or m.group(1) not in types:
+                raise ScallopSubsetError(f"fact block line {i}: unexpected {line[:80]!r}")
+            if m.lastindex == 2:
+                item = item_re(m.group(1))
+                if not re.fullmatch(rf"{item}(?:, {item})*", m.group(2)):
+                    raise ScallopSubsetError(f"fact block line {i}: malformed facts for {m.group(1)}")
+            else:
+                current = re.compile(rf"  {item_re(m.group(1))},?")
+        elif line == "}":
+            current = None
+        elif not current.fullmatch(line):
+            raise ScallopSubsetError(f"fact block line {i}: malformed fact {line[:80]!r}")
+    if current is not None:
+        raise ScallopSubsetError("fact block: unterminated fact set")
+
+
+def validate_program(text: str, fact_block: str = "") -> Module:
+    """:func:`validate` ``text``; a large embedded ``fact_block`` is checked by :func:`check_fact_block`."""
+    if not fact_block or len(fact_block) < 200_000:
+        return validate(text)
+    assert fact_block in text
+    module = validate(text.replace(fact_block, "", 1))
+    check_fact_block(fact_block, module.types)
     return module

@@ -234,6 +234,27 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     return torch.where(bk(nonempty, x.dim()), back(y), torch.full((), empty_value, dtype=x.dtype, device=x.device))
 
 
+def prefix_or(x: torch.Tensor, logic: TorchLogic, shift: int = 0) -> torch.Tensor:
+    """``y(t) = ∨ of x(s) for s <= t - shift`` (0 when empty), one forward cumulative op."""
+    to, _, e, back = logic.fold_space(True)
+    z = to(x)
+    if logic.minmax:
+        s = z.cummax(-1).values
+    elif logic.name == "product":
+        s = z.cumprod(-1)
+    else:
+        s = z.logcumsumexp(-1)
+    if shift:
+        pad = torch.full((*s.shape[:-1], shift), e, dtype=s.dtype, device=s.device)
+        s = torch.cat([pad, s[..., :-shift]], dim=-1)
+    y = back(s)
+    if logic.name == "smooth" and shift:
+        # An empty fold is 0 (not τ·(−BIG)).
+        t = _time_index(x.shape[-1], x.device)
+        y = torch.where(t < shift, torch.zeros((), dtype=y.dtype, device=y.device), y)
+    return y
+
+
 def eventually(x, logic, lo, hi, T_b, full=False):
     return window_fold(x, logic, True, lo, hi, T_b, full)
 

@@ -330,7 +330,7 @@ class TorchEvaluator:
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
-                 temperature: float = 0.1, top_m: int | None = None):
+                 temperature: float = 0.1, top_m: int | None = None, witness_mode: str = "factored"):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -340,6 +340,9 @@ class TorchEvaluator:
         if top_m is not None and top_m < 1:
             raise ValueError("top_m must be a positive number of tracks")
         self.top_m = top_m
+        if witness_mode not in ("factored", "exact"):
+            raise ValueError(f"witness_mode must be 'factored' or 'exact', not {witness_mode!r}")
+        self.witness_mode = witness_mode
         self.columns = Columns.coerce(columns)
         self.specs = tuple(specs)
         self.spec_ids = {s.name: i for i, s in enumerate(self.specs)}
@@ -397,7 +400,7 @@ class TorchEvaluator:
             g = self.groups[g_index]
             rows = torch.as_tensor(self._row_of[sid[pos]], device=dev)
             vids = torch.as_tensor(vid[pos], device=dev)
-            v, w = _GroupRun(g, ctx, rows, vids).run(witnesses, E)
+            v, w = _GroupRun(g, ctx, rows, vids, self.witness_mode).run(witnesses, E)
             values.append(v)
             wits.append(w)
             where.append(pos)
@@ -462,8 +465,10 @@ class _BatchContext:
 class _GroupRun:
     """One group's evaluation on ``K`` instances (rows of the tables, videos of the batch)."""
 
-    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor):
+    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor,
+                 witness_mode: str = "factored"):
         self.g, self.ctx, self.vids = g, ctx, vids
+        self.witness_mode = witness_mode
         self.K = rows.shape[0]
         ints, floats = g.tables(ctx.device, ctx.dtype)
         self.ints, self.floats = ints[rows], floats[rows]
@@ -683,11 +688,64 @@ class _GroupRun:
             ind = (q >= t + lo_[:, None, None]) & (q <= t + hi_[:, None, None]) & (q < self.T_b[:, None, None])
             ind = ind.view(self.K, T, *([1] * (body.dim() - 3)), ind.shape[-1])
             return torch.where(ind, bq, torch.zeros((), dtype=body.dtype, device=body.device))
+        if t0 and n.op == "ev" and self.witness_mode == "factored":
+            chain = self._chain(n, event)
+            if chain is not None:
+                return self._factored(n, chain)
         pointwise = n.op in ("not", "and", "or", "ex", "fa")
         child_t0 = t0 and pointwise
         xs = [self.pinned(c, event, child_t0) for c in n.children]
         y = self.compute(n, xs) if n.op != "leaf" else self.value(n)
         return y[..., :1] if (t0 and not pointwise) else y
+
+    @staticmethod
+    def _chain(head: _Node, event: int) -> list[_Node] | None:
+        """The ``then``-chain events ``[head, ..., target]`` if ``event`` sits in ``head``'s chain."""
+        out, cur = [head], head
+        while cur.event != event:
+            body = cur.children[0]
+            if not (body.op == "and" and len(body.children) == 2 and body.children[1].op == "next"
+                    and not body.children[1].weak and body.children[1].children[0].op == "ev"
+                    and event not in body.children[0].events):
+                return None
+            cur = body.children[1].children[0]
+            out.append(cur)
+        return out if len(out) > 1 else None
+
+    def _factored(self, head: _Node, chain: list[_Node]) -> torch.Tensor:
+        """Factored witness of the chain's last event at ``t = 0``: ``Pre_k(q) ∧ B_k(q)``.
+
+        ``Pre`` runs forward: ``Pre_h(q) = [q ∈ W_h(0)]`` and
+        ``Pre_{j+1}(q) = ∨_{s : q ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))`` -- a window fold looking
+        backwards, computed as a forward fold on the time-reversed tensor. ``B_k`` is the
+        target event's (unpinned) body. Exact for godel and boolean, where ∧ distributes over
+        ∨; an O(T) approximation of pinning for product and smooth (see ``docs/torch.md``).
+        """
+        L, K, T = self.L, self.K, self.ctx.T
+        t = torch.arange(T, device=self.ctx.device)[None, :]
+        real = t < self.T_b[:, None]
+        lo, hi = self.windows(head)
+        lo_ = 0 if lo is None else lo[:, None]
+        hi_ = (self.T_b - 1)[:, None] if hi is None else hi[:, None]
+        pre_mask = (t >= lo_) & (t <= hi_) & real  # [K, T]: W_h(0)
+        pre = None  # Pre_j as a truth tensor; None means "the indicator pre_mask"
+        full_T = torch.full_like(self.T_b, T)
+        for j, node in enumerate(chain[:-1]):
+            a = self._full_time(self.value(node.children[0].children[0]))  # A_j [K, 1, *vars, T]
+            x = a if pre is None else L.and_([pre, a])
+            x = torch.where(bk(pre_mask if pre is None else real, x.dim()), x, torch.zeros((), dtype=x.dtype,
+                                                                                            device=x.device))
+            lo, hi = self.windows(chain[j + 1])
+            if lo is None and hi is None:
+                # Unwindowed (the usual chain): a prefix fold over s <= q-1, no time reversal needed.
+                pre = ops.prefix_or(x, L, shift=1)
+                continue
+            lo1 = (torch.zeros_like(self.T_b) if lo is None else lo) + 1
+            hi1 = None if hi is None else hi + 1
+            pre = ops.window_fold(x.flip(-1), L, True, lo1, hi1, full_T, True).flip(-1)
+        body = self._full_time(self.value(chain[-1].children[0]))  # B_k(q)
+        v = L.and_([pre, body])
+        return v.transpose(1, -1)  # q on the Q dim, t = 0
 
     def run(self, witnesses: bool, E: int):
         root = self.value(self.g.root)
@@ -714,30 +772,35 @@ class _GroupRun:
 
 
 def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str | Logic = "product",
-                  temperature: float = 0.1, top_m: int | None = None, vocabulary: ir.Vocabulary | None = None
-                  ) -> TorchEvaluator:
+                  temperature: float = 0.1, top_m: int | None = None, vocabulary: ir.Vocabulary | None = None,
+                  witness_mode: str = "factored") -> TorchEvaluator:
     """Compile specs (from one or many programs) into one :class:`TorchEvaluator`.
 
     ``columns`` names the tensor columns (a :class:`Columns`, vocabulary or trace);
     without it, ``vocabulary`` is used. ``top_m`` keeps, for every variable with a
     category, only its ``m`` best tracks by category score (an approximation:
     assignments using other tracks are dropped; exact when ``m >= N``).
+    ``witness_mode``: ``"factored"`` (default; ``O(T)`` prefix/suffix witnesses for
+    ``then`` chains, equal to pinning under godel/boolean, an approximation under
+    product/smooth) or ``"exact"`` (pinning, as the reference; ``O(T²)`` time and
+    memory per assignment for events after a chain's first).
     """
     if columns is None:
         if vocabulary is None:
             raise ValueError("compile_specs needs columns= or vocabulary=")
         columns = Columns.from_vocabulary(vocabulary)
-    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m)
+    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m, witness_mode)
 
 
 def evaluate(spec: ir.Spec, trace: Any, logic: str | Logic = "product", temperature: float = 0.1, *,
-             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64):
+             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64,
+             witness_mode: str = "exact"):
     """Evaluate one spec on one :class:`stlspec.trace.Trace`; returns ``(value, witnesses [E, T])`` as floats.
 
     A convenience mirroring :func:`stlspec.backends.reference.evaluate` (used by
     the differential tests); batch work should call a :class:`TorchEvaluator`.
     """
-    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m)
+    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m, witness_mode)
     batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=dtype)
     out = ev(batch, [0], [0], witnesses=witnesses)
     w = out.witnesses[0].tolist() if witnesses else []
