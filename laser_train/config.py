@@ -46,6 +46,7 @@ class DataConfig:
     image_size: int = 64
     min_objects: int = 3
     max_objects: int = 4
+    num_negatives: int = 8  # synthetic: negative specs stored with each video (made by stlspec.negatives)
     crop_size: int = 16  # every track box is resampled to crop_size x crop_size pixels
     skip_invalid: bool = False  # report and skip malformed records instead of failing
     background: str = "builtin:background.stl"  # background-knowledge specs for the semantic loss
@@ -75,8 +76,10 @@ class LossConfig:
     supervision: str = "weak"  # "weak" (specs only) or "full" (hidden scene graphs; the upper bound)
     logic: str = "product"  # logic of the stlspec torch backend: product, godel, smooth
     temperature: float = 0.1  # for logic="smooth"
-    num_negatives: int = 4  # negative specs per video
-    negatives: str = "auto"  # "auto" (stlspec.negatives if present, else other videos' specs), "generator", "other"
+    num_negatives: int = 4  # negative specs per video and training step
+    # "auto": the manifest's negatives, else made by stlspec.negatives at start-up, else other videos' specs;
+    # "generator": like auto but fail without stlspec.negatives; "other": other training videos' specs only
+    negatives: str = "auto"
     weights: LossWeights = field(default_factory=LossWeights)
 
 

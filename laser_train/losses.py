@@ -10,10 +10,14 @@ four terms, each weighted in :class:`laser_train.config.LossWeights`:
 * **temporal**    ``-log Σ_{t in hint} witness_e(t)``: each hinted event's witness
   distribution should put its mass inside the hinted part of the video;
 * **semantic**    ``-log v(background spec)`` for every background-knowledge spec
-  (``configs/background.stl``, e.g. ``left_of`` is asymmetric) on every video.
+  (``configs/background.stl``, e.g. ``left_of`` is asymmetric) on every video
+  (per frame for ``forall ... always φ`` rules: see :func:`semantic_loss`).
 
-Values are clamped to ``[eps, 1 - eps]`` before the logarithm: the smooth logic
-may leave [0, 1] by a little, and ``log 0`` must not produce inf gradients.
+Specs are evaluated in float64 and values are clamped to ``[eps, 1 - eps]``
+(``eps = 1e-30``) before the logarithm. Both matter: a clamped value has no
+gradient, and in float32 a negative the model firmly believes (``v = 1 - 1e-9``)
+or a background rule it firmly violates (a product of hundreds of small factors)
+rounds to exactly 1 or 0 — precisely the cases whose gradient we need most.
 Under the product logic ``-log`` of a conjunction is the sum of the conjuncts'
 ``-log`` — a well-scaled loss even for ``forall``/``always`` over many facts.
 
@@ -29,9 +33,9 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "background_scale", "EPS"]
+__all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "semantic_loss", "EPS"]
 
-EPS = 1e-6
+EPS = 1e-30
 
 
 class SpecSupervision:
@@ -116,9 +120,10 @@ def hint_mask(hints: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tenso
 class WeakBatch:
     """The spec work for one training batch, prepared by the trainer (no tensors from the model)."""
 
-    spec_ids: list[int]  # positives, then negatives, then background specs
+    spec_ids: list[int]  # positives, then negatives
     video_ids: list[int]
-    kinds: torch.Tensor  # [K] 0 = positive, 1 = negative, 2 = background
+    kinds: torch.Tensor  # [K] 0 = positive, 1 = negative
+    background: list[int]  # background-knowledge spec ids, applied to every video
     hints: torch.Tensor  # [K, E, 2] hint intervals (positives; zeros elsewhere)
     has_hint: torch.Tensor  # [K, E] bool
 
@@ -127,29 +132,58 @@ def _nll(v: torch.Tensor) -> torch.Tensor:
     return -torch.log(v.clamp(EPS, 1 - EPS))
 
 
-def _log_terms(spec: Any) -> int:
-    """Variables bound by the spec's leading ``forall`` blocks (for :func:`background_scale`)."""
+def _is_frame_local(spec: Any) -> bool:
+    """``forall ... . always φ`` with φ free of temporal operators: a conjunction of per-frame rules."""
     from stlspec import ir
 
-    f, q = spec.formula, 0
+    f = spec.formula
     while isinstance(f, ir.Forall):
-        q += len(f.vars)
         f = f.body
-    return q
+    if not isinstance(f, ir.Always) or f.window is not None:
+        return False
+    temporal = (ir.Next, ir.Eventually, ir.Always, ir.Until)
+    return not any(isinstance(n, temporal) for n in ir.walk(f.arg))
 
 
-def background_scale(spec: Any, frames: torch.Tensor, tracks: torch.Tensor) -> torch.Tensor:
-    """How many (frame, assignment) facts a ``forall ... always`` spec multiplies together, per video.
+def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
+                  spec_ids: Sequence[int]) -> torch.Tensor:
+    """Mean ``-log v`` of the background specs, per frame where the spec allows it.
 
-    The semantic term divides ``-log v`` by this count, so that it is the mean
-    per-fact log-loss (under the product logic) instead of a sum that grows with
-    ``T · N^q`` and would drown the other terms.
+    A rule ``forall x, y. always φ`` over a whole video multiplies ``T·N²`` facts:
+    its value underflows to 0 long before the model is any good, and the
+    clamped log then has no gradient at all. Such a rule is a conjunction over
+    frames, so we evaluate it on every frame as a one-frame video instead (in
+    float64) and average ``-log v`` over frames — under the product logic
+    exactly the whole-video ``-log v`` divided by the number of frames. Rules with
+    temporal operators inside are evaluated on whole videos.
     """
-    q = _log_terms(spec)
-    count = frames.double().clone()
-    for i in range(q):
-        count = count * (tracks - i).clamp_min(1).double()
-    return count.clamp_min(1.0).to(torch.float32)
+    names, unary, binary = probs
+    fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
+    B, T, N = present.shape
+    local = [s for s in spec_ids if _is_frame_local(supervision.specs[s])]
+    whole = [s for s in spec_ids if s not in local]
+    parts = []
+    if local:
+        real = fm.reshape(-1)  # one pseudo-video per real frame
+        n_ = names.double()[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])[real]
+        u_ = unary.double().reshape(B * T, 1, *unary.shape[2:])[real]
+        b_ = binary.double().reshape(B * T, 1, *binary.shape[2:])[real]
+        tm_ = tm[:, None].expand(B, T, N).reshape(B * T, N)[real]
+        pr_ = present.reshape(B * T, 1, N)[real]
+        M = int(real.sum())
+        sid = [s for _ in range(M) for s in local]
+        vid = [m for m in range(M) for _ in local]
+        v = supervision.evaluate(n_, u_, b_, torch.ones(M, 1, dtype=torch.bool), tm_, pr_, sid, vid,
+                                 witnesses=False).values
+        parts.append(_nll(v))
+    if whole:
+        sid = [s for _ in range(B) for s in whole]
+        vid = [b for b in range(B) for _ in whole]
+        v = supervision.evaluate(names, unary, binary, fm, tm, present, sid, vid, witnesses=False).values
+        parts.append(_nll(v.double()))
+    if not parts:
+        return names.sum() * 0
+    return torch.cat(parts).mean().to(names.dtype)
 
 
 def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
@@ -159,6 +193,7 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     Positives are evaluated with witnesses (for the temporal term); negatives and
     background specs without, which skips the backend's pinned evaluations.
     """
+    probs = tuple(p.double() for p in probs)
     names, unary, binary = probs
     fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
     pos = (work.kinds == 0).nonzero().flatten()
@@ -177,21 +212,14 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
             inside = hint_mask(work.hints[pos], lengths, out.witnesses.shape[-1])
             mass = (out.witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
             terms["temporal"] = _nll(mass[use]).mean()
-    terms["contrastive"] = terms["semantic"] = zero
+    terms["contrastive"] = zero
+    terms["semantic"] = semantic_loss(supervision, probs, batch, work.background) if work.background else zero
     if len(rest):
         other = supervision.evaluate(names, unary, binary, fm, tm, present, sid[rest].tolist(),
                                      vid[rest].tolist(), witnesses=False).values
-        kinds = work.kinds[rest]
-        if (kinds == 1).any():
-            terms["contrastive"] = _nll(1 - other[kinds == 1]).mean()
-        bg = kinds == 2
-        if bg.any():
-            v_ids = vid[rest][bg]
-            scale = torch.stack([background_scale(supervision.specs[int(s)], fm.sum(1)[v], tm.sum(1)[v])
-                                 for s, v in zip(sid[rest][bg].tolist(), v_ids.tolist())])
-            terms["semantic"] = (_nll(other[bg]) / scale).mean()
+        terms["contrastive"] = _nll(1 - other).mean()
     total = sum(getattr(weights, k) * t for k, t in terms.items())
-    return total, terms
+    return total.float(), terms
 
 
 def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...]

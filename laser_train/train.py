@@ -60,7 +60,7 @@ def synthetic_cache_dir(cfg: ExperimentConfig) -> Path:
     """Where the synthetic world for ``cfg.data`` is written: next to the run directories, keyed by its settings."""
     d = cfg.data
     key = (f"synthetic-s{d.seed}-{d.num_train}-{d.num_test}-f{d.num_frames}-i{d.image_size}"
-           f"-o{d.min_objects}{d.max_objects}")
+           f"-o{d.min_objects}{d.max_objects}-n{d.num_negatives}")
     return Path(cfg.run.out).parent / "data" / key
 
 
@@ -75,7 +75,7 @@ def ensure_dataset(cfg: ExperimentConfig, progress: bool = False) -> Path:
         d = cfg.data
         write_dataset(root, seed=d.seed, num_train=d.num_train, num_test=d.num_test, num_frames=d.num_frames,
                       image_size=d.image_size, min_objects=d.min_objects, max_objects=d.max_objects,
-                      progress=progress)
+                      num_negatives=d.num_negatives, progress=progress)
     return root
 
 
@@ -148,8 +148,10 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     pool: list[list[int]] = [[] for _ in range(len(train))]
     test_negs: list[list[int]] = [[] for _ in range(len(test))]
     for data, target in ((train, pool), (test, test_negs)):
-        for v, negs in enumerate(data.negatives):  # negatives written in the manifest always count
+        for v, negs in enumerate(data.negatives):  # negatives written in the manifest
             target[v].extend(sup.add_many(negs))
+    if mode == "other":  # train on other videos' captions only (evaluation keeps the fixed negatives)
+        pool = [[] for _ in range(len(train))]
     if mode in ("auto", "generator"):
         need_train = [r for r, negs in zip(train.records, pool) if not negs]
         need_test = [r for r, negs in zip(test.records, test_negs) if not negs]
@@ -209,7 +211,7 @@ def build(cfg: ExperimentConfig, setup: Setup, steps_per_epoch: int):
 
 
 def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np.random.Generator) -> WeakBatch:
-    """Which (spec, video) pairs a batch evaluates: positives, negatives, background specs."""
+    """Which (spec, video) pairs a batch evaluates: positives and negatives (+ the background specs)."""
     train = setup.train
     V, k = len(train), cfg.loss.num_negatives
     spec_ids, video_ids, kinds = [], [], []
@@ -228,11 +230,6 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
             spec_ids.extend(chosen)
             video_ids.extend([j] * len(chosen))
             kinds.extend([1] * len(chosen))
-    if cfg.loss.weights.semantic:
-        for j in range(len(idx)):
-            spec_ids.extend(setup.background_ids)
-            video_ids.extend([j] * len(setup.background_ids))
-            kinds.extend([2] * len(setup.background_ids))
     E = max((len(s.events) for s in setup.supervision.specs), default=0) or 1
     hints = torch.zeros(len(spec_ids), E, 2)
     has = torch.zeros(len(spec_ids), E, dtype=torch.bool)
@@ -243,7 +240,8 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
             if info.hint is not None:
                 hints[row, e] = torch.tensor(info.hint)
                 has[row, e] = True
-    return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), hints, has)
+    background = list(setup.background_ids) if cfg.loss.weights.semantic else []
+    return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), background, hints, has)
 
 
 # ---------------------------------------------------------------------------------------------- loop

@@ -34,14 +34,21 @@ Tagged events only occur where a witness frame is well defined: either at a
 ``Eventually_k(And((A_k, Next(Eventually_{k+1}(...)))))`` of a ``then`` chain
 (the ``And`` has exactly two operands, the second a strong ``Next``).
 
-The witness distribution of event ``k`` is defined by *pinning*: let
-``φ[k ↦ t]`` be the spec formula in which the event's node ``eventually[w] B``
-is replaced by "``B`` at exactly frame ``t`` (and ``t`` inside the window
-relative to the current position, else false)". Then
-``s_k(t) = φ[k ↦ t](0)`` and ``witness_k(t) = max(s_k(t), 0) / Σ_t' max(s_k(t'), 0)``
-(all zeros when the sum is 0). For a chain this is
-``P_k(t) ∧ A_k(t) ∧ S_k(t)``: the earlier events fit before ``t``, event ``k`` holds
-at ``t``, the later events fit after ``t``.
+The witness distribution of event ``k`` of a chain ``A_0 then … then A_{K−1}`` is
+defined on the chain's *head* node: let ``Body_k`` be the body of event ``k``'s node
+(``A_k ∧ next eventually_{k+1}(…)``, or ``A_{K−1}`` for the last event) and
+
+    c_k(q)       = Pre_k(q) ∧ Body_k(q)
+    Pre_0(q)     = [q lies in the head's window]          (an indicator, not a conjunct)
+    Pre_{j+1}(q) = ∨_{s : q ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))    (s < q without a window)
+
+Let ``φ[k ↦ q]`` be the spec formula with the chain's head replaced by
+``c_k(q)``; then ``s_k(q) = φ[k ↦ q](0)`` and
+``witness_k(q) = max(s_k(q), 0) / Σ_q' max(s_k(q'), 0)`` (all zeros when the sum is 0).
+For event 0 (and a hinted single ``eventually``) this is *pinning*: the event's
+node replaced by its body at exactly ``q``. For later events it equals pinning
+under boolean and godel; under product and smooth the factored ``Pre_k`` is the
+definition (``O(T)``; literal pinning would be ``O(T²)``), see ``docs/semantics.md``.
 """
 
 from __future__ import annotations

@@ -384,10 +384,54 @@ def generate(seed: int, count: int, start: int = 0, **kwargs) -> list[SyntheticV
     return [generate_video(seed, i, **kwargs) for i in range(start, start + count)]
 
 
+_VOCAB_CACHE: list = []
+
+
+def _negatives_text(job: tuple[str, int, int]) -> str:
+    """stlspec text with up to ``count`` verified negatives of one spec (runs in a worker process)."""
+    import stlspec
+    from stlspec import ast
+    from stlspec.negatives import generate_negatives
+
+    spec_text, seed, count = job
+    if not _VOCAB_CACHE:
+        _VOCAB_CACHE.append(stlspec.compile_text(VOCABULARY_STL).vocabulary)
+    spec = stlspec.parse(spec_text).specs[0]
+    negs = generate_negatives(spec, _VOCAB_CACHE[0], limit=count, seed=seed, trials=4)
+    return stlspec.format(ast.Program(tuple(n.spec for n in negs))) if negs else ""
+
+
+def make_negatives(specs: list[str], seed: int, count: int, workers: int = 2, progress: bool = False) -> list[str]:
+    """Negatives for each spec with :mod:`stlspec.negatives` (deterministic; parallel over ``workers``).
+
+    Returns ``""`` for every spec when the generator is not available.
+    """
+    try:
+        import stlspec.negatives  # noqa: F401
+    except ImportError:
+        return ["" for _ in specs]
+    jobs = [(text, seed * 1_000_003 + i, count) for i, text in enumerate(specs)]
+    if workers > 1 and len(jobs) > 8:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(workers) as pool:
+            it = pool.imap(_negatives_text, jobs, chunksize=8)
+            if progress:
+                from tqdm import tqdm
+
+                it = tqdm(it, total=len(jobs), desc="negative specs", unit="spec", leave=False)
+            return list(it)
+    return [_negatives_text(j) for j in jobs]
+
+
 def write_dataset(out: str | Path, *, seed: int = 0, num_train: int = 600, num_test: int = 150,
                   num_frames: int = 12, image_size: int = 64, min_objects: int = 3, max_objects: int = 4,
-                  progress: bool = False) -> Path:
-    """Write the world to ``out`` in the dataset format of :mod:`laser_train.data.format`."""
+                  num_negatives: int = 8, progress: bool = False) -> Path:
+    """Write the world to ``out`` in the dataset format of :mod:`laser_train.data.format`.
+
+    Each record carries ``num_negatives`` negative specs made by :mod:`stlspec.negatives`
+    (verified to differ in meaning), so training does not have to generate them.
+    """
     from laser_train.data.format import write_record_files
 
     out = Path(out)
@@ -407,12 +451,17 @@ def write_dataset(out: str | Path, *, seed: int = 0, num_train: int = 600, num_t
                            min_objects=min_objects, max_objects=max_objects)
         split = "train" if i < num_train else "test"
         records.append(write_record_files(out, v, split))
+    if num_negatives:
+        texts = make_negatives([r["spec"] for r in records], seed, num_negatives, progress=progress)
+        for r, text in zip(records, texts):
+            if text:
+                r["negatives"] = text
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r) + "\n")
     meta = {"generator": "laser_train.data.synthetic", "seed": seed, "num_train": num_train,
             "num_test": num_test, "num_frames": num_frames, "image_size": image_size,
-            "min_objects": min_objects, "max_objects": max_objects}
+            "min_objects": min_objects, "max_objects": max_objects, "num_negatives": num_negatives}
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out
 
@@ -425,9 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--num-test", type=int, default=150)
     ap.add_argument("--num-frames", type=int, default=12)
     ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--num-negatives", type=int, default=8, help="negative specs per video (0: none)")
     args = ap.parse_args(argv)
     path = write_dataset(args.out, seed=args.seed, num_train=args.num_train, num_test=args.num_test,
-                         num_frames=args.num_frames, image_size=args.image_size, progress=True)
+                         num_frames=args.num_frames, image_size=args.image_size,
+                         num_negatives=args.num_negatives, progress=True)
     print(f"wrote {args.num_train + args.num_test} videos to {path}")
     return 0
 

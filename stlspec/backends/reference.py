@@ -22,10 +22,10 @@ Logics: ``boolean``, ``godel``, ``product``, ``smooth`` (τ) fold scalars
 facts the formula can read and sums the probabilities of the worlds in which it
 holds (E601 beyond ``max_uncertain_facts``).
 
-Witnesses are computed by *pinning*, literally: for event ``k`` and frame
-``t``, the formula is re-evaluated with the event's ``Eventually`` node replaced
-by "its body at exactly ``t`` if ``t`` is in the window from the current
-position, else false".
+Witnesses follow the definition in ``stlspec/ir.py``, literally: for event ``k``
+and frame ``q``, the formula is re-evaluated with the head of the event's
+``then`` chain replaced by "the earlier events fit, in order, before ``q``, and
+event ``k``'s body holds at ``q``" (``Pre_k(q) ∧ Body_k(q)``, see :meth:`pinned`).
 """
 
 from __future__ import annotations
@@ -127,8 +127,10 @@ class _Interpreter:
                     return self.value(arg, t + 1, env)
                 return 1.0 if weak else 0.0
             case ir.Eventually(arg, w, event):
-                if self.pin is not None and event is not None and event == self.pin[0]:
-                    return self.pinned(arg, w, t, env)
+                if self.pin is not None and event is not None:
+                    chain = _chain_to(f, self.pin[0])
+                    if chain is not None:
+                        return self.pinned(chain, t, env)
                 lo, hi = self.covered(w, t)
                 return 0.0 if lo > hi else self.eventually(arg, lo, hi, t, env)
             case ir.Always(arg, w):
@@ -186,14 +188,48 @@ class _Interpreter:
             return here
         return L.or_([here, L.and_([self.value(left, t, env), self.until(left, right, 0, hi - 1, t + 1, env)])])
 
-    def pinned(self, arg: ir.Formula, w: ir.Window | None, t: int, env: Env) -> float:
-        """The pinned event: its body at exactly the pinned frame, if the window from ``t`` allows it."""
+    def pinned(self, chain: list[ir.Eventually], u: int, env: Env) -> float:
+        """The chain ``chain[0] … chain[-1]`` (evaluated at ``u``) with its last event pinned at ``q``.
+
+        ``Pre ∧ Body_k(q)``: ``Pre_0(q)`` is "q is in the head's window from u" (an
+        indicator, not a conjunct); ``Pre_{j+1}(q) = ∨_{s : q ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))``:
+        the earlier events fit, in order, before ``q``. ``Body_k`` is the pinned event's own body
+        (its condition and, through ``next``, the events after it).
+        """
         assert self.pin is not None
-        frame = self.pin[1]
-        lo, hi = self.window(w)
-        if t + lo <= frame <= t + hi and frame < self.T:
-            return self.value(arg, frame, env)
-        return 0.0
+        L, q, T = self.logic, self.pin[1], self.T
+        lo, hi = self.covered(chain[0].window, u)
+        in_head = [lo <= s - u <= hi for s in range(T)]
+        if len(chain) == 1:
+            return self.value(chain[0].arg, q, env) if in_head[q] else 0.0
+
+        def cond(j: int) -> ir.Formula:
+            return chain[j].arg.args[0]  # type: ignore[attr-defined]  # chain shape: And((A_j, Next(...)))
+
+        # x(s) = Pre_j(s) ∧ A_j(s); Pre_0 is the head's window, an indicator rather than a conjunct.
+        x = [self.value(cond(0), s, env) if in_head[s] else 0.0 for s in range(T)]
+        for j in range(1, len(chain)):
+            windows = [self.covered(chain[j].window, s + 1) if s + 1 < T else (1, 0) for s in range(T)]
+            pre = [L.or_([x[s] for s in range(T) if windows[s][0] <= r - (s + 1) <= windows[s][1]])
+                   for r in range(T)]
+            if j == len(chain) - 1:
+                return L.and_([pre[q], self.value(chain[j].arg, q, env)])
+            x = [L.and_([pre[s], self.value(cond(j), s, env)]) for s in range(T)]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
+    """``[head, …, node of event]`` when ``event`` lies on ``head``'s ``then`` chain, else ``None``."""
+    chain, node = [head], head
+    while node.event != event:
+        body = node.arg
+        if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
+                and not body.args[1].weak and isinstance(body.args[1].arg, ir.Eventually)
+                and body.args[1].arg.event is not None):
+            return None
+        node = body.args[1].arg
+        chain.append(node)
+    return chain
 
 
 # ---------------------------------------------------------------------- exact

@@ -33,21 +33,17 @@ and category names, window bounds and leaf kinds abstracted away); each group is
 evaluated as one batched computation whose per-instance parameters (columns,
 windows) are gathered from tables. The number of torch operations per call
 depends on the number of distinct shapes present, never on the batch size.
-See ``docs/torch.md``.
+Witnesses follow the definition in ``stlspec/ir.py`` (``Pre_k ∧ Body_k`` for the
+``k``-th event of a ``then`` chain), computed with forward prefix folds in
+``O(T)`` per assignment. See ``docs/torch.md``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from stlspec.backends.torch.plan import (
-    Columns,
-    EvalOutput,
-    SceneGraphBatch,
-    TorchEvaluator,
-    compile_specs,
-    evaluate,
-)
+from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
+from stlspec.backends.torch.plan import TorchEvaluator, compile_specs, evaluate
 
 __all__ = [
     "BACKEND", "Columns", "EvalOutput", "SceneGraphBatch", "TorchEvaluator",

@@ -18,8 +18,7 @@ trades a little broadcasting for far fewer groups.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -28,110 +27,15 @@ import torch
 from stlspec import ir
 from stlspec.backends import unsupported
 from stlspec.backends.torch import ops
-from stlspec.backends.torch.ops import TorchLogic, bk
+from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
+from stlspec.backends.torch.ops import TorchLogic
+from stlspec.backends.torch.witness import WitnessMixin
 from stlspec.logics import Logic, get_logic
 
 __all__ = ["Columns", "SceneGraphBatch", "EvalOutput", "TorchEvaluator", "compile_specs", "evaluate"]
 
 _UNARY, _BINARY, _EQ, _CONST = 0, 1, 2, 3
 _HI_NONE = 1 << 30  # "unbounded" in integer window tables
-
-
-# ---------------------------------------------------------------------- inputs and outputs
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Names of the tensor columns: ``names[..., c]``, ``unary[..., p]``, ``binary[..., r]``."""
-
-    categories: tuple[str, ...] = ()
-    unary: tuple[str, ...] = ()
-    binary: tuple[str, ...] = ()
-
-    @classmethod
-    def from_vocabulary(cls, vocabulary: ir.Vocabulary) -> "Columns":
-        return cls(tuple(vocabulary.categories), tuple(vocabulary.unary_names), tuple(vocabulary.binary_names))
-
-    @classmethod
-    def from_trace(cls, trace: Any) -> "Columns":
-        """Columns of a :class:`stlspec.trace.Trace` (or anything with the same three attributes)."""
-        return cls(tuple(trace.categories), tuple(trace.unary_preds), tuple(trace.binary_preds))
-
-    @classmethod
-    def coerce(cls, obj: Any) -> "Columns":
-        if isinstance(obj, Columns):
-            return obj
-        if isinstance(obj, ir.Vocabulary):
-            return cls.from_vocabulary(obj)
-        if hasattr(obj, "unary_preds"):
-            return cls.from_trace(obj)
-        if hasattr(obj, "unary_names"):
-            return cls(tuple(obj.categories), tuple(obj.unary_names), tuple(obj.binary_names))
-        raise TypeError(f"cannot read tensor columns from {type(obj).__name__}")
-
-
-@dataclass
-class SceneGraphBatch:
-    """A padded batch of scene graphs (shapes in :mod:`stlspec.backends.torch`).
-
-    ``frame_mask``/``track_mask`` default to all-true. A video's real frames must
-    be a prefix ``[0, T_b)`` of the time axis.
-    """
-
-    names: torch.Tensor
-    unary: torch.Tensor
-    binary: torch.Tensor
-    frame_mask: torch.Tensor | None = None
-    track_mask: torch.Tensor | None = None
-    present: torch.Tensor | None = None
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(B, T, N)``."""
-        B, T, N, _ = self.unary.shape
-        return B, T, N
-
-    @classmethod
-    def from_traces(cls, traces: Sequence[Any], columns: Columns | None = None, *,
-                    dtype: torch.dtype = torch.float32, device: Any = None) -> "SceneGraphBatch":
-        """Pad :class:`stlspec.trace.Trace` objects into one batch, columns ordered by ``columns``."""
-        columns = Columns.from_trace(traces[0]) if columns is None else Columns.coerce(columns)
-        B = len(traces)
-        T = max(tr.num_frames for tr in traces)
-        N = max(tr.num_tracks for tr in traces)
-        C, P, R = len(columns.categories), len(columns.unary), len(columns.binary)
-        names = np.zeros((B, N, C))
-        unary = np.zeros((B, T, N, P))
-        binary = np.zeros((B, T, N, N, R))
-        fm = np.zeros((B, T), dtype=bool)
-        tm = np.zeros((B, N), dtype=bool)
-        pr = np.zeros((B, T, N), dtype=bool)
-        for b, tr in enumerate(traces):
-            t, n = tr.num_frames, tr.num_tracks
-            fm[b, :t] = True
-            tm[b, :n] = True
-            pr[b, :t, :n] = tr.present
-            for j, c in enumerate(columns.categories):
-                if c in tr.category_index:
-                    names[b, :n, j] = tr.names[:, tr.category_index[c]]
-            for j, p in enumerate(columns.unary):
-                if p in tr.unary_index:
-                    unary[b, :t, :n, j] = tr.unary[:, :, tr.unary_index[p]]
-            for j, r in enumerate(columns.binary):
-                if r in tr.binary_index:
-                    binary[b, :t, :n, :n, j] = tr.binary[:, :, :, tr.binary_index[r]]
-        as_t = lambda a, dt=dtype: torch.as_tensor(a, dtype=dt, device=device)  # noqa: E731
-        return cls(as_t(names), as_t(unary), as_t(binary), as_t(fm, torch.bool), as_t(tm, torch.bool),
-                   as_t(pr, torch.bool))
-
-
-@dataclass
-class EvalOutput:
-    """``values [K]``, ``witnesses [K, E, T]`` (or ``None``) and ``event_mask [K, E]``."""
-
-    values: torch.Tensor
-    witnesses: torch.Tensor | None
-    event_mask: torch.Tensor
 
 
 # ---------------------------------------------------------------------- shapes and templates
@@ -304,8 +208,8 @@ class _Group:
         self.window_pos = {id(n): i for i, n in enumerate(self.window_nodes)}
         self.leaf_pos = {id(n): i for i, n in enumerate(self.leaves)}
 
-    def tables(self, device, dtype):
-        key = (str(device), dtype)
+    def tables(self, device):
+        key = str(device)
         if key not in self._device_tables:
             self._device_tables[key] = (torch.as_tensor(self.ints, device=device),
                                         torch.as_tensor(self.floats, dtype=torch.float64, device=device))
@@ -330,7 +234,7 @@ class TorchEvaluator:
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
-                 temperature: float = 0.1, top_m: int | None = None, witness_mode: str = "factored"):
+                 temperature: float = 0.1, top_m: int | None = None):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -340,13 +244,11 @@ class TorchEvaluator:
         if top_m is not None and top_m < 1:
             raise ValueError("top_m must be a positive number of tracks")
         self.top_m = top_m
-        if witness_mode not in ("factored", "exact"):
-            raise ValueError(f"witness_mode must be 'factored' or 'exact', not {witness_mode!r}")
-        self.witness_mode = witness_mode
         self.columns = Columns.coerce(columns)
         self.specs = tuple(specs)
         self.spec_ids = {s.name: i for i, s in enumerate(self.specs)}
         groups: dict = {}
+        group_index: dict = {}
         self._group_of = np.zeros(len(self.specs), dtype=np.int64)
         self._row_of = np.zeros(len(self.specs), dtype=np.int64)
         self._num_events = np.zeros(len(self.specs), dtype=np.int64)
@@ -357,8 +259,9 @@ class TorchEvaluator:
             key, params, root = _canon(spec, self.columns)
             if key not in groups:
                 groups[key] = _Group(key, root)
+                group_index[key] = len(group_index)
             g = groups[key]
-            self._group_of[i] = list(groups).index(key)
+            self._group_of[i] = group_index[key]
             self._row_of[i] = len(g.params)
             g.params.append(params)
             g.spec_index.append(i)
@@ -400,7 +303,7 @@ class TorchEvaluator:
             g = self.groups[g_index]
             rows = torch.as_tensor(self._row_of[sid[pos]], device=dev)
             vids = torch.as_tensor(vid[pos], device=dev)
-            v, w = _GroupRun(g, ctx, rows, vids, self.witness_mode).run(witnesses, E)
+            v, w = _GroupRun(g, ctx, rows, vids).run(witnesses, E)
             values.append(v)
             wits.append(w)
             where.append(pos)
@@ -462,15 +365,13 @@ class _BatchContext:
         self.arangeN = torch.arange(N, device=dev)[None, :]
 
 
-class _GroupRun:
+class _GroupRun(WitnessMixin):
     """One group's evaluation on ``K`` instances (rows of the tables, videos of the batch)."""
 
-    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor,
-                 witness_mode: str = "factored"):
+    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor):
         self.g, self.ctx, self.vids = g, ctx, vids
-        self.witness_mode = witness_mode
         self.K = rows.shape[0]
-        ints, floats = g.tables(ctx.device, ctx.dtype)
+        ints, floats = g.tables(ctx.device)
         self.ints, self.floats = ints[rows], floats[rows]
         self.T_b = ctx.T_b[vids]
         self.L = ctx.logic
@@ -552,7 +453,7 @@ class _GroupRun:
         ctx, K, T, N = self.ctx, self.K, self.ctx.T, self.ctx.N
         dev = ctx.device
         leaves = self.g.leaves
-        cols = {j: self.ints[:, 4 * i + 1] for i in range(len(leaves)) for j in (i,)}
+        cols = [self.ints[:, 4 * i + 1] for i in range(len(leaves))]
         kinds_of = [self.ints[:, 4 * i] for i in range(len(leaves))]
         iu = [i for i in range(len(leaves)) if _UNARY in self.g.leaf_kinds[i] and leaves[i].deps]
         ib = [i for i in range(len(leaves)) if _BINARY in self.g.leaf_kinds[i] and leaves[i].deps]
@@ -669,84 +570,6 @@ class _GroupRun:
         body = body.expand(shape)
         return ops.quantify(body, self.L, n.op == "ex", cats, dom, len(n.block))
 
-    # -- witnesses by pinning
-
-    def pinned(self, n: _Node, event: int, t0: bool) -> torch.Tensor:
-        """``n``'s value with ``event`` pinned at every frame ``q`` (the ``Q`` dim); ``t0``: only ``t = 0``."""
-        if event not in n.events:
-            x = self.value(n)
-            return x[..., :1] if t0 else x
-        if n.op == "ev" and n.event == event:
-            body = self._full_time(self.value(n.children[0]))  # [K, 1, *vars, T]
-            T = body.shape[-1]
-            bq = body.transpose(1, -1)  # B(q) on the Q dim: [K, T, *vars, 1]
-            lo, hi = self.windows(n)
-            lo_ = torch.zeros_like(self.T_b) if lo is None else lo
-            hi_ = (self.T_b - 1) if hi is None else hi
-            q = torch.arange(T, device=body.device)[None, :, None]
-            t = torch.arange(1 if t0 else T, device=body.device)[None, None, :]
-            ind = (q >= t + lo_[:, None, None]) & (q <= t + hi_[:, None, None]) & (q < self.T_b[:, None, None])
-            ind = ind.view(self.K, T, *([1] * (body.dim() - 3)), ind.shape[-1])
-            return torch.where(ind, bq, torch.zeros((), dtype=body.dtype, device=body.device))
-        if t0 and n.op == "ev" and self.witness_mode == "factored":
-            chain = self._chain(n, event)
-            if chain is not None:
-                return self._factored(n, chain)
-        pointwise = n.op in ("not", "and", "or", "ex", "fa")
-        child_t0 = t0 and pointwise
-        xs = [self.pinned(c, event, child_t0) for c in n.children]
-        y = self.compute(n, xs) if n.op != "leaf" else self.value(n)
-        return y[..., :1] if (t0 and not pointwise) else y
-
-    @staticmethod
-    def _chain(head: _Node, event: int) -> list[_Node] | None:
-        """The ``then``-chain events ``[head, ..., target]`` if ``event`` sits in ``head``'s chain."""
-        out, cur = [head], head
-        while cur.event != event:
-            body = cur.children[0]
-            if not (body.op == "and" and len(body.children) == 2 and body.children[1].op == "next"
-                    and not body.children[1].weak and body.children[1].children[0].op == "ev"
-                    and event not in body.children[0].events):
-                return None
-            cur = body.children[1].children[0]
-            out.append(cur)
-        return out if len(out) > 1 else None
-
-    def _factored(self, head: _Node, chain: list[_Node]) -> torch.Tensor:
-        """Factored witness of the chain's last event at ``t = 0``: ``Pre_k(q) ∧ B_k(q)``.
-
-        ``Pre`` runs forward: ``Pre_h(q) = [q ∈ W_h(0)]`` and
-        ``Pre_{j+1}(q) = ∨_{s : q ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))`` -- a window fold looking
-        backwards, computed as a forward fold on the time-reversed tensor. ``B_k`` is the
-        target event's (unpinned) body. Exact for godel and boolean, where ∧ distributes over
-        ∨; an O(T) approximation of pinning for product and smooth (see ``docs/torch.md``).
-        """
-        L, K, T = self.L, self.K, self.ctx.T
-        t = torch.arange(T, device=self.ctx.device)[None, :]
-        real = t < self.T_b[:, None]
-        lo, hi = self.windows(head)
-        lo_ = 0 if lo is None else lo[:, None]
-        hi_ = (self.T_b - 1)[:, None] if hi is None else hi[:, None]
-        pre_mask = (t >= lo_) & (t <= hi_) & real  # [K, T]: W_h(0)
-        pre = None  # Pre_j as a truth tensor; None means "the indicator pre_mask"
-        full_T = torch.full_like(self.T_b, T)
-        for j, node in enumerate(chain[:-1]):
-            a = self._full_time(self.value(node.children[0].children[0]))  # A_j [K, 1, *vars, T]
-            x = a if pre is None else L.and_([pre, a])
-            x = torch.where(bk(pre_mask if pre is None else real, x.dim()), x, torch.zeros((), dtype=x.dtype,
-                                                                                            device=x.device))
-            lo, hi = self.windows(chain[j + 1])
-            if lo is None and hi is None:
-                # Unwindowed (the usual chain): a prefix fold over s <= q-1, no time reversal needed.
-                pre = ops.prefix_or(x, L, shift=1)
-                continue
-            lo1 = (torch.zeros_like(self.T_b) if lo is None else lo) + 1
-            hi1 = None if hi is None else hi + 1
-            pre = ops.window_fold(x.flip(-1), L, True, lo1, hi1, full_T, True).flip(-1)
-        body = self._full_time(self.value(chain[-1].children[0]))  # B_k(q)
-        v = L.and_([pre, body])
-        return v.transpose(1, -1)  # q on the Q dim, t = 0
-
     def run(self, witnesses: bool, E: int):
         root = self.value(self.g.root)
         values = root[:, 0, 0]
@@ -772,35 +595,32 @@ class _GroupRun:
 
 
 def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str | Logic = "product",
-                  temperature: float = 0.1, top_m: int | None = None, vocabulary: ir.Vocabulary | None = None,
-                  witness_mode: str = "factored") -> TorchEvaluator:
+                  temperature: float = 0.1, top_m: int | None = None,
+                  vocabulary: ir.Vocabulary | None = None) -> TorchEvaluator:
     """Compile specs (from one or many programs) into one :class:`TorchEvaluator`.
 
     ``columns`` names the tensor columns (a :class:`Columns`, vocabulary or trace);
     without it, ``vocabulary`` is used. ``top_m`` keeps, for every variable with a
     category, only its ``m`` best tracks by category score (an approximation:
     assignments using other tracks are dropped; exact when ``m >= N``).
-    ``witness_mode``: ``"factored"`` (default; ``O(T)`` prefix/suffix witnesses for
-    ``then`` chains, equal to pinning under godel/boolean, an approximation under
-    product/smooth) or ``"exact"`` (pinning, as the reference; ``O(T²)`` time and
-    memory per assignment for events after a chain's first).
+    Witnesses follow the definition in ``stlspec/ir.py`` in ``O(T)`` per assignment
+    (forward prefix folds over a ``then`` chain).
     """
     if columns is None:
         if vocabulary is None:
             raise ValueError("compile_specs needs columns= or vocabulary=")
         columns = Columns.from_vocabulary(vocabulary)
-    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m, witness_mode)
+    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m)
 
 
 def evaluate(spec: ir.Spec, trace: Any, logic: str | Logic = "product", temperature: float = 0.1, *,
-             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64,
-             witness_mode: str = "exact"):
+             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64):
     """Evaluate one spec on one :class:`stlspec.trace.Trace`; returns ``(value, witnesses [E, T])`` as floats.
 
     A convenience mirroring :func:`stlspec.backends.reference.evaluate` (used by
     the differential tests); batch work should call a :class:`TorchEvaluator`.
     """
-    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m, witness_mode)
+    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m)
     batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=dtype)
     out = ev(batch, [0], [0], witnesses=witnesses)
     w = out.witnesses[0].tolist() if witnesses else []
