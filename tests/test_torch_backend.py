@@ -358,3 +358,62 @@ def test_example_specs_and_traces_match_reference():
                     ref = reference.evaluate(spec, trace, logic, witnesses=False)
                     value, _ = evaluate(spec, trace, logic, witnesses=False)
                     assert value == pytest.approx(ref.value, abs=TOL), (path.name, logic)
+
+
+# ---------------------------------------------------------------------- fast paths (performance work)
+
+
+def test_suffix_product_backward_is_exact_with_and_without_zeros():
+    from stlspec.backends.torch import ops
+
+    g = torch.Generator().manual_seed(31)
+    for zeros in (False, True):
+        z = torch.rand(3, 2, 7, generator=g, dtype=torch.float64) + 0.05
+        if zeros:
+            z[0, 1, 3] = 0.0
+            z[2, 0, 6] = 0.0
+        a = z.clone().requires_grad_(True)
+        b = z.clone().requires_grad_(True)
+        w = torch.rand(3, 2, 7, generator=g, dtype=torch.float64)
+        (ops.suffix_prod(a) * w).sum().backward()
+        (b.flip(-1).cumprod(-1).flip(-1) * w).sum().backward()
+        torch.testing.assert_close(a.grad, b.grad, atol=1e-12, rtol=1e-10)
+    assert torch.autograd.gradcheck(ops.suffix_prod, (torch.rand(2, 5, dtype=torch.float64).requires_grad_(True),))
+
+
+@pytest.mark.parametrize("logic", LOGICS)
+def test_window_fold_at_first_frame_equals_full_fold(logic):
+    from stlspec.backends.torch import ops
+
+    L = ops.TorchLogic(logic, 0.2)
+    g = torch.Generator().manual_seed(32)
+    K, T = 6, 9
+    x = torch.rand(K, 1, 4, T, generator=g, dtype=torch.float64)
+    T_b = torch.tensor([9, 5, 1, 9, 3, 7])
+    lo = torch.tensor([0, 2, 0, 3, 4, 1])
+    hi = torch.tensor([8, 3, 0, 1, 6, 30])
+    for disj in (True, False):
+        for lo_, hi_ in ((None, None), (lo, None), (None, hi), (lo, hi)):
+            full = ops.window_fold(x, L, disj, lo_, hi_, T_b)[..., :1]
+            first = ops.window_fold_t0(x, L, disj, lo_, hi_, T_b)
+            if lo_ is None and hi_ is None:  # W(0) is never empty there
+                assert (T_b >= 1).all()
+            torch.testing.assert_close(first, full, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("logic", ("godel", "product", "smooth"))
+def test_more_variables_than_tracks_and_exact_injective_enumeration(logic):
+    # Exact evaluation enumerates only injective assignments; a block with more variables than
+    # tracks has none (and falls back to the masked product, never a 0-size dimension).
+    specs_ = _laser_specs(3, seed=41)
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic)
+    v = VOCAB
+    for N in (2, 3, 4):
+        batch = _random_batch(3, 5, N, seed=42 + N)
+        out = ev(batch)
+        for b in range(3):
+            trace = Trace.from_arrays(batch.names[b].numpy(), batch.unary[b].numpy(), batch.binary[b].numpy(),
+                                      categories=v.categories, unary_preds=v.unary_names,
+                                      binary_preds=v.binary_names)
+            ref = reference.evaluate(specs_[b], trace, logic)
+            _close(ref, float(out.values[b]), out.witnesses[b].tolist())

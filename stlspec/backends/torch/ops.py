@@ -1,9 +1,9 @@
 """Vectorized logic and temporal operators on batched truth tensors.
 
-Every truth tensor has the layout ``[K, Q, *vars, T]``: ``K`` instances (a spec
+Every truth tensor has the layout ``[K, Q, *blocks, T]``: ``K`` instances (a spec
 on a video), ``Q`` pinned frames for witnesses (1 when nothing is pinned), one
-dimension per variable in scope (size 1 where the value does not depend on the
-variable) and time last. Per-instance integers (frame counts ``T_b``, window
+dimension per quantifier block in scope, enumerating that block's variable
+assignments (size 1 where the value does not depend on the block), and time last. Per-instance integers (frame counts ``T_b``, window
 bounds) are ``[K]`` tensors and broadcast over the rest.
 
 The semantics are those of :mod:`stlspec.backends.reference` (the oracle):
@@ -50,7 +50,7 @@ BIG = 1e30
 
 
 def bk(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """A ``[K]`` or ``[K, T]`` tensor viewed to broadcast against ``[K, Q, *vars, T]`` of ``ndim`` dims."""
+    """A ``[K]`` or ``[K, T]`` tensor viewed to broadcast against ``[K, Q, *blocks, T]`` of ``ndim`` dims."""
     if x.dim() == 1:
         return x.view(-1, *([1] * (ndim - 1)))
     return x.view(x.shape[0], *([1] * (ndim - 2)), x.shape[-1])
@@ -112,6 +112,52 @@ class TorchLogic:
         return (lambda x: -x / tau), torch.logaddexp, -BIG, (lambda y: -tau * y)
 
 
+def masked(x: torch.Tensor, keep: torch.Tensor, fill: float) -> torch.Tensor:
+    """``torch.where(keep, x, fill)`` for finite ``x``, as arithmetic on a float mask.
+
+    ``x·m + fill·(1−m)`` with ``m ∈ {0, 1}`` is exact (``x·1 = x``, ``x·0 = 0``) and so is its
+    gradient (``g·m``); a multiplication by a small broadcast mask costs a fraction of a
+    ``where`` on CPU. Every truth value and transformed truth value here is finite (log-space
+    folds use the finite ``−BIG``), so this is how the evaluator masks its big tensors.
+    """
+    m = keep.to(x.dtype)
+    if fill == 0.0:
+        return x * m
+    return torch.addcmul(fill * (1.0 - m), x, m)
+
+
+class _SuffixProd(torch.autograd.Function):
+    """``p_t = ∏_{s ≥ t} z_s`` along the last dim, with a cheap exact backward.
+
+    ``∂L/∂z_s = Σ_{t ≤ s} g_t p_t / z_s`` is a *forward* cumulative sum divided by ``z`` (torch's
+    own ``cumprod`` backward uses the same formula), so no time flips are needed in the backward
+    pass. Where some ``z`` is exactly 0 the division is undefined: the backward then
+    differentiates the plain ``flip∘cumprod∘flip`` composition instead (exact, rare).
+    """
+
+    @staticmethod
+    def forward(ctx, z):
+        p = z.flip(-1).cumprod(-1).flip(-1)
+        ctx.save_for_backward(z, p)
+        return p
+
+    @staticmethod
+    def backward(ctx, g):
+        z, p = ctx.saved_tensors
+        if bool((z == 0).any()):
+            with torch.enable_grad():
+                zz = z.detach().requires_grad_(True)
+                return torch.autograd.grad(zz.flip(-1).cumprod(-1).flip(-1), zz, g)[0]
+        return (g * p).cumsum(-1) / z
+
+
+def suffix_prod(z: torch.Tensor) -> torch.Tensor:
+    """``∏_{s ≥ t} z_s`` along the last dim (reversed cumulative product)."""
+    if torch.is_grad_enabled() and z.requires_grad:
+        return _SuffixProd.apply(z)
+    return z.flip(-1).cumprod(-1).flip(-1)
+
+
 # ---------------------------------------------------------------------- time helpers
 
 
@@ -136,14 +182,14 @@ def _gather_time(x: torch.Tensor, pos: torch.Tensor, fill: float) -> torch.Tenso
     ok = (pos >= 0) & (pos < T)
     idx = bk(pos.clamp(0, T - 1), x.dim()).expand(*x.shape[:-1], T)
     y = torch.gather(x, -1, idx)
-    return torch.where(bk(ok, x.dim()), y, torch.full((), fill, dtype=x.dtype, device=x.device))
+    return masked(y, bk(ok, x.dim()), fill)
 
 
 def _mask_frames(x: torch.Tensor, T_b: torch.Tensor, fill: float) -> torch.Tensor:
     """Replace values at padded frames ``t >= T_b`` by ``fill``."""
     t = _time_index(x.shape[-1], x.device)
     valid = bk(t[None, :] < T_b[:, None], x.dim())
-    return torch.where(valid, x, torch.full((), fill, dtype=x.dtype, device=x.device))
+    return masked(x, valid, fill)
 
 
 def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool, full: bool = False) -> torch.Tensor:
@@ -157,7 +203,7 @@ def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool, full: bool = False) ->
         return y
     t = _time_index(x.shape[-1], x.device)
     inside = bk(t[None, :] + 1 < T_b[:, None], x.dim())
-    return torch.where(inside, y, torch.full((), fill, dtype=x.dtype, device=x.device))
+    return masked(y, inside, fill)
 
 
 # ---------------------------------------------------------------------- windowed folds
@@ -210,14 +256,15 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     start = t if lo is None else t + lo[:, None]  # [K, T] (or [1, T])
     if hi is None:
         # One reversed cumulative op, then read the suffix fold at t + lo.
-        zr = z.flip(-1)
-        if logic.minmax:
-            s = (zr.cummax(-1) if disjunction else zr.cummin(-1)).values
-        elif logic.name == "product":
-            s = zr.cumprod(-1)
+        if logic.name == "product":
+            s = suffix_prod(z)
         else:
-            s = zr.logcumsumexp(-1)
-        s = s.flip(-1)
+            zr = z.flip(-1)
+            if logic.minmax:
+                s = (zr.cummax(-1) if disjunction else zr.cummin(-1)).values
+            else:
+                s = zr.logcumsumexp(-1)
+            s = s.flip(-1)
         if lo is None:
             # W(t) is empty only at padded frames, whose values no operator ever reads.
             return back(s)
@@ -231,7 +278,41 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
                         lambda level, pos: _gather_time(level, pos, e))
         nonempty = length > 0
     empty_value = 0.0 if disjunction else 1.0
-    return torch.where(bk(nonempty, x.dim()), back(y), torch.full((), empty_value, dtype=x.dtype, device=x.device))
+    return masked(back(y), bk(nonempty, x.dim()), empty_value)
+
+
+def window_fold_t0(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch.Tensor | None,
+                   hi: torch.Tensor | None, T_b: torch.Tensor, full: bool = False) -> torch.Tensor:
+    """:func:`window_fold` read at ``t = 0`` only (``[..., 1]``): one reduction over ``W(0)``.
+
+    Where only the value at the first frame is needed (an ``eventually``/``always`` that no
+    temporal operator encloses), the fold over ``W(0) = [lo, hi] ∩ [0, T_b)`` is a plain
+    reduction (``prod``, ``amax``/``amin``, ``logsumexp``) instead of a cumulative op.
+    """
+    to, _, e, back = logic.fold_space(disjunction)
+    T = x.shape[-1]
+    z = to(x)
+    nonempty = None
+    if lo is not None or hi is not None:
+        t = _time_index(T, x.device)[None, :]
+        last = T_b[:, None] - 1
+        end = last if hi is None else torch.minimum(hi[:, None], last)
+        start = 0 if lo is None else lo[:, None]
+        keep = (t >= start) & (t <= end)
+        nonempty = (start <= end)[:, 0] if lo is not None else (end >= 0)[:, 0]
+        z = masked(z, bk(keep, x.dim()), e)
+    elif not full:
+        z = _mask_frames(z, T_b, e)
+    if logic.minmax:
+        y = z.amax(-1, keepdim=True) if disjunction else z.amin(-1, keepdim=True)
+    elif logic.name == "product":
+        y = z.prod(-1, keepdim=True)
+    else:
+        y = torch.logsumexp(z, -1, keepdim=True)
+    y = back(y)
+    if nonempty is None:
+        return y
+    return masked(y, bk(nonempty, x.dim()), 0.0 if disjunction else 1.0)
 
 
 def prefix_or(x: torch.Tensor, logic: TorchLogic, shift: int = 0) -> torch.Tensor:
@@ -391,26 +472,31 @@ def until(phi: torch.Tensor, psi: torch.Tensor, logic: TorchLogic, lo: torch.Ten
 
 def quantify(body: torch.Tensor, logic: TorchLogic, existential: bool, cats: Sequence[torch.Tensor],
              domain: torch.Tensor, nblock: int) -> torch.Tensor:
-    """Fold ``∃``/``∀`` over the last ``nblock`` variable dimensions of ``body`` ``[K, Q, *vars, T]``.
+    """Fold ``∃``/``∀`` over the last ``nblock`` assignment dimensions of ``body`` ``[K, Q, *blocks, T]``.
 
     ``cats``: category scores, each broadcastable to ``body`` (one per categorised
     binder). ``domain``: bool, broadcastable to ``body``, true on injective
-    assignments of real tracks. ∃ folds ∨ of (cats ∧ body); ∀ folds ∧ of
+    assignments of real tracks (masked arithmetically: see :func:`masked`). ∃ folds ∨ of (cats ∧ body); ∀ folds ∧ of
     (¬(∧ cats) ∨ body); an empty domain gives 0 (∃) or 1 (∀).
     """
     L = logic
+    if L.name == "product":
+        # Fold the domain into the (small) category factor: a masked assignment then reads
+        # exactly 0 (∃) or 1 (∀), the fold's identity, without a pass over the big tensor.
+        cats = list(cats) + [domain.to(body.dtype)]
+        domain = None
     if existential:
         vals = L.and_(list(cats) + [body]) if cats else body
     else:
         vals = L.or_([L.not_(L.and_(list(cats))), body]) if cats else body
     dims = tuple(range(vals.dim() - 1 - nblock, vals.dim() - 1))
-    vals, dom = torch.broadcast_tensors(vals, domain)
     to, op, e, back = L.fold_space(existential)
-    z = torch.where(dom, to(vals), torch.full((), e, dtype=vals.dtype, device=vals.device))
+    z = to(vals) if domain is None else masked(to(vals), domain, e)
+    dom = domain.expand(z.shape) if L.name == "smooth" else None
     if L.minmax:
         y = z.amax(dims) if existential else z.amin(dims)
     elif L.name == "product":
-        y = z.flatten(dims[0], dims[-1]).prod(dims[0])
+        y = z.prod(dims[0]) if len(dims) == 1 else z.flatten(dims[0], dims[-1]).prod(dims[0])
     else:
         y = torch.logsumexp(z, dims)
     y = back(y)

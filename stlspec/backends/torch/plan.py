@@ -18,6 +18,7 @@ trades a little broadcasting for far fewer groups.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -303,7 +304,7 @@ class TorchEvaluator:
             g = self.groups[g_index]
             rows = torch.as_tensor(self._row_of[sid[pos]], device=dev)
             vids = torch.as_tensor(vid[pos], device=dev)
-            v, w = _GroupRun(g, ctx, rows, vids).run(witnesses, E)
+            v, w = _GroupRun(g, ctx, rows, vids, self._row_of[sid[pos]], vid[pos]).run(witnesses, E)
             values.append(v)
             wits.append(w)
             where.append(pos)
@@ -368,8 +369,10 @@ class _BatchContext:
 class _GroupRun(WitnessMixin):
     """One group's evaluation on ``K`` instances (rows of the tables, videos of the batch)."""
 
-    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor):
+    def __init__(self, g: _Group, ctx: _BatchContext, rows: torch.Tensor, vids: torch.Tensor,
+                 rows_np: np.ndarray, vids_np: np.ndarray):
         self.g, self.ctx, self.vids = g, ctx, vids
+        self.rows_np, self.vids_np = rows_np, vids_np  # the same, on the host (tables live there too)
         self.K = rows.shape[0]
         ints, floats = g.tables(ctx.device)
         self.ints, self.floats = ints[rows], floats[rows]
@@ -378,19 +381,31 @@ class _GroupRun(WitnessMixin):
         self.cache: dict[int, torch.Tensor] = {}
         nL, nW = len(g.leaves), len(g.window_nodes)
         self.cat_col = self.ints[:, 4 * nL + nW:]
+        self._binder_pos = {id(b): i for i, b in enumerate(g.binders)}
         self._vars()
 
-    # -- variables: candidate tracks, category scores, validity
+    # -- variables: candidate tracks, category scores, validity; one assignment dim per block
 
     def _vars(self) -> None:
+        """Per variable: candidate tracks ``cand [K, m_v]``, scores ``catv`` and ``valid``; per
+        quantifier block: its assignments, laid out on **one** tensor dimension.
+
+        Exact evaluation (every variable of the block ranges over all ``N`` tracks) enumerates only
+        the injective assignments, ``N!/(N-n)!`` of them for ``n`` variables (336 instead of
+        ``8^3 = 512`` for 3 variables over 8 tracks), from a static index table. With ``top_m``
+        the candidate lists differ per variable and instance, so the block keeps the full product
+        of candidate positions and masks the non-injective ones.
+        """
         ctx, K = self.ctx, self.K
         self.cand: dict[int, torch.Tensor] = {}
         self.catv: dict[int, torch.Tensor] = {}
         self.valid: dict[int, torch.Tensor] = {}
         tm = ctx.track_mask[self.vids]  # [K, N]
         names = ctx.names[self.vids]  # [K, N, C]
+        exact: dict[int, bool] = {}
         for b in self.g.binders:
             for v, has in zip(b.block, b.has_cat):
+                exact[v] = True
                 if has:
                     col = self.cat_col[:, v]
                     score = torch.gather(names, 2, col.clamp_min(0)[:, None, None].expand(K, ctx.N, 1))[..., 0]
@@ -403,14 +418,56 @@ class _GroupRun(WitnessMixin):
                         self.cand[v] = cand
                         self.catv[v] = torch.gather(score, 1, cand)
                         self.valid[v] = torch.gather(tm, 1, cand)
+                        exact[v] = False
                         continue
                     self.catv[v] = score
                 self.cand[v] = ctx.arangeN.expand(K, ctx.N)
                 self.valid[v] = tm
+        # Blocks: assignment index tables and per-assignment tracks, scores, domain.
+        self.block_of: dict[int, int] = {}
+        self.bsize: list[int] = []
+        self.btrack: dict[int, torch.Tensor] = {}  # var -> [K, A_block] track of the var
+        self.bcat: dict[int, torch.Tensor] = {}  # var -> [K, A_block] category score
+        self.bdom: list[torch.Tensor] = []  # block -> [K, A_block] bool: real, injective
+        dev = ctx.device
+        for bi, b in enumerate(self.g.binders):
+            vs = b.block
+            # (fewer tracks than variables: no injective tuple; keep the masked product, never a 0-size dim)
+            injective = all(exact[v] for v in vs) and ctx.N >= len(vs)
+            sizes = tuple(self.cand[v].shape[1] for v in vs)
+            idx = _assignments(sizes, injective, dev)  # [A, n]
+            A = idx.shape[0]
+            self.bsize.append(A)
+            dom = None
+            for i, v in enumerate(vs):
+                self.block_of[v] = bi
+                col = idx[:, i]
+                if exact[v]:
+                    self.btrack[v] = col[None, :].expand(K, A)
+                    ok = tm[:, col]
+                else:
+                    self.btrack[v] = self.cand[v][:, col]
+                    ok = self.valid[v][:, col]
+                if v in self.catv:
+                    self.bcat[v] = self.catv[v][:, col]
+                dom = ok if dom is None else dom & ok
+                if not injective:
+                    for u in vs[:i]:
+                        dom = dom & (self.btrack[v] != self.btrack[u])
+            self.bdom.append(dom if dom is not None else torch.ones(K, A, dtype=torch.bool, device=dev))
 
-    def _var_view(self, t: torch.Tensor, v: int, scope: tuple[int, ...], extra: int) -> torch.Tensor:
-        """``[K, m_v]`` viewed as ``[K, 1(Q), 1.., m_v, ..1, 1(T)]`` over ``scope`` (``extra``=2 adds Q and T)."""
-        shape = [self.K] + [1] * (extra - 1) + [t.shape[1] if u == v else 1 for u in scope] + [1]
+    def _blocks(self, vars_: Iterable[int]) -> list[int]:
+        """The blocks (tensor dims) of these variables, in scope order, without repeats."""
+        out: list[int] = []
+        for v in vars_:
+            bi = self.block_of[v]
+            if bi not in out:
+                out.append(bi)
+        return out
+
+    def _block_view(self, t: torch.Tensor, bi: int, blocks: list[int], extra: int) -> torch.Tensor:
+        """``[K, A_bi]`` viewed as ``[K, 1(Q), 1.., A_bi, ..1, 1(T)]`` over ``blocks`` (``extra``=2 adds Q, T)."""
+        shape = [self.K] + [1] * (extra - 1) + [t.shape[1] if u == bi else 1 for u in blocks] + [1] * (extra - 1)
         return t.reshape(shape)
 
     # -- nodes
@@ -432,83 +489,101 @@ class _GroupRun(WitnessMixin):
         return (None if lo_zero else lo), (None if hi_none else hi)
 
     def _track(self, p: torch.Tensor, D: tuple[int, ...]) -> torch.Tensor:
-        """The track of the variable at dep position ``p[k]``, broadcast over the deps' dims ``[K, *m_D]``."""
+        """The track of the variable at dep position ``p[k]``, over the deps' block dims ``[K, *A_D]``."""
         K = self.K
-        out = torch.zeros([K] + [self.cand[v].shape[1] for v in D], dtype=torch.long, device=self.ctx.device)
+        bl = self._blocks(D)
+        out = torch.zeros([K] + [self.bsize[b] for b in bl], dtype=torch.long, device=self.ctx.device)
         for d, v in enumerate(D):
-            sel = (p == d).view(K, *([1] * len(D)))
-            c = self.cand[v].reshape([K] + [self.cand[v].shape[1] if u == v else 1 for u in D])
+            sel = (p == d).view(K, *([1] * len(bl)))
+            c = self._block_view(self.btrack[v], self.block_of[v], bl, 1)
             out = torch.where(sel, c, out)
         return out
 
     def _gather_leaves(self) -> None:
         """Every leaf of the group at once, with three gathers whatever the group's size.
 
-        1. ``take`` each (instance, leaf)'s predicate plane from the fact tensors:
-           unary ``[K, Lu, T, N]`` and binary ``[K, Lb, T, N·N]`` (only the columns used);
-        2. lay the planes out as rows with time contiguous, plus a row of zeros and one of
-           ones (for ``==`` and constant leaves);
-        3. one ``index_select`` of rows ``[K, *m_D]`` per leaf, whatever its kind per instance.
+        1. index the predicate plane of each (instance, leaf) *of that kind* out of the fact
+           tensors (one advanced index each: ``unary[vid, :, :, col]``, ``binary[vid, ..., col]``),
+           laid out as unary rows ``[n_u·N, T]`` and binary rows ``[n_b·N·N, T]``, time
+           contiguous; which (instance, leaf) pairs read which tensor is known on the host from
+           the parameter tables, so no plane is read for nothing and no device sync is needed;
+        2. lay the planes out as rows, plus a row of zeros and one of ones (for ``==`` and
+           constant leaves);
+        3. one ``index_select`` of rows ``[K, *A_D]`` per leaf, whatever its kind per instance.
         """
         ctx, K, T, N = self.ctx, self.K, self.ctx.T, self.ctx.N
         dev = ctx.device
         leaves = self.g.leaves
-        cols = [self.ints[:, 4 * i + 1] for i in range(len(leaves))]
-        kinds_of = [self.ints[:, 4 * i] for i in range(len(leaves))]
-        iu = [i for i in range(len(leaves)) if _UNARY in self.g.leaf_kinds[i] and leaves[i].deps]
-        ib = [i for i in range(len(leaves)) if _BINARY in self.g.leaf_kinds[i] and leaves[i].deps]
-        vid = self.vids.view(K, 1, 1)
+        nL = len(leaves)
+        ints = self.g.ints[self.rows_np]  # host [K, 4·nL + ...]
+        kinds = ints[:, 0:4 * nL:4]  # [K, nL]
+        cols = ints[:, 1:4 * nL:4]
+        has_deps = np.array([bool(n.deps) for n in leaves], dtype=bool)[None, :]
+        any_u = any(_UNARY in self.g.leaf_kinds[i] and leaves[i].deps for i in range(nL))
+        any_b = any(_BINARY in self.g.leaf_kinds[i] and leaves[i].deps for i in range(nL))
+        vid = self.vids_np[:, None].astype(np.int64)
+        rowbase = np.zeros((K, nL), dtype=np.int64)
+        coef_a = np.zeros((K, nL), dtype=np.int64)
+        coef_b = np.zeros((K, nL), dtype=np.int64)
         parts, base = [], 0
-        offsets = {}
-        if iu:
-            cu = torch.stack([torch.where(kinds_of[i] == _UNARY, cols[i], 0) for i in iu], 1)  # [K, Lu]
-            tn = torch.arange(T * N, device=dev).view(1, 1, T * N)
-            idx = (vid * (T * N) + tn) * ctx.P + cu[:, :, None]
-            planes = torch.take(ctx.unary, idx).view(K, len(iu), T, N).transpose(2, 3)
-            parts.append(planes.reshape(-1, T))
-            offsets[_UNARY] = base
-            base += K * len(iu) * N
-        if ib:
-            cb = torch.stack([torch.where(kinds_of[i] == _BINARY, cols[i], 0) for i in ib], 1)  # [K, Lb]
-            tnn = torch.arange(T * N * N, device=dev).view(1, 1, T * N * N)
-            idx = (vid * (T * N * N) + tnn) * ctx.R + cb[:, :, None]
-            planes = torch.take(ctx.binary, idx).view(K, len(ib), T, N * N).transpose(2, 3)
-            parts.append(planes.reshape(-1, T))
-            offsets[_BINARY] = base
-            base += K * len(ib) * N * N
+        if any_u:
+            is_u = (kinds == _UNARY) & has_deps
+            ku, iu = np.nonzero(is_u)  # row-major: plane p is pair (ku[p], iu[p])
+            sel = torch.as_tensor(np.stack([vid[ku, 0], cols[ku, iu]]), device=dev)
+            planes = ctx.unary.view(ctx.B, T * N, ctx.P)[sel[0], :, sel[1]]  # [n_u, T·N]
+            parts.append(planes.view(-1, T, N).transpose(1, 2).reshape(-1, T))  # [n_u·N, T]
+            rowbase[ku, iu] = base + np.arange(len(ku)) * N
+            coef_a[ku, iu] = 1
+            base += len(ku) * N
+        if any_b:
+            is_b = (kinds == _BINARY) & has_deps
+            kb, ib = np.nonzero(is_b)
+            NN = N * N
+            sel = torch.as_tensor(np.stack([vid[kb, 0], cols[kb, ib]]), device=dev)
+            planes = ctx.binary.view(ctx.B, T * NN, ctx.R)[sel[0], :, sel[1]]  # [n_b, T·N·N]
+            parts.append(planes.view(-1, T, NN).transpose(1, 2).reshape(-1, T))  # [n_b·N·N, T]
+            rowbase[kb, ib] = base + np.arange(len(kb)) * NN
+            coef_a[kb, ib] = N
+            coef_b[kb, ib] = 1
+            base += len(kb) * NN
         zero_row, one_row = base, base + 1
         parts.append(torch.zeros(1, T, dtype=ctx.dtype, device=dev))
         parts.append(torch.ones(1, T, dtype=ctx.dtype, device=dev))
         table = torch.cat(parts)
-        k_ = torch.arange(K, device=dev)
+        # Constants (and predicates the tensors lack) read the zero or one row.
+        const = (kinds == _CONST) | ~has_deps
+        values = self.g.floats[self.rows_np][:, :nL]
+        rowbase = np.where(const, np.where(values > 0, one_row, zero_row), rowbase)
+        is_eq = kinds == _EQ
+        rowbase = np.where(is_eq, zero_row, rowbase)
+        host = torch.as_tensor(np.stack([rowbase, coef_a, coef_b, is_eq.astype(np.int64)]), device=dev)
         rows, plans = [], []
         for i, n in enumerate(leaves):
-            kinds = self.g.leaf_kinds[i]
-            kind, _, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
-            value = self.floats[:, i]
+            kinds_i = self.g.leaf_kinds[i]
             D = n.deps
             if D:
+                _, _, pa, pb = (self.ints[:, 4 * i + j] for j in range(4))
+                view = (K, *([1] * len(self._blocks(D))))
                 nA = self._track(pa, D)
-                nB = self._track(pb, D) if (_BINARY in kinds or _EQ in kinds) else nA
-                view = (K, *([1] * len(D)))
-                kind_, kk = kind.view(view), k_.view(view)
-                r = torch.where(value.view(view) > 0, one_row, zero_row)  # constants
-                if _UNARY in kinds:
-                    r = torch.where(kind_ == _UNARY, offsets[_UNARY] + (kk * len(iu) + iu.index(i)) * N + nA, r)
-                if _BINARY in kinds:
-                    r = torch.where(kind_ == _BINARY,
-                                    offsets[_BINARY] + (kk * len(ib) + ib.index(i)) * (N * N) + nA * N + nB, r)
-                if _EQ in kinds:
-                    r = torch.where(kind_ == _EQ, torch.where(nA == nB, one_row, zero_row), r)
+                r = host[0, :, i].view(view)
+                if _UNARY in kinds_i or _BINARY in kinds_i:
+                    nB = self._track(pb, D) if _BINARY in kinds_i else None
+                    r = r + host[1, :, i].view(view) * nA
+                    if nB is not None:
+                        r = r + host[2, :, i].view(view) * nB
+                if _EQ in kinds_i:
+                    nB_ = self._track(pb, D)
+                    r = r + host[3, :, i].view(view) * (nA == nB_).long()  # zero row + 1 = one row
             else:  # only constants have no variables
-                r = torch.where(value > 0, one_row, zero_row)
+                r = host[0, :, i]
             plans.append((n, D))
             rows.append(r.reshape(-1))
         flat = self.L.atom(table.index_select(0, torch.cat(rows)))
         self.leaf_values = {}
         for (n, D), part in zip(plans, flat.split([r.numel() for r in rows])):
-            # [K, *m_D, T] -> [K, 1, scope dims, T]
-            shape = [K, 1] + [self.cand[v].shape[1] if v in D else 1 for v in n.scope] + [T]
+            # [K, *A_D, T] -> [K, 1, scope block dims, T]
+            bD = self._blocks(D)
+            shape = [K, 1] + [self.bsize[b] if b in bD else 1 for b in self._blocks(n.scope)] + [T]
             self.leaf_values[id(n)] = part.reshape(shape)
 
     def leaf(self, n: _Node) -> torch.Tensor:
@@ -516,11 +591,26 @@ class _GroupRun(WitnessMixin):
             self._gather_leaves()
         return self.leaf_values[id(n)]
 
-    def value(self, n: _Node) -> torch.Tensor:
-        hit = self.cache.get(id(n))
+    def value(self, n: _Node, t0: bool = False) -> torch.Tensor:
+        """``n``'s truth tensor ``[K, 1, *blocks, T]``; ``t0=True``: only ``t = 0`` (``[..., 1]``).
+
+        Nodes that no temporal operator encloses are only ever read at ``t = 0``: pointwise
+        nodes then work on one frame, and an ``eventually``/``always`` there is one reduction
+        over its window instead of a cumulative op (:func:`ops.window_fold_t0`).
+        """
+        key = (id(n), t0)
+        hit = self.cache.get(key)
         if hit is None:
-            hit = self.compute(n, [self.value(c) for c in n.children])
-            self.cache[id(n)] = hit
+            full = self.cache.get((id(n), False)) if t0 else None
+            if full is not None or (t0 and n.op in ("leaf", "next", "until")):
+                hit = (full if full is not None else self.value(n))[..., :1]
+            elif t0 and n.op in ("ev", "al"):
+                lo, hi = self.windows(n)
+                hit = ops.window_fold_t0(self._full_time(self.value(n.children[0])), self.L, n.op == "ev",
+                                         lo, hi, self.T_b, self.ctx.full)
+            else:
+                hit = self.compute(n, [self.value(c, t0) for c in n.children])
+            self.cache[key] = hit
         return hit
 
     def compute(self, n: _Node, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -555,23 +645,18 @@ class _GroupRun(WitnessMixin):
         return x.expand(*x.shape[:-1], self.ctx.T)
 
     def quantify(self, n: _Node, body: torch.Tensor) -> torch.Tensor:
-        scope = n.scope + n.block
-        cats = [self._var_view(self.catv[v], v, scope, 2) for v, has in zip(n.block, n.has_cat) if has]
-        dom = None
-        for i, v in enumerate(n.block):
-            ok = self._var_view(self.valid[v], v, scope, 2)
-            dom = ok if dom is None else dom & ok
-            for u in n.block[:i]:
-                dom = dom & (self._var_view(self.cand[v], v, scope, 2) != self._var_view(self.cand[u], u, scope, 2))
-        # The body may not depend on every block variable: expand so each assignment counts.
+        bi = self.g.binders.index(n) if not hasattr(self, "_binder_pos") else self._binder_pos[id(n)]
+        blocks = self._blocks(n.scope) + [bi]
+        cats = [self._block_view(self.bcat[v], bi, blocks, 2) for v, has in zip(n.block, n.has_cat) if has]
+        dom = self._block_view(self.bdom[bi], bi, blocks, 2)
+        # The body may not depend on the block's variables: expand so each assignment counts.
         shape = list(body.shape)
-        for j, v in enumerate(n.block):
-            shape[2 + len(n.scope) + j] = self.cand[v].shape[1]
+        shape[2 + len(blocks) - 1] = self.bsize[bi]
         body = body.expand(shape)
-        return ops.quantify(body, self.L, n.op == "ex", cats, dom, len(n.block))
+        return ops.quantify(body, self.L, n.op == "ex", cats, dom, 1)
 
     def run(self, witnesses: bool, E: int):
-        root = self.value(self.g.root)
+        root = self.value(self.g.root, t0=True)
         values = root[:, 0, 0]
         if not witnesses:
             return values, None
@@ -592,6 +677,24 @@ class _GroupRun(WitnessMixin):
 
 
 # ---------------------------------------------------------------------- entry points
+
+
+_ASSIGNMENTS: dict = {}
+
+
+def _assignments(sizes: tuple[int, ...], injective: bool, device) -> torch.Tensor:
+    """``[A, n]`` candidate positions of a block's variables: every injective tuple (``injective``:
+    all variables range over the same ``sizes[0]`` tracks) or the full product (masked later)."""
+    key = (sizes, injective, str(device))
+    hit = _ASSIGNMENTS.get(key)
+    if hit is None:
+        if injective:
+            rows = list(itertools.permutations(range(sizes[0]) if sizes else (), len(sizes)))
+        else:
+            rows = list(itertools.product(*(range(m) for m in sizes)))
+        hit = torch.as_tensor(np.asarray(rows, dtype=np.int64).reshape(len(rows), len(sizes)), device=device)
+        _ASSIGNMENTS[key] = hit
+    return hit
 
 
 def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str | Logic = "product",
