@@ -88,15 +88,6 @@ class SpecSupervision:
         """Evaluate ``spec_ids[k]`` on video ``video_ids[k]`` of the batch; returns the backend's EvalOutput."""
         from stlspec.backends.torch import SceneGraphBatch
 
-        # Workaround (stlspec torch backend, found 2026-11-22): a shape group that mixes unary and
-        # binary leaves gathers both columns for every row, and the unused gather can run past the
-        # end of the smaller of the two tensors. Zero columns appended to the smaller tensor keep
-        # it in range; no spec refers to them, so the results are unchanged.
-        P, R = unary.shape[-1], binary.shape[-1]
-        if P > R:
-            binary = F.pad(binary, (0, P - R))
-        elif R > P:
-            unary = F.pad(unary, (0, R - P))
         batch = SceneGraphBatch(names=names, unary=unary, binary=binary, frame_mask=frame_mask,
                                 track_mask=track_mask, present=present)
         return self.evaluator(logic)(batch, spec_ids=list(spec_ids), video_ids=list(video_ids),
@@ -206,10 +197,14 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     terms: dict[str, torch.Tensor] = {"alignment": _nll(out.values).mean() if len(pos) else zero}
     terms["temporal"] = zero
     if want_w:
-        use = work.has_hint[pos] & out.event_mask
+        # Only events that have a witness distribution at all: when the spec is (numerically) false on
+        # the video every pinned value is 0, there is nothing to place in time, and the alignment term
+        # is the one that has to act.
+        E = out.event_mask.shape[1]  # the widest spec of this call, at most the widest of the run
+        use = work.has_hint[pos][:, :E] & out.event_mask & (out.witnesses.sum(-1) > 0)
         if use.any():
             lengths = fm.sum(1)[vid[pos]]
-            inside = hint_mask(work.hints[pos], lengths, out.witnesses.shape[-1])
+            inside = hint_mask(work.hints[pos][:, :E], lengths, out.witnesses.shape[-1])
             mass = (out.witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
             terms["temporal"] = _nll(mass[use]).mean()
     terms["contrastive"] = zero
@@ -229,9 +224,15 @@ def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch
     present = batch["present"]
     tracks = present.any(1)
     pairs = present[:, :, :, None] & present[:, :, None, :] & ~torch.eye(present.shape[-1], dtype=torch.bool)
+    log_names, log_unary, log_binary = scores.log_scores()  # the same (type-gated) probabilities as weak runs
+
+    def bce(log_p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        log_not = torch.log1p(-log_p.exp().clamp(max=1 - 1e-6))
+        return -(y * log_p + (1 - y) * log_not).mean()
+
     terms = {
-        "names": F.cross_entropy(scores.names[tracks], gt_names[tracks].argmax(-1)),
-        "unary": F.binary_cross_entropy_with_logits(scores.unary[present], gt_unary[present]),
-        "binary": F.binary_cross_entropy_with_logits(scores.binary[pairs], gt_binary[pairs]),
+        "names": F.nll_loss(log_names[tracks], gt_names[tracks].argmax(-1)),
+        "unary": bce(log_unary[present], gt_unary[present]),
+        "binary": bce(log_binary[pairs], gt_binary[pairs]),
     }
     return sum(terms.values()), terms

@@ -14,8 +14,13 @@ dict from :meth:`laser_train.data.loader.VideoTensors.batch`
 and returns :class:`SceneGraphScores`: *logits* for names ``[B, N, C]`` (a
 softmax over categories: a track is one thing), unary ``[B, T, N, P]`` and
 binary ``[B, T, N, N, R]`` (independent sigmoids: several predicates may hold
-at once). Probabilities come from :meth:`SceneGraphScores.probs`; evaluation
-ranks logits (same order, fewer ties than saturated probabilities).
+at once), plus *type gates*: the probability that a track's category fits each
+predicate's declared argument category (``open(box)`` holds only of boxes).
+A predicate's probability is ``sigmoid(logit) · gate``. The gates come from
+the vocabulary, not from training: nothing in a weakly supervised run would
+otherwise tell the model that ``open(dog)`` is false, because no spec can even
+say it (the checker rejects it). Evaluation ranks :meth:`SceneGraphScores.log_scores`
+(log-probabilities: same order as the probabilities, fewer ties when they saturate).
 
 :class:`SmallPerception` is the from-scratch CPU model: a three-layer CNN over
 each crop, box geometry and motion features (centre, size, velocity from the
@@ -29,9 +34,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SceneGraphScores", "PerceptionModel", "SmallPerception", "build_model", "geometry_features"]
+__all__ = ["SceneGraphScores", "PerceptionModel", "SmallPerception", "build_model", "geometry_features",
+           "type_masks", "TypeGates"]
 
 
 @dataclass
@@ -39,9 +46,35 @@ class SceneGraphScores:
     names: torch.Tensor  # [B, N, C] logits (softmax over C)
     unary: torch.Tensor  # [B, T, N, P] logits (sigmoid)
     binary: torch.Tensor  # [B, T, N, N, R] logits (sigmoid)
+    unary_gate: torch.Tensor  # [B, N, P] P(track's category fits the predicate's argument)
+    binary_gate: torch.Tensor  # [B, N, N, R] the same for both arguments
+
+    FIELDS = ("names", "unary", "binary", "unary_gate", "binary_gate")
 
     def probs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.names.softmax(-1), torch.sigmoid(self.unary), torch.sigmoid(self.binary)
+        """Probabilities: names ``[B, N, C]``, unary ``[B, T, N, P]``, binary ``[B, T, N, N, R]``."""
+        return (self.names.softmax(-1), torch.sigmoid(self.unary) * self.unary_gate[:, None],
+                torch.sigmoid(self.binary) * self.binary_gate[:, None])
+
+    def log_scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities of the same, computed stably (for ranking and for the supervised loss)."""
+        tiny = 1e-12
+        return (self.names.log_softmax(-1),
+                F.logsigmoid(self.unary) + self.unary_gate.clamp_min(tiny).log()[:, None],
+                F.logsigmoid(self.binary) + self.binary_gate.clamp_min(tiny).log()[:, None])
+
+
+def type_masks(vocabulary) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """0/1 ``[C, P]``, ``[C, R]``, ``[C, R]``: category c may fill the (first, second) argument of a predicate."""
+    cats = list(vocabulary.categories)
+
+    def fits(cat):
+        return [1.0 if cat in (None, "any") or c == cat else 0.0 for c in cats]
+
+    unary = torch.tensor([fits(a) for _, a in vocabulary.unary]).reshape(len(vocabulary.unary), len(cats)).T
+    left = torch.tensor([fits(a) for _, a, _ in vocabulary.binary]).reshape(len(vocabulary.binary), len(cats)).T
+    right = torch.tensor([fits(b) for _, _, b in vocabulary.binary]).reshape(len(vocabulary.binary), len(cats)).T
+    return unary.contiguous(), left.contiguous(), right.contiguous()
 
 
 class PerceptionModel(Protocol):
@@ -77,21 +110,42 @@ def geometry_features(boxes: torch.Tensor, present: torch.Tensor) -> torch.Tenso
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(i, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, o))
+    return nn.Sequential(nn.Linear(i, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, o))
+
+
+class TypeGates(nn.Module):
+    """Turns name probabilities into the type gates of :class:`SceneGraphScores` (no parameters)."""
+
+    def __init__(self, vocabulary):
+        super().__init__()
+        u, left, right = type_masks(vocabulary)
+        self.register_buffer("unary_types", u, persistent=False)
+        self.register_buffer("left_types", left, persistent=False)
+        self.register_buffer("right_types", right, persistent=False)
+
+    def forward(self, name_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = name_logits.softmax(-1)  # [B, N, C]
+        unary = p @ self.unary_types  # [B, N, P]
+        left, right = p @ self.left_types, p @ self.right_types  # [B, N, R]
+        return unary.clamp(0, 1), (left[:, :, None] * right[:, None, :]).clamp(0, 1)
 
 
 class SmallPerception(nn.Module):
     """Crop CNN + geometry/motion features + name, unary and binary heads (≈100k parameters)."""
 
-    def __init__(self, num_categories: int, num_unary: int, num_binary: int, *, crop_size: int = 16,
-                 embed_dim: int = 48, hidden_dim: int = 96):
+    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96):
         super().__init__()
+        num_categories, num_unary, num_binary = (len(vocabulary.categories), len(vocabulary.unary),
+                                                 len(vocabulary.binary))
         self.num_categories, self.num_unary, self.num_binary = num_categories, num_unary, num_binary
+        self.gates = TypeGates(vocabulary)
+        # SiLU and a final LayerNorm instead of ReLUs: early in weak training the losses push every
+        # fact the same way, and a ReLU encoder could die into a constant embedding it never left.
         self.cnn = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(), nn.Linear(32 * 4, embed_dim), nn.ReLU(),
+            nn.Conv2d(3, 16, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.SiLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 32, 3, padding=1), nn.SiLU(), nn.AdaptiveAvgPool2d(2),
+            nn.Flatten(), nn.Linear(32 * 4, embed_dim), nn.LayerNorm(embed_dim),
         )
         g = 10  # geometry_features width
         self.name_head = _mlp(embed_dim, hidden_dim, num_categories)
@@ -122,12 +176,12 @@ class SmallPerception(nn.Module):
             d * 4, dist * 4, d.abs() * 4, dv,
         ], dim=-1)
         binary = self.binary_head(pair)
-        return SceneGraphScores(names, unary, binary)
+        return SceneGraphScores(names, unary, binary, *self.gates(names))
 
 
-def build_model(cfg, num_categories: int, num_unary: int, num_binary: int, crop_size: int) -> nn.Module:
-    """The model named by ``cfg.name`` (a :class:`laser_train.config.ModelConfig`)."""
+def build_model(cfg, vocabulary, crop_size: int) -> nn.Module:
+    """The model named by ``cfg.name`` (a :class:`laser_train.config.ModelConfig`) for ``vocabulary``."""
     if cfg.name == "small":
-        return SmallPerception(num_categories, num_unary, num_binary, crop_size=crop_size,
-                               embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim)
+        return SmallPerception(vocabulary, crop_size=crop_size, embed_dim=cfg.embed_dim,
+                               hidden_dim=cfg.hidden_dim)
     raise ValueError(f"unknown model {cfg.name!r} (available: small)")

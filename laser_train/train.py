@@ -17,6 +17,8 @@ exactly as the uninterrupted run would (on the same machine and thread count).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import copy
 import json
 import time
@@ -93,35 +95,18 @@ def load_background(spec: str, vocabulary: Any) -> list[Any]:
                                      path=str(path)).specs)
 
 
-def generated_negatives(records: list[Any], vocabulary: Any, count: int, seed: int, trials: int = 4,
+def generated_negatives(records: list[Any], vocabulary: Any, count: int, seed: int,
                         progress: bool = False) -> list[list[Any]] | None:
-    """Negatives from :func:`stlspec.negatives.generate_negatives` (None when the module is missing).
-
-    The generator verifies each candidate with the reference interpreter on
-    ``trials`` random traces; that verification dominates the cost (tens of ms
-    per spec), so datasets should carry their negatives in the manifest (the
-    synthetic world does) and this is the fallback for those that do not.
-    """
-    try:
-        from stlspec.negatives import generate_negatives
-    except ImportError:
-        return None
+    """Compiled negatives from :mod:`stlspec.negatives` for records that have none (None if unavailable)."""
     import stlspec
-    from stlspec import ast
 
-    out = []
-    items = enumerate(records)
-    if progress:
-        from tqdm import tqdm
+    from laser_train.data import negatives
 
-        items = tqdm(items, total=len(records), desc="negatives", unit="spec", leave=False)
-    for i, r in items:
-        ast_spec = next(s for s in stlspec.parse(r.spec_source).specs if s.name == r.spec.name)
-        negs = generate_negatives(ast_spec, vocabulary, limit=count, seed=seed * 1_000_003 + i, trials=trials)
-        prog = stlspec.compile_text(stlspec.format(ast.Program(tuple(n.spec for n in negs))),
-                                    vocabulary=vocabulary) if negs else None
-        out.append(list(prog.specs) if prog else [])
-    return out
+    if not negatives.available():
+        return None
+    texts = negatives.make_negatives([r.spec_source for r in records], vocabulary, count, seed,
+                                     names=[r.spec.name for r in records], progress=progress)
+    return [list(stlspec.compile_text(t, vocabulary=vocabulary).specs) if t else [] for t in texts]
 
 
 def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
@@ -149,19 +134,20 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     test_negs: list[list[int]] = [[] for _ in range(len(test))]
     for data, target in ((train, pool), (test, test_negs)):
         for v, negs in enumerate(data.negatives):  # negatives written in the manifest
-            target[v].extend(sup.add_many(negs))
+            target[v].extend(sup.add_many(negs or ()))
     if mode == "other":  # train on other videos' captions only (evaluation keeps the fixed negatives)
         pool = [[] for _ in range(len(train))]
     if mode in ("auto", "generator"):
-        need_train = [r for r, negs in zip(train.records, pool) if not negs]
-        need_test = [r for r, negs in zip(test.records, test_negs) if not negs]
+        # Only records whose manifest has no `negatives` field; "" means the dataset has none for it.
+        need_train = [r for r in train.records if r.negatives is None]
+        need_test = [r for r in test.records if r.negatives is None]
         gen_train = generated_negatives(need_train, ds.vocabulary, 2 * k, cfg.data.seed, progress=progress)
         gen_test = generated_negatives(need_test, ds.vocabulary, k, cfg.data.seed + 1, progress=progress)
         if gen_train is None and mode == "generator":
             raise RuntimeError("loss.negatives=generator but stlspec.negatives is not available")
         if gen_train is not None:
             for target, data, gen in ((pool, train, gen_train), (test_negs, test, gen_test)):
-                missing = [v for v in range(len(data)) if not target[v]]
+                missing = [v for v, r in enumerate(data.records) if r.negatives is None]
                 for v, negs in zip(missing, gen):
                     target[v].extend(sup.add_many(negs))
     rng = np.random.default_rng([cfg.data.seed, 7])
@@ -196,8 +182,7 @@ def build(cfg: ExperimentConfig, setup: Setup, steps_per_epoch: int):
     from laser_train.model import build_model
 
     torch.manual_seed(cfg.train.seed)
-    voc = setup.vocabulary
-    model = build_model(cfg.model, len(voc.categories), len(voc.unary), len(voc.binary), cfg.data.crop_size)
+    model = build_model(cfg.model, setup.vocabulary, cfg.data.crop_size)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     total = max(1, cfg.train.epochs * steps_per_epoch)
     if cfg.train.lr_schedule == "cosine":
@@ -303,19 +288,35 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
 def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoTensors | None = None,
              negatives: list[list[int]] | None = None) -> dict[str, float]:
     """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy."""
-    from laser_train.evaluate import binarize, predict, scene_graph_metrics, spec_accuracy
+    from laser_train.evaluate import evaluate_model
 
     data = data if data is not None else setup.test
     negatives = negatives if negatives is not None else setup.test_negatives
-    pred = predict(model, data)
-    metrics: dict[str, float] = {}
-    if data.has_ground_truth:
-        metrics.update(scene_graph_metrics(pred, data, cfg.eval.ks))
-    metrics["spec_accuracy"] = spec_accuracy(setup.supervision, binarize(pred), data, negatives)
-    return metrics
+    return evaluate_model(model, data, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold)
 
 
 # ---------------------------------------------------------------------------------------------- main
+
+
+@contextmanager
+def torch_settings(cfg: ExperimentConfig):
+    """Process-wide torch settings for training, restored on exit (callers may be tests or notebooks).
+
+    Denormal floats are flushed to zero: when a variant drives probabilities towards 0 (the
+    ablation without the alignment term does), products of them become subnormal numbers, which
+    CPUs process 10-100x slower; this once made one ablation run ten times slower than the others.
+    Values below ~1e-308 (float64) are 0 for our purposes anyway. torch has no getter for the
+    flush mode, so it is restored to torch's default (off).
+    """
+    threads = torch.get_num_threads()
+    torch.set_flush_denormal(True)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 def main(cfg: ExperimentConfig, variant: str = "weak", out_dir: str | Path | None = None,
@@ -325,8 +326,12 @@ def main(cfg: ExperimentConfig, variant: str = "weak", out_dir: str | Path | Non
     With ``resume`` and an existing checkpoint in ``out_dir``, training continues after the
     last finished epoch; a finished run is only re-evaluated.
     """
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    with torch_settings(cfg):
+        return _main(cfg, variant, out_dir, setup, resume, progress)
+
+
+def _main(cfg: ExperimentConfig, variant: str, out_dir: str | Path | None, setup: Setup | None,
+          resume: bool, progress: bool | None) -> dict[str, Any]:
     progress = cfg.train.progress if progress is None else progress
     setup = setup or prepare(cfg, progress)
     vcfg = variant_config(cfg, variant)

@@ -19,7 +19,7 @@ Manifest record fields (paths are relative to the dataset directory):
 ``spec_file``  one of   a ``.stl`` file holding it (``spec_name`` picks one of several)
 ``spec_name``  optional which spec of the text/file (default: the only one)
 ``hints``      optional per-event "when" hints overriding the spec's: ``"early"`` or ``[a, b]``
-``negatives``  optional stlspec text with negative specs (every spec block in it)
+``negatives``  optional stlspec text with negative specs (every spec block in it; ``""``: none)
 ``split``      optional ``train`` (default), ``val`` or ``test``
 ``scene_graph`` optional ground-truth trace (evaluation and the supervised baseline only)
 ============== ======== =================================================================
@@ -98,7 +98,7 @@ class Record:
     tracks: Path
     caption: str
     spec: Any  # stlspec.ir.Spec (hints already overridden from the manifest)
-    negatives: tuple = ()  # stlspec.ir.Spec, from the manifest
+    negatives: tuple | None = None  # stlspec.ir.Spec from the manifest; None: the field is absent
     split: str = "train"
     scene_graph: Path | None = None
     num_frames: int = 0
@@ -336,7 +336,7 @@ def _check_record(c: _Checker, obj: Any) -> Record | None:
                 events = tuple(dataclasses.replace(e, hint=p if p is not None else e.hint)
                                for e, p in zip(spec.events, parsed))
                 spec = dataclasses.replace(spec, events=events)
-    negatives: tuple = ()
+    negatives: tuple | None = None
     if "negatives" in obj:
         if not isinstance(obj["negatives"], str):
             c.err("negatives", f"expected stlspec text with spec blocks, got {obj['negatives']!r}")

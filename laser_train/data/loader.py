@@ -42,7 +42,7 @@ class VideoTensors:
     frame_mask: torch.Tensor
     track_mask: torch.Tensor
     specs: list[Any]  # stlspec.ir.Spec per video: the caption's spec
-    negatives: list[tuple]  # per video: negative specs given by the manifest (may be empty)
+    negatives: list[tuple | None]  # per video: negative specs from the manifest (None: not given)
     captions: list[str]
     track_ids: list[list[str]]
     gt_names: torch.Tensor | None = None  # [V, N, C]

@@ -384,46 +384,6 @@ def generate(seed: int, count: int, start: int = 0, **kwargs) -> list[SyntheticV
     return [generate_video(seed, i, **kwargs) for i in range(start, start + count)]
 
 
-_VOCAB_CACHE: list = []
-
-
-def _negatives_text(job: tuple[str, int, int]) -> str:
-    """stlspec text with up to ``count`` verified negatives of one spec (runs in a worker process)."""
-    import stlspec
-    from stlspec import ast
-    from stlspec.negatives import generate_negatives
-
-    spec_text, seed, count = job
-    if not _VOCAB_CACHE:
-        _VOCAB_CACHE.append(stlspec.compile_text(VOCABULARY_STL).vocabulary)
-    spec = stlspec.parse(spec_text).specs[0]
-    negs = generate_negatives(spec, _VOCAB_CACHE[0], limit=count, seed=seed, trials=4)
-    return stlspec.format(ast.Program(tuple(n.spec for n in negs))) if negs else ""
-
-
-def make_negatives(specs: list[str], seed: int, count: int, workers: int = 2, progress: bool = False) -> list[str]:
-    """Negatives for each spec with :mod:`stlspec.negatives` (deterministic; parallel over ``workers``).
-
-    Returns ``""`` for every spec when the generator is not available.
-    """
-    try:
-        import stlspec.negatives  # noqa: F401
-    except ImportError:
-        return ["" for _ in specs]
-    jobs = [(text, seed * 1_000_003 + i, count) for i, text in enumerate(specs)]
-    if workers > 1 and len(jobs) > 8:
-        import multiprocessing as mp
-
-        with mp.get_context("fork").Pool(workers) as pool:
-            it = pool.imap(_negatives_text, jobs, chunksize=8)
-            if progress:
-                from tqdm import tqdm
-
-                it = tqdm(it, total=len(jobs), desc="negative specs", unit="spec", leave=False)
-            return list(it)
-    return [_negatives_text(j) for j in jobs]
-
-
 def write_dataset(out: str | Path, *, seed: int = 0, num_train: int = 600, num_test: int = 150,
                   num_frames: int = 12, image_size: int = 64, min_objects: int = 3, max_objects: int = 4,
                   num_negatives: int = 8, progress: bool = False) -> Path:
@@ -452,10 +412,14 @@ def write_dataset(out: str | Path, *, seed: int = 0, num_train: int = 600, num_t
         split = "train" if i < num_train else "test"
         records.append(write_record_files(out, v, split))
     if num_negatives:
-        texts = make_negatives([r["spec"] for r in records], seed, num_negatives, progress=progress)
+        import stlspec
+
+        from laser_train.data.negatives import make_negatives
+
+        vocabulary = stlspec.compile_text(VOCABULARY_STL).vocabulary
+        texts = make_negatives([r["spec"] for r in records], vocabulary, num_negatives, seed, progress=progress)
         for r, text in zip(records, texts):
-            if text:
-                r["negatives"] = text
+            r["negatives"] = text  # "" when the generator found none: do not look again at start-up
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r) + "\n")
