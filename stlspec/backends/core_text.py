@@ -10,14 +10,15 @@ from dataclasses import dataclass
 
 from stlspec import ir
 
-__all__ = ["BACKEND", "format_core", "format_spec"]
+__all__ = ["BACKEND", "format_core", "format_spec", "window_text"]
 
 
-def _window(w: ir.Window | None) -> str:
+def window_text(w: ir.Window | None) -> str:
+    """``[lo, hi]`` in frames, ``[lo, hi of T]`` for fractions of the video, ``""`` for no window."""
     if w is None:
         return ""
     hi = "inf" if w.hi is None else w.hi
-    return f"[{w.lo}, {hi}{' frac' if w.unit == 'fraction' else ''}]"
+    return f"[{w.lo}, {hi}{' of T' if w.unit == 'fraction' else ''}]"
 
 
 def _sexpr(f: ir.Formula, depth: int) -> str:
@@ -38,7 +39,7 @@ def _sexpr(f: ir.Formula, depth: int) -> str:
     if isinstance(f, ir.Next) and f.weak:
         head = "weak-next"
     if isinstance(f, (ir.Eventually, ir.Always, ir.Until)):
-        head += _window(f.window)
+        head += window_text(f.window)
     if isinstance(f, ir.Eventually) and f.event is not None:
         head += f" #event{f.event}"
     if isinstance(f, (ir.Exists, ir.Forall)):

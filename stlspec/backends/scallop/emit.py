@@ -68,6 +68,7 @@ from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
 from stlspec import ir
+from stlspec.backends.core_text import window_text
 from stlspec.backends import unsupported
 from stlspec.backends.scallop import names as nm
 
@@ -141,25 +142,16 @@ def _fraction(x: float) -> Fraction:
     return fr
 
 
-def _ceil_expr(fr: Fraction) -> str:
-    """Scallop head expression for ``ceil(fr · (n − 1))`` with ``n = num_frames``."""
+def _round_expr(fr: Fraction, up: bool) -> str:
+    """Scallop head expression for ``ceil`` (``up``) or ``floor`` of ``fr · (n − 1)``, ``n = num_frames``."""
     p, q = fr.numerator, fr.denominator
     if p == 0:
         return "0"
     scaled = "n - 1" if p == 1 else f"{p} * (n - 1)"
     if q == 1:
         return scaled
-    return f"({scaled} + {q - 1}) / {q}"
-
-
-def _floor_expr(fr: Fraction) -> str:
-    p, q = fr.numerator, fr.denominator
-    if p == 0:
-        return "0"
-    scaled = "n - 1" if p == 1 else f"{p} * (n - 1)"
-    if q == 1:
-        return scaled
-    return f"({scaled}) / {q}"
+    # Integer division truncates (the operands are never negative), so ceil adds q - 1 first.
+    return f"({scaled} + {q - 1}) / {q}" if up else f"({scaled}) / {q}"
 
 
 def _describe(f: ir.Formula, rel_of) -> str:
@@ -179,23 +171,16 @@ def _describe(f: ir.Formula, rel_of) -> str:
         case ir.Next(_, weak):
             return f"{'weak next' if weak else 'next'} {kids}"
         case ir.Eventually(_, w, ev):
-            return f"eventually{_wtext(w)} {kids}" + ("" if ev is None else f"  (event {ev})")
+            return f"eventually{window_text(w)} {kids}" + ("" if ev is None else f"  (event {ev})")
         case ir.Always(_, w):
-            return f"always{_wtext(w)} {kids}"
+            return f"always{window_text(w)} {kids}"
         case ir.Until(_, _, w):
-            return f"until{_wtext(w)} {kids}"
+            return f"until{window_text(w)} {kids}"
         case ir.Exists(vs, _) | ir.Forall(vs, _):
             q = "exists" if isinstance(f, ir.Exists) else "forall"
             binders = ", ".join(c(v) + (f": {c(repr(k))}" if k is not None else "") for v, k in vs)
             return f"{q} {binders}. {kids}"
     return f"{type(f).__name__.lower()} {kids}"
-
-
-def _wtext(w: ir.Window | None) -> str:
-    if w is None:
-        return ""
-    hi = "inf" if w.hi is None else w.hi
-    return f"[{w.lo}, {hi}{' of T' if w.unit == 'fraction' else ''}]"
 
 
 def _contains_event(f: ir.Formula, event: int) -> bool:
@@ -275,15 +260,15 @@ class _Emitter:
             cons = [f"s >= t + {int(w.lo)}" if w.lo else "s >= t"]
             if w.hi is not None:
                 cons.append(f"t + {int(w.hi)} >= s")
-            self.declare(name, [("t", "i32"), ("s", "i32")], f"window {_wtext(w)}: frame s is in it from t",
+            self.declare(name, [("t", "i32"), ("s", "i32")], f"window {window_text(w)}: frame s is in it from t",
                          [f"rel {name}(t, s) = frame(t) and frame(s) and {' and '.join(cons)}"])
         else:
             lo, hi = _fraction(float(w.lo)), _fraction(float(w.hi))  # type: ignore[arg-type]
             bounds = f"{name}_bounds"
             self.declare(bounds, [("lo", "i32"), ("hi", "i32")],
-                         f"window {_wtext(w)} in frames: [ceil({lo} (T - 1)), floor({hi} (T - 1))]",
-                         [f"rel {bounds}({_ceil_expr(lo)}, {_floor_expr(hi)}) = num_frames(n)"])
-            self.declare(name, [("t", "i32"), ("s", "i32")], f"window {_wtext(w)}: frame s is in it from t",
+                         f"window {window_text(w)} in frames: [ceil({lo} (T - 1)), floor({hi} (T - 1))]",
+                         [f"rel {bounds}({_round_expr(lo, True)}, {_round_expr(hi, False)}) = num_frames(n)"])
+            self.declare(name, [("t", "i32"), ("s", "i32")], f"window {window_text(w)}: frame s is in it from t",
                          [f"rel {name}(t, s) = {bounds}(lo, hi) and frame(t) and frame(s) "
                           f"and s >= t + lo and t + hi >= s"])
         return name
