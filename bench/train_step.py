@@ -10,7 +10,8 @@ Prints one JSON object per batch size with the median over ``--steps`` steps of
 * ``spec_fraction`` spec_eval_s / step_s.
 
 Usage: ``python bench/train_step.py [--steps 20] [--batch-sizes 16,32] [--threads 1]`` (uses the
-default synthetic dataset of ``python -m laser_train``, generating it on first use).
+default synthetic dataset of ``python -m laser_train``, generating it on first use); ``--quick`` is a smoke
+run on a tiny dataset (used by CI).
 """
 
 from __future__ import annotations
@@ -31,15 +32,24 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="16,32")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/default", help="run.out (the synthetic data is cached next to it)")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke run: a 24-video synthetic dataset in a temporary folder, 2 steps at batch 4")
     args = ap.parse_args()
+    overrides = [f"--run.out={args.out}", "--train.progress=false"]
+    if args.quick:
+        import tempfile
+
+        args.steps, args.batch_sizes = 2, "4"
+        overrides = [f"--run.out={tempfile.mkdtemp()}/runs", "--train.progress=false", "--data.num_train=16",
+                     "--data.num_test=8", "--data.num_negatives=2"]
     torch.set_num_threads(args.threads)
 
     from laser_train import train as T
     from laser_train.config import load_config
     from laser_train.losses import weak_loss
 
-    cfg = load_config(None, [f"--run.out={args.out}", "--train.progress=false"])
-    setup = T.prepare(cfg, progress=True)
+    cfg = load_config(None, overrides)
+    setup = T.prepare(cfg, progress=not args.quick)
     vcfg = T.variant_config(cfg, "weak")
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         model, opt, sched = T.build(vcfg, setup, 100)
