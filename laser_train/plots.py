@@ -32,6 +32,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path, dpi: int = 100) -> Path:
+    """Lay out, write and close a figure (closing frees it: runs draw many)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def loss_curves(path: Path, histories: dict[str, list]) -> Path:
     plt = _plt()
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
@@ -57,10 +65,7 @@ def loss_curves(path: Path, histories: dict[str, list]) -> Path:
         b.set_ylabel("mean term value (unweighted)")
         b.set_title("weak supervision: loss terms")
         b.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def results_bars(path: Path, results: dict[str, dict[str, float]]) -> Path:
@@ -77,10 +82,7 @@ def results_bars(path: Path, results: dict[str, dict[str, float]]) -> Path:
     ax.set_ylim(0, 100)
     ax.set_title("held-out recall@1 (every ground-truth fact)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _facts(v: int, data, probs, vocabulary, max_rows: int = 24):
@@ -123,10 +125,7 @@ def timeline(path: Path, v: int, data, probs, vocabulary) -> Path:
         ax.set_xticks(range(mat.shape[1]))
     axes[0].set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
     fig.suptitle(f"{data.ids[v]}: {data.captions[v]}", fontsize=9, wrap=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def frame_grid(path: Path, v: int, data, probs, vocabulary, frames: int = 4) -> Path:
@@ -156,10 +155,7 @@ def frame_grid(path: Path, v: int, data, probs, vocabulary, frames: int = 4) -> 
         ax.set_title(f"frame {t}", fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{data.ids[v]} — predicted labels (weak model)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, dpi=110)
 
 
 def make_all(out: Path, setup, models: dict[str, Any], histories: dict[str, list],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from stlspec import ast
 from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+from stlspec.formatter import quote_name
 from stlspec.ir import Vocabulary
 from stlspec.span import NO_SPAN, Span
 
@@ -189,7 +190,7 @@ class _Checker:
         sugg = did_you_mean(n.text, self.categories)
         self.err("E202", f"unknown category '{n.text}'", n.span,
                  f"did you mean {_or_list(sugg)}?" if sugg else
-                 "declare it with `category " + _quote(n.text) + "` or use `any`", path=path)
+                 "declare it with `category " + quote_name(n.text) + "` or use `any`", path=path)
 
     # ------------------------------------------------------------ specs
     def check_specs(self, program: ast.Program) -> None:
@@ -310,7 +311,7 @@ class _Checker:
                 return  # already reported as E303 by infer_vocabulary
             kind = "unary" if len(params) == 1 else "binary"
             self.err("E301", f"'{name}' is a {kind} predicate: it takes {len(params)} argument(s), not {arity}",
-                     atom.span, f"write `{_quote(name)}({', '.join((list(atom.args) + ['y'])[:len(params)])})`")
+                     atom.span, f"write `{quote_name(name)}({', '.join((list(atom.args) + ['y'])[:len(params)])})`")
             return
         def fits(vs, ps) -> list[bool]:
             return [v is None or p is None or v.category is None or v.category == p for v, p in zip(vs, ps)]
@@ -318,7 +319,7 @@ class _Checker:
         ok = fits(vars_, params)
         if arity == 2 and not all(ok) and all(fits(vars_[::-1], params)):
             self.err("E302", f"the arguments of '{name}' look swapped: it takes ({', '.join(p or 'any' for p in params)})",
-                     atom.span, f"write `{_quote(name)}({atom.args[1]}, {atom.args[0]})`")
+                     atom.span, f"write `{quote_name(name)}({atom.args[1]}, {atom.args[0]})`")
             return
         for i, (var, param, span) in enumerate(zip(vars_, params, spans)):
             if ok[i]:
@@ -326,7 +327,7 @@ class _Checker:
             if var.category != param:
                 self.err("E302", f"argument {i + 1} of '{name}' must be a {param}, but '{var.name}' is a "
                          f"{var.category}", span,
-                         f"bind '{var.name}' as `{var.name}: {_quote(param)}`, or declare '{name}' with parameter `any`")
+                         f"bind '{var.name}' as `{var.name}: {quote_name(param)}`, or declare '{name}' with parameter `any`")
 
     def _unknown_predicate(self, atom: ast.Atom) -> None:
         name = atom.pred.text
@@ -335,7 +336,7 @@ class _Checker:
         sugg = did_you_mean(name, same) or did_you_mean(name, [*self.unary, *self.binary])
         kind = "unary" if arity == 1 else "binary" if arity == 2 else f"{arity}-ary"
         hint = (f"did you mean {_or_list(sugg)}?" if sugg else
-                f"declare it with `{kind} {_quote(name)}({', '.join(['any'] * arity)})`" if arity in (1, 2) else
+                f"declare it with `{kind} {quote_name(name)}({', '.join(['any'] * arity)})`" if arity in (1, 2) else
                 "predicates take one or two arguments")
         self.err("E201", f"unknown {kind} predicate '{name}'", atom.pred.span, hint)
 
@@ -371,16 +372,6 @@ class _Var:
     category: str | None
     span: Span
     used: bool = False
-
-
-def _quote(name: str) -> str:
-    import re
-
-    from stlspec.parser import KEYWORDS
-
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) and name not in KEYWORDS:
-        return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _or_list(xs) -> str:

@@ -17,7 +17,7 @@ import re
 from stlspec import ast
 from stlspec.span import Span
 
-__all__ = ["fast_parse", "Fallback"]
+__all__ = ["fast_parse", "Fallback", "KEYWORDS", "unquote"]
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+|//[^\n]*|\#[^\n]*|/\*[\s\S]*?\*/)
@@ -28,7 +28,8 @@ _TOKEN = re.compile(r"""
   | (?P<OP>==|!=|[(){}\[\],:.@])
 """, re.VERBOSE)
 
-_KEYWORDS = frozenset(
+#: Reserved words of the language; a predicate or category with one of these names must be quoted.
+KEYWORDS = frozenset(
     "include category unary binary spec exists forall then implies or and until release not next weak "
     "always eventually true false inf".split()
 )
@@ -60,7 +61,7 @@ def _tokens(text: str, comments: list):
                 line_start = text.rfind("\n", 0, pos) + 1
             continue
         value = m.group()
-        if kind == "IDENT" and value in _KEYWORDS:
+        if kind == "IDENT" and value in KEYWORDS:
             kind = value
         elif kind == "OP":
             kind = value
@@ -72,7 +73,8 @@ def _tokens(text: str, comments: list):
     return out
 
 
-def _unquote(value: str) -> str:
+def unquote(value: str) -> str:
+    """The text of a quoted name token (``"sitting on"`` → ``sitting on``)."""
     return re.sub(r'\\(["\\])', r"\1", value[1:-1])
 
 
@@ -123,7 +125,7 @@ class _Parser:
             if kind == "include":
                 self.i += 1
                 tok = self.take("STRING")
-                items.append(ast.Include(_unquote(tok[1]), self.span(tok)))
+                items.append(ast.Include(unquote(tok[1]), self.span(tok)))
             elif kind == "category":
                 self.i += 1
                 names = [self.name()]
@@ -148,7 +150,7 @@ class _Parser:
             return ast.Name(tok[1], self.span(tok))
         if tok[0] == "STRING":
             self.i += 1
-            return ast.Name(_unquote(tok[1]), self.span(tok))
+            return ast.Name(unquote(tok[1]), self.span(tok))
         raise Fallback
 
     def signature(self, kind: str) -> ast.PredicateDecl:
@@ -169,7 +171,7 @@ class _Parser:
         body = self.formula()
         self.take("}")
         name_span = self.span(name_tok)
-        return ast.Spec(name_tok[1], body, _unquote(cap[1]) if cap else None, name_span.cover(body.span), name_span)
+        return ast.Spec(name_tok[1], body, unquote(cap[1]) if cap else None, name_span.cover(body.span), name_span)
 
     # ------------------------------------------------------------ formulas
     def formula(self) -> ast.Formula:

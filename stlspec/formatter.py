@@ -30,7 +30,7 @@ QUANT, SEQ, IMPLIES, OR, AND, TEMPORAL, PREFIX, ATOM = range(8)
 
 def quote_name(name: str) -> str:
     """``name`` as written in source: bare when it is an identifier and not a keyword, else quoted."""
-    from stlspec.parser import KEYWORDS
+    from stlspec.fastparse import KEYWORDS
 
     if _IDENT.fullmatch(name) and name not in KEYWORDS:
         return name

@@ -18,14 +18,11 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from stlspec import ast
 from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.fastparse import KEYWORDS, unquote
 from stlspec.span import Span
 
 __all__ = ["parse", "grammar_text", "KEYWORDS"]
 
-KEYWORDS = frozenset(
-    "include category unary binary spec exists forall then implies or and until release not next weak "
-    "always eventually true false inf".split()
-)
 
 # Words from other temporal-logic notations that LLMs and humans reach for, and what we spell them as.
 FOREIGN_KEYWORDS = {
@@ -231,10 +228,7 @@ def _tok_span(text: str, tok: Token) -> Span:
 
 
 def _unquote(tok: Token) -> str:
-    s = str(tok)
-    if tok.type == "STRING":
-        return re.sub(r'\\(["\\])', r"\1", s[1:-1])
-    return s
+    return unquote(str(tok)) if tok.type == "STRING" else str(tok)
 
 
 def _meta_span(text: str, children: list) -> Span:
