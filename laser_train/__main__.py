@@ -1,11 +1,9 @@
-"""Command line: ``python -m laser_train [run|train|eval|config] [--config FILE] [--section.key=value ...]``.
+"""Command line of laser_train: ``python -m laser_train [COMMAND] [options] [--section.key=value ...]``.
 
-* ``run`` (the default, also with no arguments at all): the main job — synthetic data, every variant,
-  results table, run directory (:mod:`laser_train.experiment`).
-* ``train --variant weak``: train one variant into ``run.out`` (``--run.resume=true`` continues it).
-* ``eval --checkpoint PATH [--data DIR] [--split test]``: evaluate a checkpoint on any dataset in the
-  documented format; prints the metrics as JSON.
-* ``config``: print the resolved configuration as JSON (a starting point for ``--config FILE``).
+Each subcommand is one entry of :data:`COMMANDS` (name → :class:`Command`): its one-line summary, a
+description for its own ``--help``, a function adding its options, and its handler. Configuration overrides
+(``--section.key=value``, see :mod:`laser_train.config`) are accepted by every command that builds a
+configuration and are separated from the command's own options before argparse sees them.
 """
 
 from __future__ import annotations
@@ -13,10 +11,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
 from laser_train.config import ConfigError, load_config, to_dict
 
-USAGE = __doc__
+__all__ = ["main", "COMMANDS", "Command"]
+
+PROG = "python -m laser_train"
+
+OVERVIEW = f"""\
+Train video scene-graph perception models from caption specs (the LASER method).
+
+With no command, runs the main job: generate the embedded synthetic video world, train every variant
+(weakly supervised by specs, fully supervised, ablations), evaluate, and print the results table.
+
+Configuration: every command that trains or evaluates takes `--config FILE` (JSON, the shape that
+`{PROG} config` prints) and overrides `--section.key=value`, e.g.
+  --train.epochs=3  --data.path=DIR  --model.name=small  --loss.weights.semantic=0
+
+examples:
+  {PROG}                                    # the main job on its embedded default
+  {PROG} train --variant weak --train.epochs=2 --run.out=runs/try
+  {PROG} eval --checkpoint runs/try/weak/checkpoint.pt --split test
+  {PROG} config > my.json                   # then edit and pass --config my.json
+
+`{PROG} COMMAND --help` explains each command. Docs: docs/training.md."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: ``add_arguments(parser)`` declares its options, ``run(args, overrides)`` executes it."""
+
+    summary: str
+    description: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace, list[str]], int]
 
 
 def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -31,7 +61,60 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     return overrides, rest
 
 
-def _eval(args, overrides) -> int:
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help=f"JSON config file (the shape `{PROG} config` prints); overrides apply on top")
+
+
+# ----------------------------------------------------------------------------------------------- run
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    _config_option(p)
+
+
+def _run(args: argparse.Namespace, overrides: list[str]) -> int:
+    cfg = load_config(args.config, overrides)
+    from laser_train.experiment import run_experiment
+
+    run_experiment(cfg)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- train
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    _config_option(p)
+    p.add_argument("--variant", default="weak", metavar="NAME",
+                   help="which variant to train: weak (specs only, the method), full (ground-truth scene "
+                        "graphs), untrained, or no_<term> (weak without one loss term, e.g. no_temporal); "
+                        "default weak")
+
+
+def _train(args: argparse.Namespace, overrides: list[str]) -> int:
+    cfg = load_config(args.config, overrides)
+    from pathlib import Path
+
+    from laser_train import train as T
+
+    res = T.main(cfg, args.variant, Path(cfg.run.out) / args.variant, resume=cfg.run.resume)
+    print(json.dumps(res["metrics"], indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- eval
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="PATH", help="checkpoint file written by training")
+    p.add_argument("--data", metavar="DIR",
+                   help="dataset directory in the documented format (default: the checkpoint's dataset)")
+    p.add_argument("--split", default="test", metavar="NAME",
+                   help="split to evaluate: train, val or test (default test)")
+
+
+def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from laser_train import train as T
     from laser_train.checkpoint import load_checkpoint
     from laser_train.config import apply_overrides, from_dict
@@ -63,48 +146,65 @@ def _eval(args, overrides) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- config
+
+
+def _config(args: argparse.Namespace, overrides: list[str]) -> int:
+    print(json.dumps(to_dict(load_config(args.config, overrides)), indent=2))
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "run": Command(
+        "the main job: every variant, the results table, metrics and plots (the default command)",
+        "Train and evaluate every variant listed in run.variants (weak, full, ablations) on one prepared "
+        "dataset, then print the results table and write the run directory (config, checkpoints, "
+        "metrics.json, plots). Without --data.path the embedded synthetic video world is generated (and "
+        f"cached). Example: {PROG} run --train.epochs=4 --run.out=runs/short",
+        _run_args, _run),
+    "train": Command(
+        "train one variant into run.out/VARIANT (resumable with --run.resume=true)",
+        "Train one variant and print its evaluation metrics as JSON. The checkpoint is written atomically "
+        "after every epoch to run.out/VARIANT/checkpoint.pt; --run.resume=true continues from it. "
+        f"Example: {PROG} train --variant full --data.path=my_dataset --train.epochs=10",
+        _train_args, _train),
+    "eval": Command(
+        "evaluate a checkpoint on a dataset split; prints metrics as JSON",
+        "Evaluate a trained checkpoint (recall@k of names, unary and binary predicates; spec accuracy) on a "
+        "dataset in the documented format. The checkpoint's saved configuration is used; overrides apply "
+        f"on top. Example: {PROG} eval --checkpoint runs/default/weak/checkpoint.pt --split test",
+        _eval_args, _eval),
+    "config": Command(
+        "print the resolved configuration as JSON (a starting point for --config FILE)",
+        "Print the configuration that the given --config file and overrides resolve to, as JSON with every "
+        f"section and key. Example: {PROG} config --train.epochs=3 > my.json",
+        _config_option, _config),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog=PROG, description=OVERVIEW, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name, cmd in COMMANDS.items():
+        p = sub.add_parser(name, help=cmd.summary, description=cmd.description,
+                           epilog="Configuration overrides: --section.key=value (see `config`).")
+        cmd.add_arguments(p)
+    return ap
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     overrides, rest = _split_overrides(argv)
-    ap = argparse.ArgumentParser(prog="python -m laser_train", description=USAGE,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", nargs="?", default="run", choices=("run", "train", "eval", "config"))
-    ap.add_argument("--config", help="JSON config file (same shape as `python -m laser_train config`)")
-    ap.add_argument("--variant", default="weak", help="train: which variant (weak, full, no_<term>, untrained)")
-    ap.add_argument("--checkpoint", help="eval: checkpoint file")
-    ap.add_argument("--data", help="eval: dataset directory (default: the checkpoint's dataset)")
-    ap.add_argument("--split", default="test", help="eval: split to evaluate (default test; all if missing)")
-    args = ap.parse_args(rest)
+    if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
+        rest.insert(0, "run")  # no command: the main job
+    args = build_parser().parse_args(rest)
     from laser_train.data.format import DatasetError
 
-    if args.command == "eval" and not args.checkpoint:
-        ap.error("eval needs --checkpoint PATH")
     try:
-        if args.command == "eval":
-            return _eval(args, overrides)
-        cfg = load_config(args.config, overrides)
-        return _dispatch(args, cfg)
+        return COMMANDS[args.command].run(args, overrides)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def _dispatch(args, cfg) -> int:
-    if args.command == "config":
-        print(json.dumps(to_dict(cfg), indent=2))
-        return 0
-    if args.command == "train":
-        from pathlib import Path
-
-        from laser_train import train as T
-
-        res = T.main(cfg, args.variant, Path(cfg.run.out) / args.variant, resume=cfg.run.resume)
-        print(json.dumps(res["metrics"], indent=2))
-        return 0
-    from laser_train.experiment import run_experiment
-
-    run_experiment(cfg)
-    return 0
 
 
 if __name__ == "__main__":
