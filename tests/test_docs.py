@@ -166,11 +166,59 @@ def test_fence_parser_sees_indented_blocks(tmp_path):
     assert b.expect == ("error", "E201") and b.text == "spec s { p(x) }\n" and b.line == 4
 
 
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_executed_examples_are_current():
+    """The "Run it" sections show what the real CLI prints now; refresh: ``python docs/gen_examples.py``."""
+    gen = _load_script("gen_examples")
+    if os.environ.get("STLSPEC_REFRESH"):
+        gen.main([])
+    stale = gen.stale_pages()
+    assert not stale, f"stale executed examples in {sorted(p.name for p in stale)}: run `python docs/gen_examples.py`"
+
+
+def test_every_construct_page_runs_an_example():
+    gen = _load_script("gen_examples")
+    used = set()
+    for page in sorted((REPO / "docs" / "language").glob("*.md")):
+        slugs = [m.group("slug") for m in gen.MARKER.finditer(page.read_text(encoding="utf-8"))]
+        assert slugs, f"{page.name} shows no executed example (<!-- example: SLUG --> … <!-- /example -->)"
+        used.update(slugs)
+    for page in gen.pages():
+        used.update(m.group("slug") for m in gen.MARKER.finditer(page.read_text(encoding="utf-8")))
+    files = {p.name.removesuffix(".stl") for p in (REPO / "docs" / "examples").glob("*.stl")}
+    assert files == used, f"example files without a page: {sorted(files - used)}; missing: {sorted(used - files)}"
+
+
+def test_stale_example_is_detected(tmp_path, monkeypatch):
+    gen = _load_script("gen_examples")
+    page = (REPO / "docs" / "language" / "next.md").read_text(encoding="utf-8")
+    tampered = page.replace("every_touch_continues_weak      1.0000", "every_touch_continues_weak      0.0000")
+    assert tampered != page
+    assert gen.generate_page(tampered) == page
+
+
 def test_mkdocs_build_strict(tmp_path):
-    """The site builds with ``--strict`` (broken links, missing nav pages or snippets fail)."""
+    """The site builds with ``--strict`` (broken links, missing nav pages or snippets fail), ``stlspec``
+    blocks are highlighted by our Pygments lexer, and the pages show their executed examples."""
     mkdocs = shutil.which("mkdocs", path=str(Path(sys.executable).parent)) or shutil.which("mkdocs")
     if mkdocs is None:
         pytest.skip("mkdocs is not installed (pip install -e .[docs])")
-    proc = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(tmp_path / "site")],
+    site = tmp_path / "site"
+    proc = subprocess.run([mkdocs, "build", "--strict", "--site-dir", str(site)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    for page in ("index.html", "language/then/index.html", "getting-started/index.html"):
+        html = (site / page).read_text(encoding="utf-8")
+        # keyword / declaration / function spans of the stlspec lexer inside code blocks
+        assert re.search(r'<span class="kd">(include|category|spec)</span>', html), f"{page}: not highlighted"
+        assert '<span class="err">' not in html, f"{page}: lexer error tokens"
+    then = (site / "language" / "then" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<span class="k">then</span>', then)
+    text = re.sub(r"<[^>]+>", "", then)  # the console block's words are split into spans
+    assert "stlspec eval docs/examples/then.stl" in text and "take_then_leave    1.0000" in text
