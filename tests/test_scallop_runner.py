@@ -1,15 +1,16 @@
-"""Running emitted programs with real Scallop (``scallopy``), skipped when it is not installed.
+"""Running emitted programs with real Scallop (``scallopy`` and ``scli``).
 
-These are the only tests that execute Scallop itself; they are skipped here
-(scallopy is built from source, see docs/scallop.md) and are not the only
-check: the programs' grammar, structure and minmaxprob semantics are tested in
-test_scallop_subset.py, test_scallop_emit.py and test_scallop_semantics.py.
-When scallopy is absent, the runner must fail with a helpful ImportError.
+scallopy is built from source (see docs/scallop.md), so these tests skip when
+it is absent -- except under CI, which installs the build in
+``../shared/scallop`` and makes a missing scallopy an error (``real_scallop``).
+The programs' grammar, structure and minmaxprob semantics are also tested
+without Scallop in test_scallop_subset.py, test_scallop_emit.py and
+test_scallop_semantics.py. When scallopy is absent, the runner must fail with a
+helpful ImportError.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +21,13 @@ from stlspec import ir
 from stlspec.backends.reference import evaluate
 from stlspec.backends.scallop import compile_program
 from stlspec.trace import Trace, load_trace
+from real_scallop import HAVE_SCALLOPY, needs_scallopy
 from strategies import VOCAB
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 
-def _have_scallopy() -> bool:
-    if importlib.util.find_spec("scallopy") is None:
-        return False
-    import scallopy
-
-    return hasattr(scallopy, "ScallopContext")  # not the unrelated PyPI placeholder
-
-
-HAVE_SCALLOPY = _have_scallopy()
-needs_scallopy = pytest.mark.skipif(not HAVE_SCALLOPY, reason="scallopy is not installed (see docs/scallop.md)")
 
 SPEC = ir.Spec("s", ir.Exists((("a", "person"),), ir.Eventually(ir.And((
     ir.Unary("walking", "a"), ir.Next(ir.Always(ir.Not(ir.Unary("red", "a")), ir.Window(0, 2))))), event=0)),
@@ -50,10 +42,12 @@ def _trace(seed: int = 0, T: int = 5, N: int = 3) -> Trace:
                              binary_preds=VOCAB.binary_names)
 
 
-@pytest.mark.skipif(HAVE_SCALLOPY, reason="checks the message shown when scallopy is missing")
-def test_missing_scallopy_says_how_to_install():
+def test_missing_scallopy_says_how_to_install(monkeypatch):
+    import sys
+
     from stlspec.backends.scallop import run
 
+    monkeypatch.setitem(sys.modules, "scallopy", None)  # what an environment without it sees
     with pytest.raises(ImportError, match="make install-scallopy"):
         run(PROGRAM, _trace())
 
