@@ -141,7 +141,8 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
         negs = [[data.spec_ids[(v + 1) % len(data)]] for v in range(len(data))]
     metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": split or "all",
                      "videos": len(data), "epoch": state["epoch"]}
-    metrics.update(evaluate_model(model, data, sup, negs, cfg.eval.ks, cfg.eval.threshold))
+    metrics.update(evaluate_model(model, data, sup, negs, cfg.eval.ks, cfg.eval.threshold,
+                                   cfg.eval.protocol))
     print(json.dumps(metrics, indent=2))
     return 0
 

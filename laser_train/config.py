@@ -24,8 +24,11 @@ from typing import Any
 __all__ = [
     "DataConfig", "ModelConfig", "LossWeights", "LossConfig", "TrainConfig", "EvalConfig",
     "RunConfig", "ExperimentConfig", "to_dict", "from_dict", "apply_overrides", "load_config",
-    "ConfigError", "LOSS_TERMS",
+    "ConfigError", "LOSS_TERMS", "EVAL_PROTOCOLS",
 ]
+
+#: The scene-graph evaluation protocols ``eval.protocol`` may list (see :mod:`laser_train.protocols`).
+EVAL_PROTOCOLS = ("facts", "laser", "predcls")
 
 #: The four weak-supervision loss terms; the ablation removes each in turn.
 LOSS_TERMS = ("alignment", "contrastive", "temporal", "semantic")
@@ -102,6 +105,8 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 5)
     plot_videos: int = 3  # held-out videos shown in the timeline plots
     threshold: float = 0.5  # spec accuracy: a predicted fact holds iff its probability >= threshold
+    # scene-graph protocols reported (laser_train.protocols): facts, laser, predcls; predcls uses ks as K
+    protocol: tuple[str, ...] = ("facts", "laser", "predcls")
 
 
 @dataclass
@@ -222,4 +227,8 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
         from_dict(data, cfg)
-    return apply_overrides(cfg, overrides or [])
+    cfg = apply_overrides(cfg, overrides or [])
+    bad = [p for p in cfg.eval.protocol if p not in EVAL_PROTOCOLS]
+    if bad:  # checked here, not after hours of training
+        raise ConfigError(f"eval.protocol: unknown protocol {bad[0]!r} (choose from {', '.join(EVAL_PROTOCOLS)})")
+    return cfg

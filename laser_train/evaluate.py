@@ -148,11 +148,14 @@ def spec_accuracy(supervision: Any, graph: tuple[torch.Tensor, ...], data, negat
 
 
 def evaluate_model(model, data, supervision: Any, negatives: list[list[int]], ks=(1, 5),
-                   threshold: float = 0.5) -> dict[str, float]:
-    """Recall@k against ``data``'s hidden scene graphs (when it has them) and the spec accuracy."""
+                   threshold: float = 0.5, protocols=("facts",)) -> dict[str, float]:
+    """Recall against ``data``'s hidden scene graphs (when it has them) under each of ``protocols``
+    (:mod:`laser_train.protocols`; ``facts`` is :func:`scene_graph_metrics`) and the spec accuracy."""
+    from laser_train.protocols import protocol_metrics
+
     pred = predict(model, data)
     metrics: dict[str, float] = {}
     if data.has_ground_truth:
-        metrics.update(scene_graph_metrics(pred, data, ks))
+        metrics.update(protocol_metrics(pred, data, protocols, ks))
     metrics.update(spec_accuracy(supervision, binarize(pred, threshold), data, negatives))
     return metrics

@@ -292,7 +292,8 @@ def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoTensors | No
 
     data = data if data is not None else setup.test
     negatives = negatives if negatives is not None else setup.test_negatives
-    return evaluate_model(model, data, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold)
+    return evaluate_model(model, data, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
+                          cfg.eval.protocol)
 
 
 # ---------------------------------------------------------------------------------------------- main
