@@ -22,13 +22,14 @@ __all__ = ["main", "build_parser"]
 
 LOGICS = ("boolean", "godel", "product", "smooth", "exact")
 
-EPILOG = """examples:
+EPILOG = """\
+examples (from a checkout's root; tests/test_readme.py runs each of them):
   stlspec check examples/specs/*.stl
-  stlspec check --format json spec.stl            machine-readable diagnostics
-  stlspec fmt --check examples/specs/*.stl         exit 1 if any file is not formatted
+  stlspec check --format json examples/specs/pick_up.stl     machine-readable diagnostics
+  stlspec fmt --check examples/specs/*.stl                   exit 1 if any file is not formatted
   stlspec eval examples/specs/pick_up.stl --trace examples/traces/picking_something_up.holds.json
-  stlspec compile --target core spec.stl           show the lowered core IR
-  stlspec compile --target scallop spec.stl --trace t.json -o out.scl
+  stlspec compile --target core examples/specs/pick_up.stl   show the lowered core IR
+  stlspec compile --target scallop examples/specs/pick_up.stl --trace examples/traces/picking_something_up.holds.json -o out.scl
 """
 
 

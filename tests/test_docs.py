@@ -66,6 +66,13 @@ class Block:
         return (e.group("kind"), e.group("code")) if e else None
 
     @property
+    def saved_as(self) -> str | None:
+        """``title="myspecs/cup.stl"``: the page tells the reader to save the block under this relative path."""
+        m = _TITLE.search(self.info)
+        title = m.group("title").strip() if m else ""
+        return title if title.endswith(".stl") and not title.startswith(("/", "docs/")) else None
+
+    @property
     def id(self) -> str:
         return f"{self.doc}:{self.line}"
 
@@ -127,6 +134,9 @@ def test_code_block(block: Block):
     errors = {d.code for d in diags if d.is_error}
     warnings = {d.code for d in diags if not d.is_error}
     expect = block.expect
+    if block.saved_as and expect is None:  # a file the reader saves (`title="myspecs/cup.stl"`), includes and all
+        _compile_as_saved(block)
+        return
     if expect is None:
         assert not re.search(r'title="(error|warning)', block.info), (
             f"{block.id}: unparseable expectation in {block.info!r}; write title=\"error E201\"")
@@ -141,6 +151,25 @@ def test_code_block(block: Block):
         assert errors == {code}, f"{block.id}: expected exactly {code}, got {sorted(errors)}:\n{shown}"
     else:
         assert not errors and warnings == {code}, f"{block.id}: expected only warning {code}:\n{shown}"
+
+
+def _compile_as_saved(block: Block) -> None:
+    """Save every ``title="DIR/NAME.stl"`` block of the page up to this one as the reader does, then compile
+    this one from disk with the public API (so relative includes resolve as they will for the reader)."""
+    import tempfile
+
+    page = next(p for p in DOC_FILES if (p.relative_to(REPO).as_posix() if p.is_relative_to(REPO) else p.name)
+                == block.doc)
+    with tempfile.TemporaryDirectory() as tmp:
+        for b in code_blocks(page):
+            if b.lang == "stlspec" and b.saved_as and b.line <= block.line:
+                target = Path(tmp) / b.saved_as
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(b.text, encoding="utf-8")
+        try:
+            stlspec.compile_file(str(Path(tmp) / block.saved_as))
+        except stlspec.StlError as err:
+            pytest.fail(f"{block.id}: saved as {block.saved_as}, it does not compile:\n{err}")
 
 
 def test_errors_page_is_up_to_date():
