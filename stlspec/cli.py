@@ -23,7 +23,7 @@ __all__ = ["main", "build_parser"]
 LOGICS = ("boolean", "godel", "product", "smooth", "exact")
 
 EPILOG = """\
-examples (from a checkout's root; tests/test_readme.py runs each of them):
+examples: (from a checkout's root; tests/test_readme.py runs each of them)
   stlspec check examples/specs/*.stl
   stlspec check --format json examples/specs/pick_up.stl     machine-readable diagnostics
   stlspec fmt --check examples/specs/*.stl                   exit 1 if any file is not formatted
