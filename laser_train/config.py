@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 __all__ = [
     "DataConfig", "ModelConfig", "LossWeights", "LossConfig", "TrainConfig", "EvalConfig",
     "RunConfig", "ExperimentConfig", "to_dict", "from_dict", "apply_overrides", "load_config",
-    "ConfigError", "LOSS_TERMS", "EVAL_PROTOCOLS",
+    "ConfigError", "LOSS_TERMS", "EVAL_PROTOCOLS", "MODEL_NAMES", "PRECISIONS", "config_diff",
 ]
 
 #: The scene-graph evaluation protocols ``eval.protocol`` may list (see :mod:`laser_train.protocols`).
@@ -56,13 +57,40 @@ class DataConfig:
     background: str = "builtin:background.stl"  # background-knowledge specs for the semantic loss
 
 
+#: Perception models (:func:`laser_train.model.build_model`).
+MODEL_NAMES = ("small", "clip")
+#: ``train.precision`` values: the perception model's autocast dtype (fp16 adds a GradScaler).
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+def _check_device(value: str) -> str | None:
+    """None if ``value`` names a device (auto, cpu, cuda, cuda:N), else what is wrong."""
+    if value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
+        return None
+    return "expected one of auto, cpu, cuda, cuda:N (N a GPU index)"
+
+
+def _choice(default: str, choices: tuple[str, ...]) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
 @dataclass
 class ModelConfig:
-    """The small CPU perception model (see :mod:`laser_train.model`)."""
+    """The perception model (see :mod:`laser_train.model`): ``small`` (CPU, from scratch) or ``clip``."""
 
-    name: str = "small"
-    embed_dim: int = 48  # appearance embedding per crop
-    hidden_dim: int = 96  # hidden width of the name / unary / binary heads
+    name: str = _choice("small", MODEL_NAMES)
+    embed_dim: int = 48  # small: appearance embedding per crop
+    hidden_dim: int = 96  # small: hidden width of the name / unary / binary heads
+    word_dim: int = 64  # small: width of the learned word embeddings the tracks are scored against
+    # clip: from_pretrained(path) — a local directory or a hub id (read from the local hub cache only)
+    path: str = ""
+    layout: str = _choice("separate", ("separate", "shared"))  # clip: three towers (LASER's) or one
+    pair_crop: str = _choice("two_crops", ("two_crops", "union"))  # clip: how a pair of tracks is seen
+    # clip: what is not trained: nothing, the vision or text encoders, or everything but the projections
+    freeze: str = _choice("none", ("none", "vision", "text", "all_but_projections"))
+    prompt_names: str = "a photo of a {word}"  # clip: text prompts per vocabulary kind ({word}: the word)
+    prompt_unary: str = "a photo of something {word}"
+    prompt_binary: str = "a photo of something {word} something"
 
 
 @dataclass
@@ -98,6 +126,9 @@ class TrainConfig:
     grad_clip: float = 5.0
     threads: int = 1  # torch intra-op threads; fixed so that runs reproduce bit for bit (0 = torch default)
     progress: bool = True
+    device: str = field(default="auto", metadata={"check": _check_device})  # auto: CUDA when available
+    precision: str = _choice("fp32", PRECISIONS)  # autocast of the perception model (specs: spec_dtype)
+    spec_dtype: str = _choice("float64", ("float64", "float32"))  # spec evaluation (see docs/training.md)
 
 
 @dataclass
@@ -116,6 +147,7 @@ class RunConfig:
         "weak", "full", "no_alignment", "no_contrastive", "no_temporal", "no_semantic",
     )
     resume: bool = False
+    allow_config_change: bool = False  # resume even if the configuration differs (recorded in the run)
     plots: bool = True
 
 
@@ -196,7 +228,13 @@ def _set(cfg: Any, dotted: str, value: Any, full_key: str) -> None:
         return
     if rest:
         raise ConfigError(f"unknown config key {full_key!r} ({head!r} is not a section)")
-    setattr(cfg, head, _convert(value, hints[head], full_key))
+    converted = _convert(value, hints[head], full_key)
+    meta = next(f.metadata for f in dataclasses.fields(cfg) if f.name == head)
+    if "choices" in meta and converted not in meta["choices"]:
+        raise ConfigError(f"{full_key}: unknown value {converted!r} (choose from {', '.join(meta['choices'])})")
+    if "check" in meta and (problem := meta["check"](converted)):
+        raise ConfigError(f"{full_key}: {converted!r}: {problem}")
+    setattr(cfg, head, converted)
 
 
 def from_dict(data: dict[str, Any], base: ExperimentConfig | None = None) -> ExperimentConfig:
@@ -232,3 +270,15 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     if bad:  # checked here, not after hours of training
         raise ConfigError(f"eval.protocol: unknown protocol {bad[0]!r} (choose from {', '.join(EVAL_PROTOCOLS)})")
     return cfg
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every leaf where two :func:`to_dict` trees differ."""
+    out: list[tuple[str, Any, Any]] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.extend(config_diff(a, b, f"{prefix}{key}."))
+        elif a != b:
+            out.append((f"{prefix}{key}", a, b))
+    return out

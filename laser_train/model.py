@@ -22,10 +22,41 @@ otherwise tell the model that ``open(dog)`` is false, because no spec can even
 say it (the checker rejects it). Evaluation ranks :meth:`SceneGraphScores.log_scores`
 (log-probabilities: same order as the probabilities, fewer ties when they saturate).
 
-:class:`SmallPerception` is the from-scratch CPU model: a three-layer CNN over
-each crop, box geometry and motion features (centre, size, velocity from the
-neighbouring frames), and three MLP heads. A real-video backbone (CLIP crops)
-only has to produce the same outputs from the same batch dict.
+Scores are similarities of embeddings
+-------------------------------------
+Every model scores the vocabulary by **similarity between track embeddings and
+word embeddings**, and returns both in ``SceneGraphScores.embeddings``
+(:class:`Embeddings`), so that other objectives (``laser_train.objectives``:
+S-ViLM, Finsta, HERO) can train on the same embeddings that LASER's spec losses
+train through the scores:
+
+================= ====================== ===============================================
+``objects``       ``[B, N, D]``           a track over its visible frames (names are scored from it)
+``tracks``        ``[B, T, N, D]``        a track at a frame (unary predicates)
+``pairs``         ``[B, T, N, N, D]``     ordered pair ``(n, m)`` at a frame (binary predicates)
+``categories``    ``[C, D]``              one per category, vocabulary order
+``unary``         ``[P, D]``              one per unary predicate
+``binary``        ``[R, D]``              one per binary predicate
+================= ====================== ===============================================
+
+with, exactly, ``names = sim(objects, categories) + bias_names`` and likewise
+``unary = sim(tracks, unary) + bias_unary`` and ``binary = sim(pairs, binary) +
+bias_binary``, where ``sim`` is :meth:`Embeddings.similarity` (a dot product for
+``small``; ``scale · cosine`` for ``clip``) and the biases are
+``Embeddings.bias_*`` (per word for ``small``, one learned scalar per kind for
+``clip``, so that a new word needs no new parameter there). Embeddings of absent
+tracks / frames are zero-filled garbage: mask them with ``present`` /
+``track_mask``. The type gates are applied on top of the scores as above.
+
+Models (:func:`build_model`, ``model.name``):
+
+* :class:`SmallPerception` (``small``, the CPU default): a three-layer CNN over
+  each crop, box geometry and motion features (centre, size, velocity from the
+  neighbouring frames), three MLPs mapping them into a ``model.word_dim`` space,
+  and learned word embeddings (the text tower of a closed vocabulary).
+* :class:`laser_train.clip_model.ClipPerception` (``clip``): CLIP image
+  embeddings of the crops (and of pair crops) scored against CLIP text
+  embeddings of prompted vocabulary words: an open vocabulary.
 """
 
 from __future__ import annotations
@@ -37,8 +68,38 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SceneGraphScores", "PerceptionModel", "SmallPerception", "build_model", "geometry_features",
-           "type_masks", "TypeGates"]
+__all__ = ["SceneGraphScores", "Embeddings", "PerceptionModel", "SmallPerception", "build_model",
+           "geometry_features", "pair_geometry", "type_masks", "TypeGates", "vocabulary_words"]
+
+
+@dataclass
+class Embeddings:
+    """The embeddings behind a :class:`SceneGraphScores` (shapes and the exact relation: module docstring)."""
+
+    objects: torch.Tensor  # [B, N, D]
+    tracks: torch.Tensor  # [B, T, N, D]
+    pairs: torch.Tensor  # [B, T, N, N, D]
+    categories: torch.Tensor  # [C, D]
+    unary: torch.Tensor  # [P, D]
+    binary: torch.Tensor  # [R, D]
+    bias_names: torch.Tensor  # [C] or a scalar
+    bias_unary: torch.Tensor  # [P] or a scalar
+    bias_binary: torch.Tensor  # [R] or a scalar
+    scale: torch.Tensor | None = None  # None: dot product; else scale · cosine similarity
+    #: The model's own words for the columns: category names, unary and binary predicate names.
+    words: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] = ((), (), ())
+
+    def similarity(self, x: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """``[..., D] × [K, D] → [..., K]``: the similarity the model scores with (bias not included)."""
+        if self.scale is None:
+            return x @ words.T
+        return self.scale * (F.normalize(x, dim=-1) @ F.normalize(words, dim=-1).T)
+
+    def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """names ``[B, N, C]``, unary ``[B, T, N, P]``, binary ``[B, T, N, N, R]`` logits (before type gates)."""
+        return (self.similarity(self.objects, self.categories) + self.bias_names,
+                self.similarity(self.tracks, self.unary) + self.bias_unary,
+                self.similarity(self.pairs, self.binary) + self.bias_binary)
 
 
 @dataclass
@@ -48,8 +109,16 @@ class SceneGraphScores:
     binary: torch.Tensor  # [B, T, N, N, R] logits (sigmoid)
     unary_gate: torch.Tensor  # [B, N, P] P(track's category fits the predicate's argument)
     binary_gate: torch.Tensor  # [B, N, N, R] the same for both arguments
+    embeddings: Embeddings | None = None  # what the logits were computed from (not concatenated by predict)
 
+    #: The per-video tensors (concatenated over batches by evaluation).
     FIELDS = ("names", "unary", "binary", "unary_gate", "binary_gate")
+
+    @classmethod
+    def from_embeddings(cls, emb: Embeddings, gates: "TypeGates") -> "SceneGraphScores":
+        """Scores from ``emb`` (computed in float32 even under autocast: logits feed softmax and logs)."""
+        names, unary, binary = (x.float() for x in emb.scores())
+        return cls(names, unary, binary, *gates(names), embeddings=emb)
 
     def probs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Probabilities: names ``[B, N, C]``, unary ``[B, T, N, P]``, binary ``[B, T, N, N, R]``."""
@@ -75,6 +144,12 @@ def type_masks(vocabulary) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     left = torch.tensor([fits(a) for _, a, _ in vocabulary.binary]).reshape(len(vocabulary.binary), len(cats)).T
     right = torch.tensor([fits(b) for _, _, b in vocabulary.binary]).reshape(len(vocabulary.binary), len(cats)).T
     return unary.contiguous(), left.contiguous(), right.contiguous()
+
+
+def vocabulary_words(vocabulary) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Category, unary and binary predicate names in column order."""
+    return (tuple(vocabulary.categories), tuple(p[0] for p in vocabulary.unary),
+            tuple(p[0] for p in vocabulary.binary))
 
 
 class PerceptionModel(Protocol):
@@ -124,20 +199,37 @@ class TypeGates(nn.Module):
         self.register_buffer("right_types", right, persistent=False)
 
     def forward(self, name_logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        p = name_logits.softmax(-1)  # [B, N, C]
-        unary = p @ self.unary_types  # [B, N, P]
-        left, right = p @ self.left_types, p @ self.right_types  # [B, N, R]
+        # Probabilities in float32 even inside an autocast region: the gates multiply the predicates'.
+        with torch.autocast(device_type=name_logits.device.type, enabled=False):
+            p = name_logits.float().softmax(-1)  # [B, N, C]
+            unary = p @ self.unary_types  # [B, N, P]
+            left, right = p @ self.left_types, p @ self.right_types  # [B, N, R]
         return unary.clamp(0, 1), (left[:, :, None] * right[:, None, :]).clamp(0, 1)
 
 
-class SmallPerception(nn.Module):
-    """Crop CNN + geometry/motion features + name, unary and binary heads (≈100k parameters)."""
+def pair_geometry(geo: torch.Tensor) -> torch.Tensor:
+    """``[B, T, N, N, 7]`` relative geometry of ordered pairs from :func:`geometry_features` ``[B, T, N, 10]``.
 
-    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96):
+    Offset between the centres (``centre_m - centre_n``), its length and absolute value (scaled by 4 to
+    O(1)), and the relative velocity.
+    """
+    c = geo[..., :2]
+    d = c[:, :, None, :, :] - c[:, :, :, None, :]  # [B, T, n, m, 2] = centre_m - centre_n
+    dv = geo[:, :, None, :, 4:6] - geo[:, :, :, None, 4:6]
+    dist = d.norm(dim=-1, keepdim=True)
+    return torch.cat([d * 4, dist * 4, d.abs() * 4, dv], dim=-1)
+
+
+class SmallPerception(nn.Module):
+    """Crop CNN + geometry/motion features, MLPs into a word space, learned word embeddings (≈100k parameters)."""
+
+    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96,
+                 word_dim: int = 64):
         super().__init__()
         num_categories, num_unary, num_binary = (len(vocabulary.categories), len(vocabulary.unary),
                                                  len(vocabulary.binary))
         self.num_categories, self.num_unary, self.num_binary = num_categories, num_unary, num_binary
+        self.words = vocabulary_words(vocabulary)
         self.gates = TypeGates(vocabulary)
         # SiLU and a final LayerNorm instead of ReLUs: early in weak training the losses push every
         # fact the same way, and a ReLU encoder could die into a constant embedding it never left.
@@ -148,40 +240,53 @@ class SmallPerception(nn.Module):
             nn.Flatten(), nn.Linear(32 * 4, embed_dim), nn.LayerNorm(embed_dim),
         )
         g = 10  # geometry_features width
-        self.name_head = _mlp(embed_dim, hidden_dim, num_categories)
-        self.unary_head = _mlp(embed_dim + g, hidden_dim, num_unary)
+        self.name_head = _mlp(embed_dim, hidden_dim, word_dim)
+        self.unary_head = _mlp(embed_dim + g, hidden_dim, word_dim)
         self.pair_app = nn.Linear(embed_dim, 24)
         pair_in = 2 * 24 + 2 * g + 7
-        self.binary_head = _mlp(pair_in, hidden_dim, num_binary)
+        self.binary_head = _mlp(pair_in, hidden_dim, word_dim)
+        # The text tower of a closed vocabulary: one learned embedding (and bias) per word. Scored by a
+        # dot product, an MLP head followed by these is a factorised linear layer: the small model keeps
+        # its capacity while exposing the embedding interface.
+        self.word_embeddings = nn.ParameterDict({
+            kind: nn.Parameter(torch.randn(k, word_dim) / word_dim ** 0.5)
+            for kind, k in (("categories", num_categories), ("unary", num_unary), ("binary", num_binary))})
+        self.word_bias = nn.ParameterDict({
+            kind: nn.Parameter(torch.zeros(k))
+            for kind, k in (("categories", num_categories), ("unary", num_unary), ("binary", num_binary))})
 
     def forward(self, batch: dict[str, torch.Tensor]) -> SceneGraphScores:
         crops, boxes, present = batch["crops"], batch["boxes"], batch["present"]
         B, T, N = present.shape
         app = self.cnn(crops.reshape(B * T * N, *crops.shape[3:])).reshape(B, T, N, -1)
-        pres = present.float()[..., None]
+        pres = present.to(app.dtype)[..., None]
         app = app * pres
         # Names are constant over time: pool the appearance over the frames where the track is visible.
         pooled = app.sum(1) / pres.sum(1).clamp_min(1.0)
-        names = self.name_head(pooled)
-        geo = geometry_features(boxes, present)
-        unary = self.unary_head(torch.cat([app, geo], dim=-1))
+        geo = geometry_features(boxes, present).to(app.dtype)
         a = self.pair_app(app)
-        c = geo[..., :2]
-        d = c[:, :, None, :, :] - c[:, :, :, None, :]  # [B, T, n, m, 2] = centre_m - centre_n
-        dv = geo[:, :, None, :, 4:6] - geo[:, :, :, None, 4:6]
-        dist = d.norm(dim=-1, keepdim=True)
         pair = torch.cat([
             a[:, :, :, None].expand(B, T, N, N, -1), a[:, :, None].expand(B, T, N, N, -1),
             geo[:, :, :, None].expand(B, T, N, N, -1), geo[:, :, None].expand(B, T, N, N, -1),
-            d * 4, dist * 4, d.abs() * 4, dv,
+            pair_geometry(geo),
         ], dim=-1)
-        binary = self.binary_head(pair)
-        return SceneGraphScores(names, unary, binary, *self.gates(names))
+        w, b = self.word_embeddings, self.word_bias
+        emb = Embeddings(objects=self.name_head(pooled), tracks=self.unary_head(torch.cat([app, geo], dim=-1)),
+                         pairs=self.binary_head(pair), categories=w["categories"], unary=w["unary"],
+                         binary=w["binary"], bias_names=b["categories"], bias_unary=b["unary"],
+                         bias_binary=b["binary"], words=self.words)
+        return SceneGraphScores.from_embeddings(emb, self.gates)
 
 
 def build_model(cfg, vocabulary, crop_size: int) -> nn.Module:
     """The model named by ``cfg.name`` (a :class:`laser_train.config.ModelConfig`) for ``vocabulary``."""
+    from laser_train.config import MODEL_NAMES
+
     if cfg.name == "small":
         return SmallPerception(vocabulary, crop_size=crop_size, embed_dim=cfg.embed_dim,
-                               hidden_dim=cfg.hidden_dim)
-    raise ValueError(f"unknown model {cfg.name!r} (available: small)")
+                               hidden_dim=cfg.hidden_dim, word_dim=cfg.word_dim)
+    if cfg.name == "clip":
+        from laser_train.clip_model import ClipPerception
+
+        return ClipPerception.from_config(cfg, vocabulary)
+    raise ValueError(f"unknown model {cfg.name!r} (available: {', '.join(MODEL_NAMES)})")
