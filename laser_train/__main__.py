@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["convert"]:  # its own parser: per-format options, no config overrides
+        from laser_train.convert import main as convert_main
+
+        return convert_main(argv[1:])
     overrides, rest = _split_overrides(argv)
     if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
         rest.insert(0, "run")  # no command: the main job

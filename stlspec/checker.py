@@ -149,6 +149,8 @@ class _Checker:
         name = decl.name.text
         table = self.unary if decl.kind == "unary" else self.binary
         other = self.binary if decl.kind == "unary" else self.unary
+        if name not in self.decl_spans and table.get(name) == tuple(params):
+            return  # the external vocabulary's own declaration, included again (as categories may be)
         if name in self.decl_spans or name in other or name in table:
             where = self.decl_spans.get(name)
             self.err("E203", f"predicate '{name}' is declared twice", decl.name.span,
