@@ -183,6 +183,26 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+def _convert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format_args", nargs=argparse.REMAINDER, metavar="FORMAT ...",
+                   help="the format and its options (see `convert FORMAT --help`)")
+
+
+def _convert(args: argparse.Namespace, overrides: list[str]) -> int:
+    from laser_train.convert import main as convert_main
+
+    return convert_main(list(args.format_args) + overrides)
+
+
+COMMANDS["convert"] = Command(
+    "convert a public dataset (OpenPVSG, VidVRD, VidOR, Action Genome, Something-Else, LASER) to the format",
+    "Convert a public video scene-graph dataset into the documented dataset format, writing captions.jsonl "
+    "for `stlspec from-captions`. Formats: openpvsg, vidvrd, vidor, action-genome, something-else, laser; "
+    f"`{PROG} convert FORMAT --help` lists each one's inputs. Docs: docs/datasets.md. Example: "
+    f"{PROG} convert vidvrd --annotations vidvrd/train --frames vidvrd/frames --out data/vidvrd",
+    _convert_args, _convert)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog=PROG, description=OVERVIEW, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", metavar="COMMAND", title="commands")
@@ -195,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["convert"]:  # its own parser: per-format options, no config overrides
+    if argv[:1] == ["convert"]:  # its own parser (one subparser per format), no configuration
         from laser_train.convert import main as convert_main
 
         return convert_main(argv[1:])
