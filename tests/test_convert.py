@@ -321,3 +321,55 @@ def test_output_dir_must_be_empty_and_help_per_format(tmp_path, capsys):
             parser.parse_args([fmt, "--help"])
         text = capsys.readouterr().out
         assert "example" in text and "--skip-invalid" in text and "stlspec from-captions" in text
+
+
+# ---------------------------------------------------------------------------------------------- a new user's run
+
+
+@pytest.mark.slow  # about 50 s on the loaded 2-core machine (CLIP training); CI runs it
+def test_something_else_to_specs_to_clip_training_and_eval(tmp_path, monkeypatch, capsys):
+    """Something-Else sample → convert → `stlspec from-captions` (fake API) → tiny CLIP model → `eval`."""
+    pytest.importorskip("anthropic")
+    pytest.importorskip("transformers")
+    from laser_train import train as Tr
+    from laser_train.__main__ import main as laser_main
+    from laser_train.clip_model import save_random_clip
+    from laser_train.config import load_config
+    from stlspec.cli import main as stlspec_main
+    from stlspec.llm.fakeapi import FakeMessagesAPI
+
+    rc = laser_main(["convert", "something-else", "--out", str(tmp_path / "sth"),
+                     *WRITERS["something-else"](tmp_path / "src")])
+    assert rc == 0
+    out = tmp_path / "sth"
+    answers = {
+        "Holding potato next to vicks vaporub bottle":
+            'exists h: hand, p: potato, b: "vicks vaporub bottle".\n    holding(h, p) and "next to"(p, b)',
+        "Putting a cup on a table": "exists h: hand, c: cup, t: table.\n    holding(h, c) @early\n"
+                                    "    then on(c, t) @late",
+        "Pushing a box from left to right": "exists h: hand, b: box.\n    touching(h, b) and moving(b)",
+    }
+    script = {"captions": {cap: {"answers": [f'```stl\nspec s "{cap}" {{\n  {body}\n}}\n```']}
+                           for cap, body in answers.items()}}
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-convert")
+    with FakeMessagesAPI(script, api_key="sk-ant-test-convert") as api:
+        rc = stlspec_main(["from-captions", str(out / "captions.jsonl"), "-o", str(out / "specs.stl"),
+                           "--vocab", str(out / "vocabulary.stl"), "--cache", str(tmp_path / "cache.sqlite"),
+                           "--base-url", api.base_url, "--no-progress"])
+    assert rc == 0, capsys.readouterr()
+    ds = validate_dataset(out)
+    assert [r.spec.name for r in ds.records] == ["c_78687", "c_42326", "c_100"]
+
+    clip = save_random_clip(tmp_path / "clip", "tiny")
+    cfg = load_config(None, [f"--data.path={out}", "--data.background=", "--loss.negatives=other",
+                             "--loss.num_negatives=1", "--train.epochs=1", "--train.batch_size=2",
+                             "--train.progress=false", "--model.name=clip", f"--model.path={clip}",
+                             f"--run.out={tmp_path / 'run'}"])
+    res = Tr.main(cfg, "weak", tmp_path / "run" / "weak")
+    assert np.isfinite(res["history"][0]["loss"])
+    capsys.readouterr()
+    rc = laser_main(["eval", "--checkpoint", str(tmp_path / "run" / "weak" / "checkpoint.pt"), "--data", str(out),
+                     "--split", "val"])
+    metrics = json.loads(capsys.readouterr().out)
+    assert rc == 0 and metrics["videos"] == 1 and metrics["split"] == "val"
+    assert 0 <= metrics["spec_accuracy"] <= 1 and "binary_r1" not in metrics  # no ground truth in this dataset
