@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from laser_train.objectives.configs import FinstaConfig, HEROConfig, SViLMConfig
+
 __all__ = [
     "DataConfig", "ModelConfig", "LossWeights", "LossConfig", "TrainConfig", "EvalConfig",
     "RunConfig", "ExperimentConfig", "to_dict", "from_dict", "apply_overrides", "load_config",
@@ -113,6 +115,12 @@ class LossConfig:
     # "generator": like auto but fail without stlspec.negatives; "other": other training videos' specs only
     negatives: str = "auto"
     weights: LossWeights = field(default_factory=LossWeights)
+    # Which objective(s) train the model (laser_train.objectives): "laser" (the specs, weighted by
+    # `weights`), "svilm", "finsta", "hero", or a weighted sum such as "laser+0.5*finsta".
+    objective: str = "laser"
+    svilm: SViLMConfig = field(default_factory=SViLMConfig)
+    finsta: FinstaConfig = field(default_factory=FinstaConfig)
+    hero: HEROConfig = field(default_factory=HEROConfig)
 
 
 @dataclass
@@ -269,6 +277,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     bad = [p for p in cfg.eval.protocol if p not in EVAL_PROTOCOLS]
     if bad:  # checked here, not after hours of training
         raise ConfigError(f"eval.protocol: unknown protocol {bad[0]!r} (choose from {', '.join(EVAL_PROTOCOLS)})")
+    _check_objective(cfg)
     return cfg
 
 
@@ -282,3 +291,13 @@ def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> l
         elif a != b:
             out.append((f"{prefix}{key}", a, b))
     return out
+
+
+def _check_objective(cfg: ExperimentConfig) -> None:
+    """``loss.objective`` must name known objectives (checked before any data is loaded)."""
+    from laser_train.objectives import ObjectiveError, parse_objective
+
+    try:
+        parse_objective(cfg.loss.objective)
+    except ObjectiveError as exc:
+        raise ConfigError(str(exc)) from None

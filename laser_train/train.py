@@ -6,7 +6,9 @@ One training run ("variant") trains one model from scratch on one prepared
 * ``weak``           specs only: alignment + contrastive + temporal + semantic losses;
 * ``full``           the hidden ground-truth scene graphs (the upper bound);
 * ``no_<term>``      ``weak`` with one loss term's weight set to 0 (the ablation);
-* ``untrained``      no training at all (the model at initialisation).
+* ``untrained``      no training at all (the model at initialisation);
+* ``svilm`` / ``finsta`` / ``hero``  an embedding baseline's objective instead of the specs
+  (:mod:`laser_train.objectives`), ``weak+<baseline>`` LASER's objective plus the baseline's.
 
 Determinism: the model is initialised from ``train.seed``; epoch ``e`` shuffles
 with a generator seeded by ``(seed, e)`` and samples negatives with
@@ -33,10 +35,14 @@ from laser_train.checkpoint import load_checkpoint, save_checkpoint
 from laser_train.config import LOSS_TERMS, ExperimentConfig, to_dict
 from laser_train.data.loader import VideoTensors
 from laser_train.losses import SpecSupervision, WeakBatch, supervised_loss, weak_loss
+from laser_train.objectives import parse_objective
 
-__all__ = ["Setup", "prepare", "variant_config", "train_one_epoch", "evaluate", "main", "VARIANTS"]
+__all__ = ["Setup", "prepare", "variant_config", "train_one_epoch", "evaluate", "main", "VARIANTS", "BASELINES"]
 
-VARIANTS = ("weak", "full", "untrained") + tuple(f"no_{t}" for t in LOSS_TERMS)
+#: The embedding baselines (laser_train.objectives) trained alone, and each added to LASER's objective.
+BASELINES = ("svilm", "finsta", "hero")
+VARIANTS = (("weak", "full", "untrained") + tuple(f"no_{t}" for t in LOSS_TERMS) + BASELINES
+            + tuple(f"weak+{b}" for b in BASELINES))
 
 
 # ---------------------------------------------------------------------------------------------- setup
@@ -56,6 +62,7 @@ class Setup:
     train_negative_pool: list[list[int]]  # per train video: generated negatives (empty: use other videos)
     test_negatives: list[list[int]]  # per test video: the fixed negatives of the spec accuracy
     timings: dict[str, float] = field(default_factory=dict)
+    train_captions: Any = None  # CaptionBatch of the training captions (built on first use by an embedding objective)
 
 
 def synthetic_cache_dir(cfg: ExperimentConfig) -> Path:
@@ -175,6 +182,11 @@ def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
         setattr(out.loss.weights, variant[3:], 0.0)
     elif variant == "untrained":
         out.train.epochs = 0
+    elif variant in BASELINES:
+        out.loss.objective = variant
+    elif variant.startswith("weak+"):
+        out.loss.objective = f"laser+{variant[5:]}"
+    parse_objective(out.loss.objective)  # a malformed objective fails here, before any training
     return out
 
 
@@ -229,6 +241,29 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
     return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), background, hints, has)
 
 
+def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, float], scores, batch,
+                    index: torch.Tensor, rng: np.random.Generator, paste_gen: torch.Generator):
+    """The configured objective(s) on one batch (:mod:`laser_train.objectives`); LASER alone is ``weak_loss``."""
+    from laser_train.objectives import ObjectiveContext, needs_embeddings, objective_loss
+
+    ctx = ObjectiveContext(laser=None, generator=paste_gen)
+    if objective.get("laser"):
+        work = _weak_work(setup, cfg, index, rng)
+        ctx.laser = lambda: weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights)
+    if needs_embeddings(objective):
+        from laser_train.objectives.inputs import EmbeddingBatch
+        from laser_train.objectives.structure import caption_batch, caption_graph
+
+        if getattr(scores, "embeddings", None) is None:
+            raise ValueError(f"loss.objective={cfg.loss.objective!r} needs a model that exposes its embeddings "
+                             f"(SceneGraphScores.embeddings); model.name={cfg.model.name!r} does not")
+        if setup.train_captions is None:  # the textual scene graphs of the training captions, built once
+            setup.train_captions = caption_batch([caption_graph(s) for s in setup.train.specs], setup.vocabulary)
+        ctx.embeddings = EmbeddingBatch.from_model(scores.embeddings, batch)
+        ctx.captions = setup.train_captions.index(index.cpu()).to(batch["present"].device)
+    return objective_loss(objective, ctx, cfg.loss)
+
+
 # ---------------------------------------------------------------------------------------------- loop
 
 
@@ -251,6 +286,8 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
     t_start = time.perf_counter()
     model.train()
     full = cfg.loss.supervision == "full"
+    objective = parse_objective(cfg.loss.objective)
+    paste_gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch + 7919)  # S-ViLM's cut-and-paste
     for s in steps:
         index = order[s:s + bs]
         batch = train.batch(index)
@@ -262,8 +299,7 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
                                                           train.gt_binary[index]))
             t2 = time.perf_counter()
         else:
-            work = _weak_work(setup, cfg, index, rng)
-            loss, terms = weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights)
+            loss, terms = _objective_step(setup, cfg, objective, scores, batch, index, rng, paste_gen)
             t2 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

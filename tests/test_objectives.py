@@ -60,8 +60,8 @@ def make_emb(seed=0, B=4, T=8, N=4, D=6, C=4, P=2, R=3, present_p=0.8) -> Embedd
     present = torch.rand(B, T, N, generator=g) < present_p
     present[:, 0] = True  # every track visible at least once
     return EmbeddingBatch(
-        track=torch.randn(B, T, N, D, generator=g), unary=torch.randn(B, T, N, D, generator=g),
-        pair=torch.randn(B, T, N, N, D, generator=g), category_words=torch.randn(C, D, generator=g),
+        objects=torch.randn(B, N, D, generator=g), tracks=torch.randn(B, T, N, D, generator=g),
+        pairs=torch.randn(B, T, N, N, D, generator=g), categories=torch.randn(C, D, generator=g),
         unary_words=torch.randn(P, D, generator=g), binary_words=torch.randn(R, D, generator=g),
         present=present, frame_mask=torch.ones(B, T, dtype=torch.bool), track_mask=torch.ones(B, N, dtype=torch.bool))
 
@@ -69,30 +69,30 @@ def make_emb(seed=0, B=4, T=8, N=4, D=6, C=4, P=2, R=3, present_p=0.8) -> Embedd
 def pad_tracks(emb: EmbeddingBatch, extra: int = 2) -> EmbeddingBatch:
     """The same batch with ``extra`` padded (masked, never present) tracks holding garbage embeddings."""
     B, T, N = emb.present.shape
-    D = emb.track.shape[-1]
+    D = emb.tracks.shape[-1]
     g = torch.Generator().manual_seed(99)
     M = N + extra
-    pair = torch.randn(B, T, M, M, D, generator=g) * 50
-    pair[:, :, :N, :N] = emb.pair
+    pairs = torch.randn(B, T, M, M, D, generator=g) * 50
+    pairs[:, :, :N, :N] = emb.pairs
     return EmbeddingBatch(
-        track=torch.cat([emb.track, torch.randn(B, T, extra, D, generator=g) * 50], 2),
-        unary=torch.cat([emb.unary, torch.randn(B, T, extra, D, generator=g) * 50], 2), pair=pair,
-        category_words=emb.category_words, unary_words=emb.unary_words, binary_words=emb.binary_words,
+        objects=torch.cat([emb.objects, torch.randn(B, extra, D, generator=g) * 50], 1),
+        tracks=torch.cat([emb.tracks, torch.randn(B, T, extra, D, generator=g) * 50], 2), pairs=pairs,
+        categories=emb.categories, unary_words=emb.unary_words, binary_words=emb.binary_words,
         present=torch.cat([emb.present, torch.zeros(B, T, extra, dtype=torch.bool)], 2), frame_mask=emb.frame_mask,
         track_mask=torch.cat([emb.track_mask, torch.zeros(B, extra, dtype=torch.bool)], 1))
 
 
 def pad_frames(emb: EmbeddingBatch, extra: int = 3) -> EmbeddingBatch:
     B, T, N = emb.present.shape
-    D = emb.track.shape[-1]
+    D = emb.tracks.shape[-1]
     g = torch.Generator().manual_seed(98)
 
     def cat(x, shape):
         return torch.cat([x, torch.randn(*shape, generator=g) * 50], 1)
 
     return EmbeddingBatch(
-        track=cat(emb.track, (B, extra, N, D)), unary=cat(emb.unary, (B, extra, N, D)),
-        pair=cat(emb.pair, (B, extra, N, N, D)), category_words=emb.category_words, unary_words=emb.unary_words,
+        objects=emb.objects, tracks=cat(emb.tracks, (B, extra, N, D)),
+        pairs=cat(emb.pairs, (B, extra, N, N, D)), categories=emb.categories, unary_words=emb.unary_words,
         binary_words=emb.binary_words, present=torch.cat([emb.present, torch.ones(B, extra, N, dtype=torch.bool)], 1),
         frame_mask=torch.cat([emb.frame_mask, torch.zeros(B, extra, dtype=torch.bool)], 1), track_mask=emb.track_mask)
 
@@ -325,7 +325,7 @@ def test_padding_invariance(name, captions):
 @pytest.mark.parametrize("kind", ["identical", "opposite", "huge", "zero"])
 def test_gradients_finite_at_extreme_similarities(name, kind, captions):
     emb = make_emb(8)
-    w = emb.category_words
+    w = emb.categories
     match kind:
         case "identical":  # every embedding equals a word: cosines of exactly 1
             fill = lambda x: w[0].expand_as(x).clone()  # noqa: E731
@@ -335,8 +335,8 @@ def test_gradients_finite_at_extreme_similarities(name, kind, captions):
             fill = lambda x: x * 1e8  # noqa: E731
         case "zero":
             fill = lambda x: x * 0  # noqa: E731
-    leaves = {f: fill(getattr(emb, f)).requires_grad_() for f in ("track", "unary", "pair")}
-    words = {f: getattr(emb, f).clone().requires_grad_() for f in ("category_words", "unary_words", "binary_words")}
+    leaves = {f: fill(getattr(emb, f)).requires_grad_() for f in ("objects", "tracks", "pairs")}
+    words = {f: getattr(emb, f).clone().requires_grad_() for f in ("categories", "unary_words", "binary_words")}
     e = EmbeddingBatch(**leaves, **words, present=emb.present, frame_mask=emb.frame_mask, track_mask=emb.track_mask)
     loss = all_losses(e, captions)[name]
     loss.backward()
@@ -364,6 +364,6 @@ def test_hint_frames_follow_window_convention():
 
 def test_embedding_batch_checks_shapes():
     emb = make_emb()
-    with pytest.raises(ValueError, match="EmbeddingBatch.pair has shape"):
-        EmbeddingBatch(emb.track, emb.unary, emb.pair[:, :, :2], emb.category_words, emb.unary_words,
+    with pytest.raises(ValueError, match="EmbeddingBatch.pairs has shape"):
+        EmbeddingBatch(emb.objects, emb.tracks, emb.pairs[:, :, :2], emb.categories, emb.unary_words,
                        emb.binary_words, emb.present, emb.frame_mask, emb.track_mask)

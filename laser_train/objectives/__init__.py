@@ -119,7 +119,8 @@ def objective_loss(weights: Mapping[str, float], ctx: ObjectiveContext, loss_cfg
             case "svilm":
                 from laser_train.objectives.svilm import paste_plan, svilm_loss
 
-                plan = paste_plan(ctx.embeddings.frame_mask, loss_cfg.svilm, ctx.generator)
+                device = ctx.embeddings.frame_mask.device
+                plan = tuple(x.to(device) for x in paste_plan(ctx.embeddings.frame_mask, loss_cfg.svilm, ctx.generator))
                 loss, t = svilm_loss(ctx.embeddings, ctx.captions, loss_cfg.svilm, plan)
                 terms.update({f"svilm.{k}": v for k, v in t.items()})
             case "finsta":

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["normalize", "cosine", "masked_softmax", "masked_mean", "info_nce", "soft_assign", "pool_tracks",
+__all__ = ["normalize", "cosine", "masked_softmax", "masked_mean", "info_nce", "soft_assign",
            "frame_features", "edge_features", "hint_frames"]
 
 NEG = -1e4  # a logit that loses every softmax but keeps gradients finite (unlike -inf)
@@ -72,11 +72,6 @@ def soft_assign(words: torch.Tensor, tracks: torch.Tensor, track_mask: torch.Ten
     return masked_softmax(sim, track_mask[None, None].expand_as(sim), dim=-1)
 
 
-def pool_tracks(track: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
-    """``[B, T, N, D]`` per-frame track embeddings → ``[B, N, D]``: the mean over frames where visible."""
-    return masked_mean(track, present, dim=1)
-
-
 def frame_features(track: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
     """``[B, T, D]``: the mean of the visible tracks' (normalised) embeddings at each frame."""
     return masked_mean(normalize(track), present, dim=2)
@@ -93,7 +88,7 @@ def hint_frames(hint: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
     span = (length - 1).clamp_min(0).reshape(-1, *([1] * (hint.dim() - 1)))
     lo = torch.ceil(hint[..., 0:1] * span - 1e-6)
     hi = torch.floor(hint[..., 1:2] * span + 1e-6)
-    t = torch.arange(T, dtype=hint.dtype)
+    t = torch.arange(T, dtype=hint.dtype, device=hint.device)
     inside = (t >= lo) & (t <= hi)
     return inside & frame_mask.reshape(frame_mask.shape[0], *([1] * (hint.dim() - 2)), T)
 
@@ -116,7 +111,7 @@ def edge_features(kind: torch.Tensor, args: torch.Tensor, assign: torch.Tensor, 
     a_s = a[:, :, 0, None, :] * pres[:, None]  # [B, Q, T, N]
     a_o = a[:, :, 1, None, :] * pres[:, None]
     w_u = a_s
-    off = 1 - torch.eye(N, dtype=unary.dtype)
+    off = 1 - torch.eye(N, dtype=unary.dtype, device=unary.device)
     w_b = a_s[..., :, None] * a_o[..., None, :] * off  # [B, Q, T, N, N]
     f_u = torch.einsum("bqtn,btnd->bqtd", w_u, unary)
     f_b = torch.einsum("bqtnm,btnmd->bqtd", w_b, pair)

@@ -51,7 +51,7 @@ from __future__ import annotations
 import torch
 
 from laser_train.objectives.common import (cosine, edge_features, hint_frames, info_nce, masked_softmax, normalize,
-                                           pool_tracks, soft_assign)
+                                           soft_assign)
 from laser_train.objectives.configs import FinstaConfig
 from laser_train.objectives.inputs import EmbeddingBatch
 from laser_train.objectives.structure import CaptionBatch
@@ -66,7 +66,8 @@ def match_entities(nouns: torch.Tensor, tracks: torch.Tensor, track_mask: torch.
     """``[B, E, N]``: each caption entity's soft match over the tracks of its own video."""
     a = soft_assign(nouns, tracks, track_mask, temperature)  # [B, E, B, N]
     B = nouns.shape[0]
-    return a[torch.arange(B), :, torch.arange(B)]
+    own = torch.arange(B, device=nouns.device)
+    return a[own, :, own]
 
 
 def symmetric_masked_nce(text: torch.Tensor, visual: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
@@ -84,7 +85,7 @@ def symmetric_masked_nce(text: torch.Tensor, visual: torch.Tensor, label: torch.
     if K == 0:
         return text.sum() * 0.0 + visual.sum() * 0.0
     logits = normalize(t) @ normalize(v).T / temperature
-    eye = torch.eye(K, dtype=torch.bool)
+    eye = torch.eye(K, dtype=torch.bool, device=logits.device)
     valid = (lab[:, None] != lab[None, :]) | eye
     if group is not None:
         g = group.reshape(-1)[keep]
@@ -111,7 +112,7 @@ def predicate_frames(caption: CaptionBatch, frame_mask: torch.Tensor, use_hints:
 def predicate_alignment(words: torch.Tensor, caption: CaptionBatch, assign: torch.Tensor, emb: EmbeddingBatch,
                         cfg: FinstaConfig) -> torch.Tensor:
     """``L_pta`` for predicate words ``[B, Q, D]`` under the entity matching ``assign [B, E, N]``."""
-    feats, vis = edge_features(caption.pred_kind, caption.pred_args, assign, emb.unary, emb.pair, emb.present)
+    feats, vis = edge_features(caption.pred_kind, caption.pred_args, assign, emb.tracks, emb.pairs, emb.present)
     allowed = predicate_frames(caption, emb.frame_mask, cfg.use_hints) & (vis > 1e-6)
     beta = masked_softmax(cosine(words[:, :, None, :], feats) / cfg.pool_temperature, allowed, dim=-1)
     pooled = (beta[..., None] * feats).sum(2)  # [B, Q, D]
@@ -124,10 +125,8 @@ def predicate_alignment(words: torch.Tensor, caption: CaptionBatch, assign: torc
 def finsta_loss(emb: EmbeddingBatch, caption: CaptionBatch, cfg: FinstaConfig
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``λ_s L_osa + λ_t L_pta`` and each term."""
-    tracks = pool_tracks(emb.track, emb.present)
-    track_mask = emb.track_mask & emb.present.any(1)
     spatial, assign = object_alignment(caption_nouns(emb, caption), caption.entity_cat, caption.entity_mask,
-                                       tracks, track_mask, cfg)
+                                       emb.objects, emb.visible, cfg)
     temporal = predicate_alignment(caption_predicate_words(emb, caption), caption, assign, emb, cfg) \
         if cfg.temporal_weight else spatial * 0.0
     terms = {"spatial": spatial, "temporal": temporal}

@@ -44,7 +44,7 @@ import math
 
 import torch
 
-from laser_train.objectives.common import NEG, cosine, edge_features, pool_tracks
+from laser_train.objectives.common import NEG, cosine, edge_features
 from laser_train.objectives.configs import HEROConfig
 from laser_train.objectives.finsta import match_entities, predicate_frames
 from laser_train.objectives.inputs import EmbeddingBatch
@@ -63,7 +63,7 @@ def action_split(sim: torch.Tensor, candidates: torch.Tensor, fraction: float) -
         ranked = sim.detach().masked_fill(~candidates, -math.inf)
         order = ranked.argsort(-1, descending=True)
         rank = torch.empty_like(order)
-        rank.scatter_(-1, order, torch.arange(sim.shape[-1]).expand_as(order))
+        rank.scatter_(-1, order, torch.arange(sim.shape[-1], device=sim.device).expand_as(order))
         return (rank < k[:, None]) & candidates
 
 
@@ -85,17 +85,15 @@ def action_correspondence(words: torch.Tensor, feats: torch.Tensor, frames: torc
 def hero_loss(emb: EmbeddingBatch, caption: CaptionBatch, cfg: HEROConfig
               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``λ_a L_act + λ_r L_ret`` and each term."""
-    tracks = pool_tracks(emb.track, emb.present)
-    track_mask = emb.track_mask & emb.present.any(1)
     nouns = caption_nouns(emb, caption)
-    zero = emb.track.sum() * 0.0
+    zero = emb.tracks.sum() * 0.0
     terms = {"action": zero, "retrieval": zero}
     if cfg.retrieval_weight:
-        terms["retrieval"] = spatial_grounding(nouns, caption.entity_mask, tracks, track_mask, cfg.temperature,
+        terms["retrieval"] = spatial_grounding(nouns, caption.entity_mask, emb.objects, emb.visible, cfg.temperature,
                                                cfg.match_temperature)
     if cfg.action_weight:
-        assign = match_entities(nouns, tracks, track_mask, cfg.match_temperature)
-        feats, vis = edge_features(caption.pred_kind, caption.pred_args, assign, emb.unary, emb.pair, emb.present)
+        assign = match_entities(nouns, emb.objects, emb.visible, cfg.match_temperature)
+        feats, vis = edge_features(caption.pred_kind, caption.pred_args, assign, emb.tracks, emb.pairs, emb.present)
         visible = emb.frame_mask[:, None, :] & (vis > 1e-6)
         candidates = predicate_frames(caption, emb.frame_mask, cfg.use_hints) & visible
         words = caption_predicate_words(emb, caption)

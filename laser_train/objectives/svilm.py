@@ -25,7 +25,7 @@ caption ``b`` attends over the tracks of *every* clip ``j`` of the batch
     a_kjn = softmax_n( s(n_k, g_jn) / τ_a ),   r_kj = Σ_n a_kjn g_jn
     L_s   = mean_k −log e^{s(n_k, r_kb)/τ} / Σ_j e^{s(n_k, r_kj)/τ}
 
-``g_jn`` is track ``n``'s embedding pooled over the frames where it is visible.
+``g_jn`` is track ``n``'s object embedding (the model's, pooled over the frames where it is visible).
 
 **Intra-clip temporal grouping** (the paper's ``L_t``): a segment
 ``[t0, t1)`` of clip ``b`` is replaced by the same frames of another clip
@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import torch
 
-from laser_train.objectives.common import cosine, info_nce, masked_mean, normalize, pool_tracks, soft_assign
+from laser_train.objectives.common import cosine, info_nce, masked_mean, normalize, soft_assign
 from laser_train.objectives.configs import SViLMConfig
 from laser_train.objectives.inputs import EmbeddingBatch
 from laser_train.objectives.structure import CaptionBatch
@@ -56,18 +56,18 @@ __all__ = ["SViLMConfig", "global_contrastive", "spatial_grounding", "temporal_g
 
 
 def video_embedding(emb: EmbeddingBatch) -> torch.Tensor:
-    """``[B, D]``: mean of the normalised pooled track, unary and pair embeddings over visible tracks/pairs."""
+    """``[B, D]``: mean of the normalised object, track and pair embeddings over the visible ones."""
     pres = emb.present
-    pair_vis = pres[..., :, None] & pres[..., None, :] & ~torch.eye(pres.shape[-1], dtype=torch.bool)
-    t = masked_mean(normalize(emb.track), pres, dim=(1, 2))
-    u = masked_mean(normalize(emb.unary), pres, dim=(1, 2))
-    p = masked_mean(normalize(emb.pair), pair_vis, dim=(1, 2, 3))
-    return (normalize(t) + normalize(u) + normalize(p)) / 3
+    pair_vis = pres[..., :, None] & pres[..., None, :] & ~torch.eye(pres.shape[-1], dtype=torch.bool, device=pres.device)
+    o = masked_mean(normalize(emb.objects), emb.visible, dim=1)
+    t = masked_mean(normalize(emb.tracks), pres, dim=(1, 2))
+    p = masked_mean(normalize(emb.pairs), pair_vis, dim=(1, 2, 3))
+    return (normalize(o) + normalize(t) + normalize(p)) / 3
 
 
 def caption_nouns(emb: EmbeddingBatch, caption: CaptionBatch) -> torch.Tensor:
     """``[B, E, D]``: the category word embedding of each caption entity."""
-    return emb.category_words[caption.entity_cat]
+    return emb.categories[caption.entity_cat]
 
 
 def caption_predicate_words(emb: EmbeddingBatch, caption: CaptionBatch) -> torch.Tensor:
@@ -87,14 +87,14 @@ def caption_embedding(emb: EmbeddingBatch, caption: CaptionBatch) -> torch.Tenso
 def global_contrastive(video: torch.Tensor, text: torch.Tensor, temperature: float) -> torch.Tensor:
     """Symmetric InfoNCE over the batch: ``video [B, D]``, ``text [B, D]`` (row b matches row b)."""
     logits = normalize(video) @ normalize(text).T / temperature
-    eye = torch.eye(len(video), dtype=torch.bool)
+    eye = torch.eye(len(video), dtype=torch.bool, device=video.device)
     valid = torch.ones_like(eye)
     return 0.5 * (info_nce(logits, eye, valid) + info_nce(logits.T, eye, valid))
 
 
 def spatial_grounding(nouns: torch.Tensor, noun_mask: torch.Tensor, tracks: torch.Tensor,
                       track_mask: torch.Tensor, temperature: float, attention_temperature: float) -> torch.Tensor:
-    """Inter-clip grounding: ``nouns [B, E, D]`` (mask ``[B, E]``), pooled ``tracks [B, N, D]`` (mask ``[B, N]``).
+    """Inter-clip grounding: ``nouns [B, E, D]`` (mask ``[B, E]``), object ``tracks [B, N, D]`` (mask ``[B, N]``).
 
     Each noun's positive is its own clip's attention-pooled track feature, its
     negatives the same noun grounded in the other clips of the batch.
@@ -104,7 +104,7 @@ def spatial_grounding(nouns: torch.Tensor, noun_mask: torch.Tensor, tracks: torc
     grounded = torch.einsum("bejn,jnd->bejd", a, tracks)  # r_kj
     logits = cosine(nouns[:, :, None, :], grounded) / temperature  # [B, E, B']
     has_track = track_mask.any(-1)  # a clip without tracks grounds nothing
-    pos = torch.eye(B, dtype=torch.bool)[:, None, :].expand(B, E, B)
+    pos = torch.eye(B, dtype=torch.bool, device=nouns.device)[:, None, :].expand(B, E, B)
     valid = has_track[None, None, :].expand(B, E, B)
     return info_nce(logits.reshape(B * E, B), pos.reshape(B * E, B), valid.reshape(B * E, B),
                     rows=noun_mask.reshape(-1))
@@ -120,6 +120,7 @@ def paste_plan(frame_mask: torch.Tensor, cfg: SViLMConfig, generator: torch.Gene
     and the grouping term is skipped.
     """
     B = frame_mask.shape[0]
+    frame_mask = frame_mask.cpu()  # drawn on the CPU generator; moved to the batch's device by the caller
     shift = int(torch.randint(1, B, (1,), generator=generator)) if B > 1 else 0
     partner = (torch.arange(B) + shift) % B
     length = torch.minimum(frame_mask.sum(1), frame_mask[partner].sum(1))  # [B]
@@ -134,8 +135,8 @@ def temporal_grouping(frames: torch.Tensor, frame_mask: torch.Tensor, partner: t
                       start: torch.Tensor, end: torch.Tensor, temperature: float) -> torch.Tensor:
     """Intra-clip grouping on ``frames [B, T, D]``: frames ``[start, end)`` of clip b come from ``partner[b]``."""
     B, T, _ = frames.shape
-    t = torch.arange(T)
-    pasted = (t[None] >= start[:, None]) & (t[None] < end[:, None]) & (partner != torch.arange(B))[:, None]
+    t = torch.arange(T, device=frames.device)
+    pasted = (t[None] >= start[:, None]) & (t[None] < end[:, None]) & (partner != torch.arange(B, device=frames.device))[:, None]
     mixed = torch.where(pasted[..., None], frames[partner], frames)
     real = frame_mask & (~pasted | frame_mask[partner])
     seg0, seg1 = real & ~pasted, real & pasted
@@ -145,20 +146,19 @@ def temporal_grouping(frames: torch.Tensor, frame_mask: torch.Tensor, partner: t
     label = torch.stack([seg0, seg1], -1)
     use = real & (seg0.any(1) & seg1.any(1))[:, None]
     K = B * T
-    return info_nce(logits.reshape(K, 2), label.reshape(K, 2), torch.ones(K, 2, dtype=torch.bool),
+    return info_nce(logits.reshape(K, 2), label.reshape(K, 2), torch.ones(K, 2, dtype=torch.bool, device=frames.device),
                     rows=use.reshape(-1))
 
 
 def svilm_loss(emb: EmbeddingBatch, caption: CaptionBatch, cfg: SViLMConfig,
                plan: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``λ_g L_g + λ_s L_s + λ_t L_t`` and each term; ``plan`` from :func:`paste_plan`."""
-    zero = emb.track.sum() * 0.0
-    tracks = pool_tracks(emb.track, emb.present)
+    zero = emb.tracks.sum() * 0.0
     terms = {
         "global": global_contrastive(video_embedding(emb), caption_embedding(emb, caption), cfg.temperature)
         if cfg.global_weight else zero,
-        "grounding": spatial_grounding(caption_nouns(emb, caption), caption.entity_mask, tracks,
-                                       emb.track_mask & emb.present.any(1), cfg.temperature,
+        "grounding": spatial_grounding(caption_nouns(emb, caption), caption.entity_mask, emb.objects,
+                                       emb.visible, cfg.temperature,
                                        cfg.attention_temperature) if cfg.grounding_weight else zero,
         "grouping": temporal_grouping(emb.frames(), emb.frame_mask, *plan, cfg.temperature)
         if cfg.grouping_weight else zero,
