@@ -9,10 +9,11 @@ reads this tree; :mod:`stlspec.lowering` turns it into the core IR
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, TypeVar, Union, assert_never
 
 from stlspec.span import Span, NO_SPAN
+from stlspec.traverse import MAX_DEPTH, depth as _depth, first_beyond as _first_beyond, structural, traverse, walk as _walk
 
 __all__ = [
     "Program", "Include", "CategoryDecl", "PredicateDecl", "Spec",
@@ -20,8 +21,11 @@ __all__ = [
     "BoolLit", "Atom", "VarEq", "Not", "And", "Or", "Implies",
     "Next", "Eventually", "Always", "Until", "Release",
     "Quantified", "Sequence", "Event", "Hinted",
-    "Formula", "Item", "HINT_NAMES", "ANY",
+    "Formula", "Item", "HINT_NAMES", "ANY", "MAX_DEPTH",
+    "children", "with_children", "fold", "map_formula", "walk", "depth", "too_deep",
 ]
+
+R = TypeVar("R")
 
 #: The category name that matches every category ("no category constraint").
 ANY = "any"
@@ -314,3 +318,101 @@ class Program:
     @property
     def specs(self) -> tuple[Spec, ...]:
         return tuple(i for i in self.items if isinstance(i, Spec))
+
+
+# ---------------------------------------------------------------- traversal
+#
+# The one traversal of formula trees (:mod:`stlspec.traverse` does the walking,
+# without recursion); every stage that walks formulas uses these. Adding a
+# formula class means adding it to ``children`` and ``with_children`` below,
+# and the type checker (``assert_never``) points at every other ``match``.
+
+
+def children(f: Formula) -> tuple[Formula, ...]:
+    """The direct sub-formulas of ``f`` (a ``then`` chain's are its events' formulas)."""
+    match f:
+        case BoolLit() | Atom() | VarEq():
+            return ()
+        case Not(arg) | Next(arg) | Eventually(arg) | Always(arg):
+            return (arg,)
+        case And(args) | Or(args):
+            return args
+        case Implies(left, right) | Until(left, right) | Release(left, right):
+            return (left, right)
+        case Quantified():
+            return (f.body,)
+        case Sequence(events):
+            return tuple(e.formula for e in events)
+        case Hinted(formula):
+            return (formula,)
+        case _:
+            assert_never(f)
+
+
+def with_children(f: Formula, new: tuple[Formula, ...]) -> Formula:
+    """``f`` with its direct sub-formulas replaced by ``new`` (``f`` itself when nothing changed)."""
+    if all(a is b for a, b in zip(new, children(f))):
+        return f
+    match f:
+        case BoolLit() | Atom() | VarEq():
+            return f
+        case Not() | Next() | Eventually() | Always():
+            return replace(f, arg=new[0])
+        case And() | Or():
+            return replace(f, args=new)
+        case Implies() | Until() | Release():
+            return replace(f, left=new[0], right=new[1])
+        case Quantified():
+            return replace(f, body=new[0])
+        case Sequence(events):
+            return replace(f, events=tuple(e if g is e.formula else replace(e, formula=g) for e, g in zip(events, new)))
+        case Hinted():
+            return replace(f, formula=new[0])
+        case _:
+            assert_never(f)
+
+
+def fold(f: Formula, leave: Callable[[Formula, Any, tuple], R],
+         enter: Callable[[Formula, Any], tuple | None] | None = None, ctx: Any = None) -> R:
+    """Post-order fold of ``f`` (see :func:`stlspec.traverse.traverse`; never recurses)."""
+    return traverse(f, children, leave, enter, ctx)
+
+
+def map_formula(f: Formula, fn: Callable[[Formula], Formula]) -> Formula:
+    """Rebuild ``f`` bottom-up, applying ``fn`` to every node after its children.
+
+    Nodes whose children did not change are reused, not copied.
+    """
+    return fold(f, lambda node, _ctx, kids: fn(with_children(node, kids)))
+
+
+def walk(f: Formula) -> Iterator[Formula]:
+    """Pre-order iteration over ``f`` and all its sub-formulas."""
+    return _walk(f, children)
+
+
+def _weight(f: Formula) -> int:
+    match f:
+        case BoolLit() | Atom() | VarEq() | Hinted():
+            return 0
+        case Sequence(events):
+            return len(events) - 1
+        case Not() | Next() | Eventually() | Always() | And() | Or() | Implies() | Until() | Release() | Quantified():
+            return 1
+        case _:
+            assert_never(f)
+
+
+def depth(f: Formula) -> int:
+    """Nesting depth as :data:`stlspec.traverse.MAX_DEPTH` counts it: operators on the longest path."""
+    return _depth(f, children, _weight)
+
+
+def too_deep(f: Formula, limit: int = MAX_DEPTH) -> Formula | None:
+    """The first node (pre-order) at which ``f`` nests deeper than ``limit``, or ``None``."""
+    return _first_beyond(f, children, _weight, limit)
+
+
+# Equality, hashing and repr that do not recurse (dataclasses' generated ones do).
+structural(Name, Window, Hint, BoolLit, Atom, VarEq, Not, And, Or, Implies, Next, Eventually, Always, Until,
+           Release, Binder, Quantified, Event, Sequence, Hinted, Include, CategoryDecl, PredicateDecl, Spec, Program)

@@ -15,11 +15,13 @@ LLM output written before a vocabulary exists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import assert_never
 
 from stlspec import ast
 from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
 from stlspec.formatter import quote_name
 from stlspec.ir import Vocabulary
+from stlspec.parser import depth_diagnostics
 from stlspec.span import NO_SPAN, Span
 
 __all__ = ["check", "CheckedProgram", "top_level_positions"]
@@ -81,12 +83,18 @@ def top_level_positions(formula: ast.Formula):
     while stack:
         f = stack.pop()
         yield f
-        if isinstance(f, (ast.And, ast.Or)):
-            stack.extend(f.args)
-        elif isinstance(f, ast.Quantified):
-            stack.append(f.body)
-        elif isinstance(f, ast.Implies):  # `a implies b` lowers to `not a or b`: b is positive
-            stack.append(f.right)
+        match f:
+            case ast.And(args) | ast.Or(args):
+                stack.extend(args)
+            case ast.Quantified():
+                stack.append(f.body)
+            case ast.Implies(_, right):  # `a implies b` lowers to `not a or b`: b is positive
+                stack.append(right)
+            case ast.BoolLit() | ast.Atom() | ast.VarEq() | ast.Not() | ast.Next() | ast.Eventually() \
+                    | ast.Always() | ast.Until() | ast.Release() | ast.Sequence() | ast.Hinted():
+                pass
+            case _:
+                assert_never(f)
 
 
 class _Checker:
@@ -203,61 +211,72 @@ class _Checker:
                          f"first defined at line {seen[spec.name].line}; rename one of them")
             else:
                 seen[spec.name] = spec.name_span
+            too_deep = depth_diagnostics(spec, self.path)  # the parser checks text; this, trees built in code
+            if too_deep:
+                self.diags.extend(too_deep)
+                continue
             top = {id(f) for f in top_level_positions(spec.formula)}
             self._formula(spec.formula, {}, top)
 
     def _formula(self, f: ast.Formula, scope: dict[str, "_Var"], top: set[int]) -> None:
-        match f:
-            case ast.BoolLit():
-                return
-            case ast.Atom():
-                self._atom(f, scope)
-            case ast.VarEq():
-                for v, span in ((f.left, f.span), (f.right, f.span)):
-                    self._use(v, span, scope)
-                if f.left == f.right:
-                    pass  # `x == x` is trivially true; allowed
-            case ast.Not(arg) | ast.Next(arg) | ast.Eventually(arg) | ast.Always(arg):
-                if isinstance(f, ast.Next) and f.steps < 1:
-                    self.err("E401", f"next[{f.steps}] must step at least one frame", f.span,
-                             "write the formula without `next`, or use next[1]")
-                window = getattr(f, "window", None)
-                if window is not None:
-                    self._window(window)
-                self._formula(arg, scope, top)
-            case ast.And(args) | ast.Or(args):
-                for a in args:
-                    self._formula(a, scope, top)
-            case ast.Implies(left, right) | ast.Until(left, right) | ast.Release(left, right):
-                if getattr(f, "window", None) is not None:
-                    self._window(f.window)
-                self._formula(left, scope, top)
-                self._formula(right, scope, top)
-            case ast.Quantified():
-                self._quantified(f, scope, top)
-            case ast.Sequence(events):
-                for ev in events:
-                    if ev.hint is not None:
-                        self._hint(ev.hint)
-                        if id(f) not in top:
-                            self._hint_ignored(ev.hint)
-                    self._formula(ev.formula, scope, top)
-            case ast.Hinted(formula, hint):
-                self._hint(hint)
-                if not isinstance(formula, ast.Eventually):
-                    self.err("E403", "a hint must follow a `then` event or an `eventually` formula", hint.span,
-                             "write `eventually φ @hint`, or make φ one event of an `A then B` chain")
-                elif id(f) not in top:
-                    self._hint_ignored(hint)
-                self._formula(formula, scope, top)
-            case _:  # pragma: no cover
-                raise AssertionError(f"unknown AST node {f!r}")
+        """Check ``f`` and everything under it (one pre-order pass; scopes travel as contexts)."""
+        blocks: dict[int, dict[str, _Var]] = {}
+
+        def enter(g: ast.Formula, scope: dict[str, _Var]) -> tuple | None:
+            match g:
+                case ast.BoolLit():
+                    pass
+                case ast.Atom():
+                    self._atom(g, scope)
+                case ast.VarEq():
+                    self._use(g.left, g.span, scope)
+                    self._use(g.right, g.span, scope)  # `x == x` is trivially true; allowed
+                case ast.Next(_, _, steps):
+                    if steps < 1:
+                        self.err("E401", f"next[{steps}] must step at least one frame", g.span,
+                                 "write the formula without `next`, or use next[1]")
+                case ast.Eventually(_, window) | ast.Always(_, window) | ast.Until(_, _, window) \
+                        | ast.Release(_, _, window):
+                    if window is not None:
+                        self._window(window)
+                case ast.Not() | ast.And() | ast.Or() | ast.Implies():
+                    pass
+                case ast.Quantified():
+                    inner, blocks[id(g)] = self._binders(g, scope)
+                    return (inner,)
+                case ast.Sequence(events):
+                    for ev in events:
+                        if ev.hint is not None:
+                            self._hint(ev.hint)
+                            if id(g) not in top:
+                                self._hint_ignored(ev.hint)
+                case ast.Hinted(formula, hint):
+                    self._hint(hint)
+                    if not isinstance(formula, ast.Eventually):
+                        self.err("E403", "a hint must follow a `then` event or an `eventually` formula", hint.span,
+                                 "write `eventually φ @hint`, or make φ one event of an `A then B` chain")
+                    elif id(g) not in top:
+                        self._hint_ignored(hint)
+                case _:
+                    assert_never(g)
+            return None
+
+        def leave(g: ast.Formula, _scope, _kids) -> None:
+            if isinstance(g, ast.Quantified):  # after the body: which of the block's variables were used
+                for var in blocks.pop(id(g)).values():
+                    if not var.used:
+                        self.err("W101", f"variable '{var.name}' is never used", var.span,
+                                 f"remove it, or use it in the body (an unused variable still requires a distinct "
+                                 f"{var.category or 'track'} to exist)")
+
+        ast.fold(f, leave, enter, scope)
 
     def _hint_ignored(self, hint: ast.Hint) -> None:
         self.err("W102", "this hint is ignored: its event is nested under a temporal operator or `not`", hint.span,
                  "only events at the top level of a spec (under and/or/exists/forall) get witness frames")
 
-    def _quantified(self, q: ast.Quantified, scope: dict, top: set[int]) -> None:
+    def _binders(self, q: ast.Quantified, scope: dict) -> tuple[dict, dict]:
+        """The scope inside ``q`` and the variables its block binds (checking categories and shadowing)."""
         inner = dict(scope)
         block: dict[str, _Var] = {}
         for b in q.binders:
@@ -277,12 +296,7 @@ class _Checker:
             var = _Var(b.var, cat, b.span)
             block[b.var] = var
             inner[b.var] = var
-        self._formula(q.body, inner, top)
-        for var in block.values():
-            if not var.used:
-                self.err("W101", f"variable '{var.name}' is never used", var.span,
-                         f"remove it, or use it in the body (an unused variable still requires a distinct "
-                         f"{var.category or 'track'} to exist)")
+        return inner, block
 
     def _use(self, name: str, span: Span, scope: dict) -> "_Var | None":
         var = scope.get(name)
@@ -381,27 +395,9 @@ def _or_list(xs) -> str:
     return xs[0] if len(xs) == 1 else ", ".join(xs[:-1]) + " or " + xs[-1]
 
 
-def _subformulas(f: ast.Formula):
-    stack = [f]
-    while stack:
-        g = stack.pop()
-        yield g
-        match g:
-            case ast.Not(a) | ast.Next(a) | ast.Eventually(a) | ast.Always(a) | ast.Hinted(a):
-                stack.append(a)
-            case ast.And(args) | ast.Or(args):
-                stack.extend(args)
-            case ast.Implies(a, b) | ast.Until(a, b) | ast.Release(a, b):
-                stack.extend((a, b))
-            case ast.Quantified():
-                stack.append(g.body)
-            case ast.Sequence(events):
-                stack.extend(e.formula for e in events)
-
-
 def _atoms(f: ast.Formula):
-    return (g for g in _subformulas(f) if isinstance(g, ast.Atom))
+    return (g for g in ast.walk(f) if isinstance(g, ast.Atom))
 
 
 def _quantifiers(f: ast.Formula):
-    return (g for g in _subformulas(f) if isinstance(g, ast.Quantified))
+    return (g for g in ast.walk(f) if isinstance(g, ast.Quantified))

@@ -37,6 +37,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E103", "error", "unexpected end of input", "The text ends in the middle of a declaration or formula."),
     ErrorCode("E104", "error", "unterminated string", "A quoted name is missing its closing quote."),
     ErrorCode("E106", "error", "misplaced keyword", "A word from another temporal-logic notation was used instead of stlspec's keyword."),
+    ErrorCode("E107", "error", "nested too deeply", "A formula nests more operators than the documented limit (stlspec.traverse.MAX_DEPTH = 1000)."),
     # E2xx: names and vocabulary
     ErrorCode("E201", "error", "unknown predicate", "The predicate is not declared in the vocabulary."),
     ErrorCode("E202", "error", "unknown category", "The category is not declared in the vocabulary."),
@@ -142,21 +143,52 @@ def render(d: Diagnostic, source: str | None = None) -> str:
         loc = f"{d.path}:{d.span.line}:{d.span.column}"
     lines = [f"{loc}: {d.severity}[{d.code}]: {d.message}"]
     if source is not None and d.span.known:
-        src_lines = source.splitlines() or [""]
-        if d.span.line <= len(src_lines):
-            text = src_lines[d.span.line - 1]
+        excerpt = _excerpt(source, d.span)
+        if excerpt is not None:
+            text, column, width = excerpt
             gutter = str(d.span.line)
             pad = " " * len(gutter)
-            width = (d.span.end_column - d.span.column) if d.span.end_line == d.span.line else len(text) - d.span.column + 1
-            width = max(1, width)
             lines.append(f"{pad} |")
             lines.append(f"{gutter} | {text}")
-            lines.append(f"{pad} | {' ' * (d.span.column - 1)}{'^' * width}")
+            lines.append(f"{pad} | {' ' * (column - 1)}{'^' * width}")
     for note in d.notes:
         lines.append(f"  = note: {note}")
     for hint in d.hints:
         lines.append(f"  help: {hint}")
     return "\n".join(lines)
+
+
+#: The most characters of a source line a diagnostic echoes (long lines are cut around the span).
+MAX_ECHO = 120
+
+
+def _excerpt(source: str, span: Span) -> tuple[str, int, int] | None:
+    """``(line text, caret column, caret width)`` for ``span``, cut to :data:`MAX_ECHO` characters.
+
+    Lines are split at ``\n`` only, as spans count them (``str.splitlines``
+    would also split at U+2028 and friends and show the wrong line).
+    """
+    start = 0
+    for _ in range(span.line - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = source.find("\n", start)
+    text = source[start:] if end < 0 else source[start:end]
+    text = text.rstrip("\r")
+    col = span.column
+    width = (span.end_column - span.column) if span.end_line == span.line else len(text) - col + 1
+    width = max(1, width)
+    if len(text) > MAX_ECHO:
+        lo = max(0, min(col - 1 - MAX_ECHO // 3, len(text) - MAX_ECHO))
+        cut = text[lo:lo + MAX_ECHO]
+        prefix = "…" if lo > 0 else ""
+        suffix = "…" if lo + MAX_ECHO < len(text) else ""
+        col = col - lo + len(prefix)
+        width = max(1, min(width, MAX_ECHO - (col - 1 - len(prefix))))
+        text = prefix + cut + suffix
+    text = "".join(c if c.isprintable() or c == "\t" else "\ufffd" for c in text)
+    return text, col, width
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None) -> str:
@@ -187,3 +219,13 @@ def did_you_mean(name: str, candidates: Iterable[str], limit: int = 3) -> list[s
     if key in norm and norm[key] != name:
         return [norm[key]]
     return difflib.get_close_matches(name, cands, n=limit, cutoff=0.6)
+
+
+# ---------------------------------------------------------------- named constructors
+
+
+def nested_too_deeply(span: Span, path: str, depth: int) -> Diagnostic:
+    from stlspec.traverse import MAX_DEPTH
+
+    return Diagnostic("E107", f"formula nested too deeply ({depth} levels; the limit is {MAX_DEPTH})", span, path,
+                      hints=("split the formula into several specs, or flatten chains of `and`/`or`",))

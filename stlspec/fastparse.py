@@ -15,24 +15,23 @@ from __future__ import annotations
 import re
 
 from stlspec import ast
+from stlspec.lexicon import BLOCK_COMMENT, IDENT, KEYWORDS, LINE_COMMENT, STRING, WHITESPACE, unquote
 from stlspec.span import Span
 
-__all__ = ["fast_parse", "Fallback", "KEYWORDS", "unquote"]
+__all__ = ["fast_parse", "Fallback"]
 
-_TOKEN = re.compile(r"""
-    (?P<ws>\s+|//[^\n]*|\#[^\n]*|/\*[\s\S]*?\*/)
-  | (?P<STRING>"(?:[^"\\\n]|\\["\\])*")
-  | (?P<DECIMAL>[0-9]+\.[0-9]+)
-  | (?P<INT>[0-9]+)
-  | (?P<IDENT>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<OP>==|!=|[(){}\[\],:.@])
-""", re.VERBOSE)
+_TOKEN = re.compile("|".join([
+    f"(?P<ws>{WHITESPACE}|{LINE_COMMENT}|{BLOCK_COMMENT})",
+    f"(?P<STRING>{STRING})",
+    r"(?P<DECIMAL>[0-9]+\.[0-9]+)",
+    r"(?P<INT>[0-9]+)",
+    f"(?P<IDENT>{IDENT})",
+    r"(?P<OP>==|!=|[(){}\[\],:.@])",
+]))
 
-#: Reserved words of the language; a predicate or category with one of these names must be quoted.
-KEYWORDS = frozenset(
-    "include category unary binary spec exists forall then implies or and until release not next weak "
-    "always eventually true false inf".split()
-)
+#: Nesting (parentheses, prefix operators, right-nested binary operators) this recursive-descent parser
+#: takes on; deeper text goes to the Lark parser, which does not recurse.
+FAST_NESTING = 60
 
 
 class Fallback(Exception):
@@ -73,16 +72,21 @@ def _tokens(text: str, comments: list):
     return out
 
 
-def unquote(value: str) -> str:
-    """The text of a quoted name token (``"sitting on"`` → ``sitting on``)."""
-    return re.sub(r'\\(["\\])', r"\1", value[1:-1])
-
-
 class _Parser:
     def __init__(self, text: str):
         self.comments: list[tuple[int, str]] = []
         self.toks = _tokens(text, self.comments)
         self.i = 0
+        self.nesting = 0
+
+    def nested(self, parse):
+        """``parse()`` one level deeper; deeper than :data:`FAST_NESTING` is Lark's job."""
+        self.nesting += 1
+        if self.nesting > FAST_NESTING:
+            raise Fallback
+        out = parse()
+        self.nesting -= 1
+        return out
 
     # ------------------------------------------------------------ helpers
     def peek(self, k: int = 0) -> str:
@@ -177,13 +181,14 @@ class _Parser:
     def formula(self) -> ast.Formula:
         kind = self.peek()
         if kind in ("exists", "forall"):
+            kw = self.toks[self.i]
             self.i += 1
             binders = [self.binder()]
             while self.accept(","):
                 binders.append(self.binder())
             self.take(".")
-            body = self.formula()
-            return ast.Quantified(kind, tuple(binders), body, self.cover(binders[0].span, body.span))
+            body = self.nested(self.formula)
+            return ast.Quantified(kind, tuple(binders), body, self.span(kw).cover(body.span))
         events = [self.event()]
         while self.accept("then"):
             events.append(self.event())
@@ -223,7 +228,7 @@ class _Parser:
     def implication(self) -> ast.Formula:
         left = self.disjunction()
         if self.accept("implies"):
-            right = self.implication()
+            right = self.nested(self.implication)
             return ast.Implies(left, right, self.cover(left.span, right.span))
         return left
 
@@ -245,7 +250,7 @@ class _Parser:
         if kind in ("until", "release"):
             self.i += 1
             window = self.window() if self.peek() == "[" else None
-            right = self.binary_temporal()
+            right = self.nested(self.binary_temporal)
             cls = ast.Until if kind == "until" else ast.Release
             return cls(left, right, window, self.cover(left.span, right.span))
         return left
@@ -268,11 +273,12 @@ class _Parser:
         return ast.Window(int(lo[1]), None if hi_num is None else int(hi_num[1]), "frames", span)
 
     def prefix(self) -> ast.Formula:
-        kind = self.peek()
+        tok = self.toks[self.i]
+        kind = tok[0]
         if kind == "not":
             self.i += 1
-            arg = self.prefix()
-            return ast.Not(arg, arg.span)
+            arg = self.nested(self.prefix)
+            return ast.Not(arg, self.span(tok).cover(arg.span))
         if kind == "next" or (kind == "weak" and self.peek(1) == "next"):
             weak = kind == "weak"
             self.i += 2 if weak else 1
@@ -280,16 +286,15 @@ class _Parser:
             if self.accept("["):
                 steps = self.take("INT")
                 self.take("]")
-            arg = self.prefix()
-            if steps is None:
-                return ast.Next(arg, weak, 1, arg.span, False)
-            return ast.Next(arg, weak, int(steps[1]), self.span(steps).cover(arg.span), True)
+            arg = self.nested(self.prefix)
+            return ast.Next(arg, weak, 1 if steps is None else int(steps[1]), self.span(tok).cover(arg.span),
+                            steps is not None)
         if kind in ("always", "eventually"):
             self.i += 1
             window = self.window() if self.peek() == "[" else None
-            arg = self.prefix()
+            arg = self.nested(self.prefix)
             cls = ast.Always if kind == "always" else ast.Eventually
-            return cls(arg, window, self.cover(window.span if window else None, arg.span))
+            return cls(arg, window, self.span(tok).cover(arg.span))
         return self.atom()
 
     def atom(self) -> ast.Formula:
@@ -300,7 +305,7 @@ class _Parser:
             return ast.BoolLit(kind == "true", self.span(tok))
         if kind == "(":
             self.i += 1
-            f = self.formula()
+            f = self.nested(self.formula)
             self.take(")")
             return f
         if kind == "IDENT" and self.peek(1) in ("==", "!="):
@@ -324,5 +329,5 @@ def fast_parse(text: str) -> tuple[list[ast.Item], tuple[tuple[int, str], ...]]:
     try:
         p = _Parser(text)
         return p.program(), tuple(p.comments)
-    except (IndexError, ValueError, RecursionError):
+    except (IndexError, ValueError):
         raise Fallback from None

@@ -13,14 +13,14 @@ out, so there is no faithful place for them inside).
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
+from typing import assert_never
 
 from stlspec import ast
+from stlspec.lexicon import is_bare_name, quote
 
 __all__ = ["format_program", "format_formula", "quote_name"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INDENT = "  "
 MAX_WIDTH = 100
 
@@ -30,11 +30,7 @@ QUANT, SEQ, IMPLIES, OR, AND, TEMPORAL, PREFIX, ATOM = range(8)
 
 def quote_name(name: str) -> str:
     """``name`` as written in source: bare when it is an identifier and not a keyword, else quoted."""
-    from stlspec.fastparse import KEYWORDS
-
-    if _IDENT.fullmatch(name) and name not in KEYWORDS:
-        return name
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return name if is_bare_name(name) else quote(name)
 
 
 def _num(x: int | float) -> str:
@@ -76,81 +72,118 @@ def _level(f: ast.Formula) -> int:
             return TEMPORAL
         case ast.Not() | ast.Next() | ast.Eventually() | ast.Always():
             return PREFIX
-    return ATOM
+        case ast.BoolLit() | ast.Atom() | ast.VarEq():
+            return ATOM
+        case _:
+            assert_never(f)
 
 
 def format_formula(f: ast.Formula, indent: int = 0, inline: bool = False) -> str:
-    """``f`` in canonical layout; continuation lines are indented by ``indent`` levels."""
-    return _fmt(f, indent, QUANT, inline)
+    """``f`` in canonical layout; continuation lines are indented by ``indent`` levels.
+
+    One fold over the tree (no recursion): each node's context is ``(indent,
+    need, inline)``, where ``need`` is the binding strength its position
+    requires; a weaker node is printed in parentheses, all on one line.
+    """
+    return ast.fold(f, _leave, _enter, (indent, QUANT, inline))
 
 
-def _fmt(f: ast.Formula, indent: int, need: int, inline: bool) -> str:
+def _effective(f: ast.Formula, ctx: tuple[int, int, bool]) -> tuple[int, bool, bool]:
+    """``(indent, inline, parenthesized)`` for printing ``f`` at a position needing ``ctx``."""
+    indent, need, inline = ctx
     if _level(f) < need:
-        # Inside parentheses everything stays on one line: the layout only breaks lines at the top.
-        return "(" + _fmt(f, indent, QUANT, True) + ")"
-    here = "\n" + _INDENT * indent
+        return indent, True, True  # inside parentheses everything stays on one line
+    return indent, inline, False
 
-    def sub(g: ast.Formula, level: int, deeper: int = 0) -> str:
-        return _fmt(g, indent + deeper, level, inline)
+
+def _enter(f: ast.Formula, ctx: tuple[int, int, bool]) -> tuple:
+    indent, inline, _ = _effective(f, ctx)
+
+    def at(level: int, deeper: int = 0) -> tuple[int, int, bool]:
+        return (indent + deeper, level, inline)
 
     match f:
-        case ast.BoolLit(value):
-            return "true" if value else "false"
-        case ast.Atom(pred, args):
-            return f"{quote_name(pred.text)}({', '.join(args)})"
-        case ast.VarEq(left, right, equal):
-            return f"{left} {'==' if equal else '!='} {right}"
-        case ast.Not(arg):
-            return "not " + sub(arg, PREFIX)
-        case ast.Next(arg, weak, steps):
-            head = ("weak next" if weak else "next") + (f"[{steps}]" if steps != 1 or f.steps_given else "")
-            return f"{head} " + sub(arg, PREFIX)
-        case ast.Eventually(arg, window):
-            return f"eventually{_window(window)} " + sub(arg, PREFIX)
-        case ast.Always(arg, window):
-            return f"always{_window(window)} " + sub(arg, PREFIX)
-        case ast.Until(left, right, window):
-            return f"{sub(left, PREFIX)} until{_window(window)} {sub(right, TEMPORAL)}"
-        case ast.Release(left, right, window):
-            return f"{sub(left, PREFIX)} release{_window(window)} {sub(right, TEMPORAL)}"
-        case ast.And(args) | ast.Or(args):
-            op = " and " if isinstance(f, ast.And) else " or "
-            parts = [sub(a, (AND if isinstance(f, ast.And) else OR) + 1) for a in args]
-            flat = op.join(parts)
-            if inline or len(flat) + 2 * indent <= MAX_WIDTH or any("\n" in p for p in parts):
-                return flat
-            # Too long for one line: one operand per line, the operator leading.
-            return (here + _INDENT + op.lstrip()).join(parts)
-        case ast.Implies(left, right):
-            return f"{sub(left, OR)} implies {sub(right, IMPLIES)}"
-        case ast.Hinted(formula, hint):
-            return sub(formula, IMPLIES) + _hint(hint)
+        case ast.BoolLit() | ast.Atom() | ast.VarEq():
+            return ()
+        case ast.Not() | ast.Next() | ast.Eventually() | ast.Always():
+            return (at(PREFIX),)
+        case ast.Until() | ast.Release():
+            return (at(PREFIX), at(TEMPORAL))
+        case ast.And(args):
+            return (at(AND + 1),) * len(args)
+        case ast.Or(args):
+            return (at(OR + 1),) * len(args)
+        case ast.Implies():
+            return (at(OR), at(IMPLIES))
+        case ast.Hinted():
+            return (at(IMPLIES),)
         case ast.Sequence(events):
-            parts = [sub(e.formula, IMPLIES) + _hint(e.hint) for e in events]
-            return (" then " if inline else here + "then ").join(parts)
-        case ast.Quantified(kind, binders, body):
+            return (at(IMPLIES),) * len(events)
+        case ast.Quantified():
+            return (at(QUANT, 1),)
+        case _:
+            assert_never(f)
+
+
+def _leave(f: ast.Formula, ctx: tuple[int, int, bool], kids: tuple[str, ...]) -> str:
+    indent, inline, paren = _effective(f, ctx)
+    here = "\n" + _INDENT * indent
+    match f:
+        case ast.BoolLit(value):
+            text = "true" if value else "false"
+        case ast.Atom(pred, args):
+            text = f"{quote_name(pred.text)}({', '.join(args)})"
+        case ast.VarEq(left, right, equal):
+            text = f"{left} {'==' if equal else '!='} {right}"
+        case ast.Not():
+            text = "not " + kids[0]
+        case ast.Next(_, weak, steps):
+            head = ("weak next" if weak else "next") + (f"[{steps}]" if steps != 1 or f.steps_given else "")
+            text = f"{head} {kids[0]}"
+        case ast.Eventually(_, window):
+            text = f"eventually{_window(window)} {kids[0]}"
+        case ast.Always(_, window):
+            text = f"always{_window(window)} {kids[0]}"
+        case ast.Until(_, _, window):
+            text = f"{kids[0]} until{_window(window)} {kids[1]}"
+        case ast.Release(_, _, window):
+            text = f"{kids[0]} release{_window(window)} {kids[1]}"
+        case ast.And() | ast.Or():
+            op = " and " if isinstance(f, ast.And) else " or "
+            flat = op.join(kids)
+            if inline or len(flat) + 2 * indent <= MAX_WIDTH or any("\n" in p for p in kids):
+                text = flat
+            else:  # too long for one line: one operand per line, the operator leading
+                text = (here + _INDENT + op.lstrip()).join(kids)
+        case ast.Implies():
+            text = f"{kids[0]} implies {kids[1]}"
+        case ast.Hinted(_, hint):
+            text = kids[0] + _hint(hint)
+        case ast.Sequence(events):
+            parts = [k + _hint(e.hint) for k, e in zip(kids, events)]
+            text = (" then " if inline else here + "then ").join(parts)
+        case ast.Quantified(kind, binders):
             head = kind + " " + ", ".join(
                 b.var + (f": {quote_name(b.category.text)}" if b.category is not None else "") for b in binders)
-            return f"{head}." + (" " if inline else here + _INDENT) + sub(body, QUANT, 1)
-    raise AssertionError(f"unknown AST node {f!r}")  # pragma: no cover
+            text = f"{head}." + (" " if inline else here + _INDENT) + kids[0]
+        case _:
+            assert_never(f)
+    return f"({text})" if paren else text
 
 
 def _item(item: ast.Item) -> str:
     match item:
         case ast.Include(path):
-            return f"include {quote_name_always(path)}"
+            return f"include {quote(path)}"
         case ast.CategoryDecl(names):
             return "category " + ", ".join(quote_name(n.text) for n in names)
         case ast.PredicateDecl(kind, name, params):
             return f"{kind} {quote_name(name.text)}({', '.join(quote_name(p.text) for p in params)})"
         case ast.Spec(name, formula, caption):
-            head = f"spec {name}" + (f" {quote_name_always(caption)}" if caption is not None else "")
-            return f"{head} {{\n{_INDENT}{_fmt(formula, 1, QUANT, False)}\n}}"
-    raise AssertionError(f"unknown item {item!r}")  # pragma: no cover
-
-
-def quote_name_always(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            head = f"spec {name}" + (f" {quote(caption)}" if caption is not None else "")
+            return f"{head} {{\n{_INDENT}{format_formula(formula, 1)}\n}}"
+        case _:
+            assert_never(item)
 
 
 def format_program(program: ast.Program) -> str:

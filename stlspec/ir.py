@@ -1,7 +1,7 @@
 """The core IR: the one small language every backend consumes.
 
 :func:`stlspec.lower` produces it from a checked program. All sugar is gone:
-``implies``, ``release``, ``then`` chains, ``next[k]``, hints and ``!=`` have
+``implies``, ``release``, ``then`` chains, hints and ``!=`` have
 been rewritten into the constructors below (see ``docs/dev/architecture.md``).
 
 Formulas
@@ -12,7 +12,8 @@ Formulas
 ``Eq``         ``left == right`` (same track)  -- 1 or 0
 ``Not``        ``1 - x`` in every logic
 ``And``/``Or`` n-ary (>= 2 operands), folded with the logic's ∧ / ∨
-``Next``       strong (``weak=False``: 0 past the end) or weak (1 past the end), one step
+``Next``       φ at ``t + steps`` (``next[k]`` is one node with ``steps=k``, never k nodes);
+               past the end 0 (strong, ``weak=False``) or 1 (weak)
 ``Eventually`` ``φ(t) ∨ next eventually φ(t)`` restricted to ``window``
 ``Always``     ``φ(t) ∧ weak-next always φ(t)`` restricted to ``window``
 ``Until``      ``ψ(t) ∨ (φ(t) ∧ next (φ until ψ)(t))`` restricted to ``window``
@@ -32,7 +33,7 @@ Tagged events only occur where a witness frame is well defined: either at a
 *positive top-level position* (reached from the spec root only through ``And``,
 ``Or``, ``Exists``, ``Forall``), or as the chain continuation
 ``Eventually_k(And((A_k, Next(Eventually_{k+1}(...)))))`` of a ``then`` chain
-(the ``And`` has exactly two operands, the second a strong ``Next``).
+(the ``And`` has exactly two operands, the second a strong one-step ``Next``).
 
 The witness distribution of event ``k`` of a chain ``A_0 then … then A_{K−1}`` is
 defined on the chain's *head* node: let ``Body_k`` be the body of event ``k``'s node
@@ -55,14 +56,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Callable, Iterator, TypeVar, Union, assert_never
+
+from stlspec.traverse import MAX_DEPTH, depth as _depth, structural, traverse, walk as _walk
 
 __all__ = [
     "Window", "Const", "Unary", "Binary", "Eq", "Not", "And", "Or", "Next",
     "Eventually", "Always", "Until", "Exists", "Forall", "Formula",
     "EventInfo", "Spec", "Vocabulary", "CoreProgram", "TRUE", "FALSE",
-    "children", "free_vars", "walk",
+    "children", "free_vars", "walk", "fold", "depth", "MAX_IR_DEPTH",
 ]
+
+R = TypeVar("R")
+
+#: The deepest core formula lowering produces from a checked program
+#: (:data:`stlspec.traverse.MAX_DEPTH` operators in the surface language); every
+#: backend must handle it (tests/test_fuzz.py checks that lowering stays within it).
+MAX_IR_DEPTH = 5 * MAX_DEPTH + 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +162,15 @@ class Or:
 
 @dataclass(frozen=True, slots=True)
 class Next:
+    """φ at ``t + steps``; past the end of the trace 0 (strong) or 1 (``weak``)."""
+
     arg: "Formula"
     weak: bool = False
+    steps: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"next steps at least one frame, not {self.steps}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +262,14 @@ class CoreProgram:
         raise KeyError(f"no spec named {name!r}; specs: {', '.join(s.name for s in self.specs)}")
 
 
+# ---------------------------------------------------------------- traversal
+#
+# The one traversal of core formulas (:mod:`stlspec.traverse` does the walking,
+# without recursion). Backends build on ``fold``/``walk``/``children``; a new
+# core class goes into ``children`` and ``_weight`` here, and the type checker
+# (``assert_never``) points at every backend's ``match``.
+
+
 def children(f: Formula) -> tuple[Formula, ...]:
     """The direct sub-formulas of ``f``."""
     match f:
@@ -258,30 +283,46 @@ def children(f: Formula) -> tuple[Formula, ...]:
             return (left, right)
         case Exists(_, body) | Forall(_, body):
             return (body,)
-    raise TypeError(f"not a core formula: {f!r}")
+        case _:
+            assert_never(f)
 
 
-def walk(f: Formula):
+def fold(f: Formula, leave: Callable[[Formula, Any, tuple], R],
+         enter: Callable[[Formula, Any], tuple | None] | None = None, ctx: Any = None) -> R:
+    """Post-order fold of ``f`` (see :func:`stlspec.traverse.traverse`; never recurses)."""
+    return traverse(f, children, leave, enter, ctx)
+
+
+def walk(f: Formula) -> Iterator[Formula]:
     """Pre-order iteration over ``f`` and all its sub-formulas."""
-    stack = [f]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(children(node)))
+    return _walk(f, children)
+
+
+def depth(f: Formula) -> int:
+    """Nodes on the longest root-to-leaf path of ``f`` (at most :data:`MAX_IR_DEPTH` after lowering)."""
+    return _depth(f, children, lambda _: 1)
 
 
 def free_vars(f: Formula) -> frozenset[str]:
     """Variables used in ``f`` and not bound inside it."""
-    match f:
-        case Const():
-            return frozenset()
-        case Unary(_, v):
-            return frozenset((v,))
-        case Binary(_, a, b) | Eq(a, b):
-            return frozenset((a, b))
-        case Exists(vs, body) | Forall(vs, body):
-            return free_vars(body) - {v for v, _ in vs}
-    out: frozenset[str] = frozenset()
-    for c in children(f):
-        out |= free_vars(c)
-    return out
+    def leave(g: Formula, _ctx, kids: tuple[frozenset[str], ...]) -> frozenset[str]:
+        match g:
+            case Const():
+                return frozenset()
+            case Unary(_, v):
+                return frozenset((v,))
+            case Binary(_, a, b) | Eq(a, b):
+                return frozenset((a, b))
+            case Exists(vs, _) | Forall(vs, _):
+                return kids[0] - {v for v, _ in vs}
+            case Not() | And() | Or() | Next() | Eventually() | Always() | Until():
+                return frozenset().union(*kids)
+            case _:
+                assert_never(g)
+
+    return fold(f, leave)
+
+
+# Equality, hashing and repr that do not recurse (dataclasses' generated ones do).
+structural(Window, Const, Unary, Binary, Eq, Not, And, Or, Next, Eventually, Always, Until, Exists, Forall,
+           EventInfo, Spec, Vocabulary, CoreProgram)

@@ -162,7 +162,7 @@ def _hints(record: dict, n_events: int) -> list[ast.Hint | None]:
 
 
 def _var_name(base: str, used: set[str]) -> str:
-    from stlspec.parser import KEYWORDS
+    from stlspec.lexicon import KEYWORDS
 
     stem = re.sub(r"[^a-z0-9_]", "", re.sub(r"\s+", "_", base.lower())) or "x"
     if not re.match(r"[a-z_]", stem):

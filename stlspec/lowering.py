@@ -1,73 +1,41 @@
 """Lowering: checked surface AST → core IR, by pure passes.
 
 The passes in :data:`PASSES` each rewrite one piece of sugar on the AST and are
-pure functions ``Formula -> Formula`` (fixtures for each live in
+pure functions ``Formula -> Formula`` built on the one AST traversal
+(:func:`stlspec.ast.map_formula`; fixtures for each live in
 ``tests/test_lower.py``). :func:`to_core` then maps what is left one-to-one
 onto :mod:`stlspec.ir`, turning ``then`` chains and hinted ``eventually`` at
-top-level positions into tagged events.
+top-level positions into tagged events. Nothing here recurses, so formulas of
+any depth lower (the parser and checker bound the depth, see
+``stlspec.traverse.MAX_DEPTH``).
 
 =========================  ===================================================
 pass                       rewrite
 =========================  ===================================================
 ``expand_implies``         ``a implies b``  →  ``not a or b``
 ``expand_release``         ``a release[w] b``  →  ``not (not a until[w] not b)``
-``expand_next_steps``      ``next[k] a``  →  ``next next … a`` (k times)
 ``expand_neq``             ``x != y``  →  ``not (x == y)``
 ``to_core`` (final)        ``A then B``  →  ``eventually_e(A and next eventually_e' B)``;
-                           ``eventually φ @h`` → tagged ``Eventually``; rest 1:1
+                           ``eventually φ @h`` → tagged ``Eventually``;
+                           ``next[k] φ`` → one ``ir.Next(φ, steps=k)``; rest 1:1
 =========================  ===================================================
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Callable
+from typing import Callable, assert_never
 
 from stlspec import ast, ir
 from stlspec.checker import CheckedProgram, top_level_positions
 
-__all__ = ["lower", "lower_spec", "PASSES", "expand_implies", "expand_release", "expand_next_steps",
-           "expand_neq", "to_core", "map_formula"]
+__all__ = ["lower", "lower_spec", "PASSES", "expand_implies", "expand_release", "expand_neq", "to_core"]
 
 Pass = Callable[[ast.Formula], ast.Formula]
 
 
-def map_formula(f: ast.Formula, fn: Pass) -> ast.Formula:
-    """Rebuild ``f`` bottom-up, applying ``fn`` to every node after its children.
-
-    Nodes whose children did not change are reused, not copied (``replace`` is
-    the expensive part of lowering).
-    """
-    match f:
-        case ast.BoolLit() | ast.Atom() | ast.VarEq():
-            g = f
-        case ast.Not(arg) | ast.Next(arg) | ast.Eventually(arg) | ast.Always(arg):
-            new = map_formula(arg, fn)
-            g = f if new is arg else replace(f, arg=new)
-        case ast.And(args) | ast.Or(args):
-            new_args = tuple(map_formula(a, fn) for a in args)
-            g = f if all(x is y for x, y in zip(new_args, args)) else replace(f, args=new_args)
-        case ast.Implies(left, right) | ast.Until(left, right) | ast.Release(left, right):
-            nl, nr = map_formula(left, fn), map_formula(right, fn)
-            g = f if (nl is left and nr is right) else replace(f, left=nl, right=nr)
-        case ast.Quantified():
-            body = map_formula(f.body, fn)
-            g = f if body is f.body else replace(f, body=body)
-        case ast.Sequence(events):
-            new_f = tuple(map_formula(e.formula, fn) for e in events)
-            g = f if all(x is e.formula for x, e in zip(new_f, events)) else replace(
-                f, events=tuple(e if x is e.formula else replace(e, formula=x) for x, e in zip(new_f, events)))
-        case ast.Hinted(formula):
-            new = map_formula(formula, fn)
-            g = f if new is formula else replace(f, formula=new)
-        case _:  # pragma: no cover
-            raise AssertionError(f"unknown AST node {f!r}")
-    return fn(g)
-
-
 def _pass(rule: Callable[[ast.Formula], ast.Formula | None]) -> Pass:
     def run(f: ast.Formula) -> ast.Formula:
-        return map_formula(f, lambda g: rule(g) or g)
+        return ast.map_formula(f, lambda g: rule(g) or g)
 
     run.__name__ = rule.__name__
     run.__doc__ = rule.__doc__
@@ -92,17 +60,6 @@ def expand_release(f):
 
 
 @_pass
-def expand_next_steps(f):
-    """``next[k] a`` → k nested one-step ``next`` (strong or weak alike)."""
-    if isinstance(f, ast.Next) and f.steps != 1:
-        g = f.arg
-        for _ in range(f.steps):
-            g = ast.Next(g, f.weak, 1, f.span)
-        return g
-    return None
-
-
-@_pass
 def expand_neq(f):
     """``x != y`` → ``not (x == y)``."""
     if isinstance(f, ast.VarEq) and not f.equal:
@@ -111,7 +68,7 @@ def expand_neq(f):
 
 
 #: The sugar-removing passes, in order. Each is a pure AST → AST function.
-PASSES: tuple[Pass, ...] = (expand_implies, expand_release, expand_next_steps, expand_neq)
+PASSES: tuple[Pass, ...] = (expand_implies, expand_release, expand_neq)
 
 
 def lower(checked: CheckedProgram) -> ir.CoreProgram:
@@ -130,65 +87,81 @@ def lower_spec(spec: ast.Spec, source: str = "") -> ir.Spec:
 
 
 def to_core(f: ast.Formula, events: list[ir.EventInfo] | None = None, source: str = "") -> ir.Formula:
-    """Map a desugared AST formula onto the core IR, numbering top-level events into ``events``."""
+    """Map a desugared AST formula onto the core IR, numbering top-level events into ``events``.
+
+    Events are numbered in source order: a chain's events when the chain is
+    entered (pre-order), before anything nested inside them.
+    """
     events = [] if events is None else events
     top = {id(g) for g in top_level_positions(f)}
+    ids: dict[int, list[int | None]] = {}  # id(Sequence | Hinted) -> event index of each element
 
     def label(node) -> str:
         sp = node.span
         return source[sp.start:sp.end] if source and sp.known else ""
 
-    def go(g: ast.Formula) -> ir.Formula:
+    def enter(g: ast.Formula, _ctx) -> None:
+        match g:
+            case ast.Sequence(evs):
+                tagged = id(g) in top
+                ids[id(g)] = [len(events) + i if tagged else None for i in range(len(evs))]
+                if tagged:
+                    events.extend(ir.EventInfo(len(events), ev.hint.interval() if ev.hint else None,
+                                               label(ev.formula)) for ev in evs)
+            case ast.Hinted(formula, hint):
+                if id(g) in top:
+                    ids[id(g)] = [len(events)]
+                    events.append(ir.EventInfo(len(events), hint.interval(), label(formula)))
+                else:
+                    ids[id(g)] = [None]
+            case _:
+                pass
+        return None
+
+    def leave(g: ast.Formula, _ctx, kids: tuple[ir.Formula, ...]) -> ir.Formula:
         match g:
             case ast.BoolLit(value):
                 return ir.Const(value)
             case ast.Atom(pred, args):
                 return ir.Unary(pred.text, args[0]) if len(args) == 1 else ir.Binary(pred.text, args[0], args[1])
-            case ast.VarEq(left, right, True):
+            case ast.VarEq(left, right, equal):
+                assert equal, "expand_neq runs before to_core"
                 return ir.Eq(left, right)
-            case ast.Not(arg):
-                return ir.Not(go(arg))
-            case ast.And(args):
-                return ir.And(tuple(go(a) for a in args))
-            case ast.Or(args):
-                return ir.Or(tuple(go(a) for a in args))
-            case ast.Next(arg, weak, 1):
-                return ir.Next(go(arg), weak)
-            case ast.Eventually(arg, window):
-                return ir.Eventually(go(arg), _window(window))
-            case ast.Always(arg, window):
-                return ir.Always(go(arg), _window(window))
-            case ast.Until(left, right, window):
-                return ir.Until(go(left), go(right), _window(window))
-            case ast.Quantified(kind, binders, body):
+            case ast.Not():
+                return ir.Not(kids[0])
+            case ast.And():
+                return ir.And(kids)
+            case ast.Or():
+                return ir.Or(kids)
+            case ast.Next(_, weak, steps):
+                return ir.Next(kids[0], weak, steps)
+            case ast.Eventually(_, window):
+                return ir.Eventually(kids[0], _window(window))
+            case ast.Always(_, window):
+                return ir.Always(kids[0], _window(window))
+            case ast.Until(_, _, window):
+                return ir.Until(kids[0], kids[1], _window(window))
+            case ast.Quantified(kind, binders):
                 vars_ = tuple((b.var, _category(b)) for b in binders)
-                return (ir.Exists if kind == "exists" else ir.Forall)(vars_, go(body))
-            case ast.Sequence(evs):
-                tagged = id(g) in top
-                ids = []
-                for ev in evs:
-                    if tagged:
-                        ids.append(len(events))
-                        events.append(ir.EventInfo(len(events), ev.hint.interval() if ev.hint else None,
-                                                   label(ev.formula)))
-                    else:
-                        ids.append(None)
-                bodies = [go(ev.formula) for ev in evs]
+                return (ir.Exists if kind == "exists" else ir.Forall)(vars_, kids[0])
+            case ast.Sequence():
+                idx = ids.pop(id(g))
                 # Build from the last event backwards: e_k = eventually(A_k and next e_{k+1}).
-                chain: ir.Formula = ir.Eventually(bodies[-1], None, ids[-1])
-                for body, idx in zip(reversed(bodies[:-1]), reversed(ids[:-1])):
-                    chain = ir.Eventually(ir.And((body, ir.Next(chain, False))), None, idx)
+                chain: ir.Formula = ir.Eventually(kids[-1], None, idx[-1])
+                for body, i in zip(reversed(kids[:-1]), reversed(idx[:-1])):
+                    chain = ir.Eventually(ir.And((body, ir.Next(chain, False))), None, i)
                 return chain
-            case ast.Hinted(formula, hint):
-                assert isinstance(formula, ast.Eventually), "the checker rejects other hinted formulas"
-                idx = None
-                if id(g) in top:
-                    idx = len(events)
-                    events.append(ir.EventInfo(idx, hint.interval(), label(formula)))
-                return ir.Eventually(go(formula.arg), _window(formula.window), idx)
-        raise AssertionError(f"not desugared before to_core: {g!r}")  # pragma: no cover
+            case ast.Hinted(formula):
+                # The checker rejects hints on anything but `eventually`; kids[0] is its lowering.
+                assert isinstance(formula, ast.Eventually) and isinstance(kids[0], ir.Eventually), \
+                    "the checker rejects other hinted formulas"
+                return ir.Eventually(kids[0].arg, kids[0].window, ids.pop(id(g))[0])
+            case ast.Implies() | ast.Release():
+                raise AssertionError(f"not desugared before to_core: {g!r}")
+            case _:
+                assert_never(g)
 
-    return go(f)
+    return ast.fold(f, leave, enter)
 
 
 def _window(w: ast.Window | None) -> ir.Window | None:

@@ -9,19 +9,22 @@ the errors of every broken item, not only the first.
 
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import replace
 from functools import lru_cache
 from importlib import resources
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
-from stlspec import ast
+from stlspec import ast, diagnostics
 from stlspec.diagnostics import Diagnostic, StlError
-from stlspec.fastparse import KEYWORDS, unquote
+from stlspec.lexicon import KEYWORDS, unquote
 from stlspec.span import Span
 
-__all__ = ["parse", "grammar_text", "KEYWORDS"]
+__all__ = ["parse", "grammar_text", "lark_parse"]
 
 
 # Words from other temporal-logic notations that LLMs and humans reach for, and what we spell them as.
@@ -64,22 +67,34 @@ def _comments(text: str) -> tuple[tuple[int, str], ...]:
 def parse(text: str, path: str = "<string>") -> ast.Program:
     """Parse ``text``; raise :class:`StlError` with every syntax diagnostic found.
 
-    The hand-written fast parser (:mod:`stlspec.fastparse`) handles valid text;
-    anything it does not accept goes through Lark, which names the problem.
+    The hand-written fast parser (:mod:`stlspec.fastparse`) handles valid text
+    of ordinary depth; anything it does not accept goes through Lark, which
+    names the problem (or parses text nested deeper than the fast parser goes).
+    Formulas nested deeper than :data:`stlspec.traverse.MAX_DEPTH` are E107.
     """
     from stlspec.fastparse import Fallback, fast_parse
 
     try:
         items, comments = fast_parse(text)
-        return ast.Program(items=tuple(items), path=path, source=text, comments=comments)
     except Fallback:
-        pass
-    try:
-        items = _parse_items(text, path)
-    except _SyntaxProblem:
-        diagnostics = _collect_errors(text, path)
-        raise StlError(diagnostics, {path: text}) from None
-    return ast.Program(items=tuple(items), path=path, source=text, comments=_comments(text))
+        try:
+            items = _parse_items(text, path)
+        except _SyntaxProblem:
+            raise StlError(_collect_errors(text, path), {path: text}) from None
+        comments = _comments(text)
+    too_deep = [d for item in items if isinstance(item, ast.Spec) for d in depth_diagnostics(item, path)]
+    if too_deep:
+        raise StlError(too_deep, {path: text})
+    return ast.Program(items=tuple(items), path=path, source=text, comments=comments)
+
+
+def depth_diagnostics(spec: ast.Spec, path: str) -> list[Diagnostic]:
+    """E107 when ``spec``'s formula nests deeper than :data:`MAX_DEPTH` (at the first node beyond it)."""
+    node = ast.too_deep(spec.formula)
+    if node is None:
+        return []
+    span = node.span if node.span.known else spec.name_span
+    return [diagnostics.nested_too_deeply(span, path, ast.depth(spec.formula))]
 
 
 class _SyntaxProblem(Exception):
@@ -110,28 +125,49 @@ def _parse_items(text: str, path: str) -> list[ast.Item]:
 
 
 def _collect_errors(text: str, path: str) -> list[Diagnostic]:
-    """Re-parse each top-level item alone (other text blanked, offsets kept) to report every broken item."""
-    starts = [m.start() for m in _TOP_LEVEL.finditer(text)]
+    """Every broken top-level item's diagnostic, in time linear in the file.
+
+    Each item (from one line starting with ``spec``/``category``/... to the
+    next) is parsed on its own: by the fast parser first (most items are fine),
+    by Lark when that declines, and a diagnostic found in an item's slice is
+    moved back to its place in the whole file. When the split hides the
+    problem (e.g. an unterminated block comment), the whole-file error stands.
+    """
+    from stlspec.fastparse import Fallback, fast_parse
+
+    comments = [(o, o + len(c)) for o, c in _comments(text)]
+    comment_starts = [o for o, _ in comments]
+
+    def in_comment(offset: int) -> bool:  # a line starting with `spec` inside /* ... */ starts no item
+        i = bisect.bisect_right(comment_starts, offset) - 1
+        return i >= 0 and offset < comments[i][1]
+
+    starts = [m.start() for m in _TOP_LEVEL.finditer(text) if not in_comment(m.start())]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
-    bounds = list(zip(starts, starts[1:] + [len(text)]))
     out: list[Diagnostic] = []
-    for lo, hi in bounds:
-        masked = _blank(text[:lo]) + text[lo:hi] + _blank(text[hi:])
+    line = 1
+    prev = 0
+    for lo, hi in zip(starts, starts[1:] + [len(text)]):
+        line += text.count("\n", prev, lo)  # every item starts at the beginning of a line
+        prev = lo
+        chunk = text[lo:hi]
         try:
-            _parse_items(masked, path)
+            fast_parse(chunk)
+            continue
+        except Fallback:
+            pass
+        try:
+            _parse_items(chunk, path)
         except _SyntaxProblem as exc:
-            out.append(exc.diagnostic)
-    if not out:  # the split hid the problem (e.g. an unterminated block comment): report the whole-file error
+            d = exc.diagnostic
+            out.append(replace(d, span=d.span.shifted(lo, line - 1)) if d.span.known else d)
+    if not out:
         try:
             _parse_items(text, path)
         except _SyntaxProblem as exc:
             out.append(exc.diagnostic)
     return out
-
-
-def _blank(s: str) -> str:
-    return re.sub(r"[^\n]", " ", s)
 
 
 def _describe_expected(expected: set[str]) -> str:
@@ -246,8 +282,12 @@ def _meta_span(text: str, children: list) -> Span:
 
 
 @v_args(inline=True)
-class _Builder(Transformer):
-    """Tree → AST. Spans come from tokens and child nodes, so no Lark meta is needed."""
+class _Builder(Transformer_NonRecursive):
+    """Tree → AST. Spans come from tokens and child nodes, so no Lark meta is needed.
+
+    Non-recursive: the LALR parser builds trees of any depth without recursion,
+    and so does this transformer (deeply nested text gets E107 afterwards).
+    """
 
     def __init__(self, text: str, path: str):
         super().__init__(visit_tokens=False)
@@ -304,15 +344,15 @@ class _Builder(Transformer):
     def binder(self, var: Token, category: ast.Name | None) -> ast.Binder:
         return ast.Binder(str(var), category, self._s(var, category))
 
-    def _quant(self, kind: str, children) -> ast.Quantified:
+    def _quant(self, kw: Token, children) -> ast.Quantified:
         *binders, body = children
-        return ast.Quantified(kind, tuple(binders), body, self._s(binders[0], body))
+        return ast.Quantified(str(kw), tuple(binders), body, self._s(kw, body))
 
-    def exists(self, *children):
-        return self._quant("exists", children)
+    def exists(self, kw, *children):
+        return self._quant(kw, children)
 
-    def forall(self, *children):
-        return self._quant("forall", children)
+    def forall(self, kw, *children):
+        return self._quant(kw, children)
 
     def named_hint(self, tok: Token) -> ast.Hint:
         return ast.Hint(name=str(tok), span=_tok_span(self.text, tok))
@@ -341,8 +381,8 @@ class _Builder(Transformer):
     def and_(self, *args):
         return args[0] if len(args) == 1 else ast.And(tuple(args), self._s(args[0], args[-1]))
 
-    def not_(self, arg):
-        return ast.Not(arg, arg.span)
+    def not_(self, kw, arg):
+        return ast.Not(arg, self._s(kw, arg))
 
     # ------------------------------------------------------------ temporal
     def steps(self, tok: Token) -> tuple[int, Span]:
@@ -362,22 +402,21 @@ class _Builder(Transformer):
     def inf(self, tok: Token):
         return _Inf(tok)
 
-    def _next(self, weak: bool, steps, arg):
+    def _next(self, kw: Token, weak: bool, steps, arg):
         k, given = (1, False) if steps is None else (steps[0], True)
-        span = arg.span if steps is None else steps[1].cover(arg.span)
-        return ast.Next(arg, weak, k, span, given)
+        return ast.Next(arg, weak, k, self._s(kw, arg), given)
 
-    def next(self, steps, arg):
-        return self._next(False, steps, arg)
+    def next(self, kw, steps, arg):
+        return self._next(kw, False, steps, arg)
 
-    def weak_next(self, steps, arg):
-        return self._next(True, steps, arg)
+    def weak_next(self, kw, _next, steps, arg):
+        return self._next(kw, True, steps, arg)
 
-    def always(self, window, arg):
-        return ast.Always(arg, window, self._s(window, arg))
+    def always(self, kw, window, arg):
+        return ast.Always(arg, window, self._s(kw, arg))
 
-    def eventually(self, window, arg):
-        return ast.Eventually(arg, window, self._s(window, arg))
+    def eventually(self, kw, window, arg):
+        return ast.Eventually(arg, window, self._s(kw, arg))
 
     def until(self, left, window, right):
         return ast.Until(left, right, window, self._s(left, right))

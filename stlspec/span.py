@@ -36,6 +36,11 @@ class Span(NamedTuple):
         last = self if self.end >= other.end else other
         return Span(first.start, last.end, first.line, first.column, last.end_line, last.end_column)
 
+    def shifted(self, offset: int, lines: int) -> "Span":
+        """This span moved ``offset`` characters and ``lines`` lines on (for text that starts a line)."""
+        return Span(self.start + offset, self.end + offset, self.line + lines, self.column,
+                    self.end_line + lines, self.end_column)
+
     @staticmethod
     def at(source: str, start: int, end: int | None = None) -> "Span":
         """Build a span from character offsets into ``source``."""

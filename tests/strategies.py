@@ -143,7 +143,9 @@ def open_formulas(draw, vocab: ir.Vocabulary | None = None, bound: tuple[str, ..
             args = tuple(draw(st.lists(sub(), min_size=2, max_size=3)))
             return ir.And(args) if op == "and" else ir.Or(args)
         case "next":
-            return ir.Next(draw(sub()), weak=draw(st.booleans()))
+            # Mostly one step; sometimes next[k], including k beyond any trace drawn here.
+            steps = draw(st.sampled_from((1, 1, 1, 2, 3, 40)))
+            return ir.Next(draw(sub()), weak=draw(st.booleans()), steps=steps)
         case "eventually":
             return ir.Eventually(draw(sub()), draw(windows()))
         case "always":

@@ -7,6 +7,7 @@ golden tests, not for parsing back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import assert_never
 
 from stlspec import ir
 
@@ -21,31 +22,55 @@ def window_text(w: ir.Window | None) -> str:
     return f"[{w.lo}, {hi}{' of T' if w.unit == 'fraction' else ''}]"
 
 
-def _sexpr(f: ir.Formula, depth: int) -> str:
-    pad = "  " * depth
+def _head(f: ir.Formula) -> str:
     match f:
         case ir.Const(v):
-            return pad + ("true" if v else "false")
+            return "true" if v else "false"
         case ir.Unary(p, v):
-            return pad + f"(unary {p!r} {v})"
+            return f"(unary {p!r} {v})"
         case ir.Binary(p, a, b):
-            return pad + f"(binary {p!r} {a} {b})"
+            return f"(binary {p!r} {a} {b})"
         case ir.Eq(a, b):
-            return pad + f"(eq {a} {b})"
-    head = {
-        ir.Not: "not", ir.And: "and", ir.Or: "or", ir.Next: "next", ir.Eventually: "eventually",
-        ir.Always: "always", ir.Until: "until", ir.Exists: "exists", ir.Forall: "forall",
-    }[type(f)]
-    if isinstance(f, ir.Next) and f.weak:
-        head = "weak-next"
-    if isinstance(f, (ir.Eventually, ir.Always, ir.Until)):
-        head += window_text(f.window)
-    if isinstance(f, ir.Eventually) and f.event is not None:
-        head += f" #event{f.event}"
-    if isinstance(f, (ir.Exists, ir.Forall)):
-        head += " (" + " ".join(f"{v}:{c or 'any'}" for v, c in f.vars) + ")"
-    kids = "\n".join(_sexpr(c, depth + 1) for c in ir.children(f))
-    return f"{pad}({head}\n{kids})"
+            return f"(eq {a} {b})"
+        case ir.Not():
+            return "(not"
+        case ir.And():
+            return "(and"
+        case ir.Or():
+            return "(or"
+        case ir.Next(_, weak, steps):
+            return f"({'weak-next' if weak else 'next'}{'' if steps == 1 else f'[{steps}]'}"
+        case ir.Eventually(_, w, event):
+            return f"(eventually{window_text(w)}" + ("" if event is None else f" #event{event}")
+        case ir.Always(_, w):
+            return f"(always{window_text(w)}"
+        case ir.Until(_, _, w):
+            return f"(until{window_text(w)}"
+        case ir.Exists(vs, _) | ir.Forall(vs, _):
+            q = "exists" if isinstance(f, ir.Exists) else "forall"
+            return f"({q} (" + " ".join(f"{v}:{c or 'any'}" for v, c in vs) + ")"
+        case _:
+            assert_never(f)
+
+
+def _sexpr(f: ir.Formula, depth: int) -> str:
+    """``f`` as an indented S-expression, one node per line.
+
+    One fold, no recursion (the IR may be thousands deep): a node's line is
+    written when it is entered, its closing parenthesis when it is left.
+    """
+    lines: list[str] = []
+
+    def enter(g: ir.Formula, d: int) -> tuple[int, ...]:
+        lines.append("  " * d + _head(g))
+        return (d + 1,) * len(ir.children(g))
+
+    def leave(g: ir.Formula, _d: int, kids: tuple) -> None:
+        if kids:
+            lines[-1] += ")"
+
+    ir.fold(f, leave, enter, depth)
+    return "\n".join(lines)
 
 
 def format_spec(spec: ir.Spec) -> str:

@@ -121,10 +121,10 @@ class _Interpreter:
                 return L.and_([self.value(a, t, env) for a in args])
             case ir.Or(args):
                 return L.or_([self.value(a, t, env) for a in args])
-            case ir.Next(arg, weak):
+            case ir.Next(arg, weak, steps):
                 # Strong next is false past the end, weak next is true.
-                if t + 1 < self.T:
-                    return self.value(arg, t + 1, env)
+                if t + steps < self.T:
+                    return self.value(arg, t + steps, env)
                 return 1.0 if weak else 0.0
             case ir.Eventually(arg, w, event):
                 if self.pin is not None and event is not None:
@@ -224,7 +224,7 @@ def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and isinstance(body.args[1].arg, ir.Eventually)
+                and not body.args[1].weak and body.args[1].steps == 1 and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None
         node = body.args[1].arg

@@ -98,9 +98,7 @@ class SpecRecord:
         return f"{first['code']} {first['message']}{more}"
 
 
-_KEYWORDS = frozenset(
-    "include category unary binary spec exists forall then implies or and until release not next weak "
-    "always eventually true false inf".split())
+from stlspec.lexicon import KEYWORDS as _KEYWORDS  # noqa: E402 - next to its one use
 
 
 def spec_name_for(caption_id: str, used: set[str]) -> str:

@@ -35,6 +35,7 @@ the pinned-frame column ``p``, ``track(v)`` for an entity variable)::
     a and b         r(t, V) = a(t, Va) and b(t, Vb)            (min)
     a or b          r(t, V) = a(t, Va) and G(V - Va); ... one rule per operand (max)
     next a          r(t, V) = succ(t, s) and a(s, V)          weak: + last(t) and G(V)
+    next[k] a       r(t, V) = stepk(t, s) and a(s, V)         weak: + stepk_end(t) and G(V)
     eventually a    r(t, V) = a(t, V);  r(t, V) = succ(t, s) and r(s, V)
     eventually[w] a r(t, V) = win(t, s) and a(s, V)
     always a        r(t, V) = last(t) and a(t, V);  r(t, V) = a(t, V) and succ(t, s) and r(s, V)
@@ -244,6 +245,27 @@ class _Emitter:
         self.helpers.add(name)
         return name
 
+    # -- next[k]
+
+    def steps(self, k: int, weak: bool) -> tuple[str, str | None]:
+        """Helper relations ``S(t, s)`` (``s = t + k`` is a frame) and, for weak next, ``E(t)`` (``t + k``
+        is past the last frame)."""
+        if k == 1:
+            return self.helper("succ"), (self.helper("last") if weak else None)
+        k = min(k, 999_999_999)  # Scallop integers are i32; no trace is that long, so the value is the same
+        name = f"step{k}"
+        if ("steps", k) not in self.windows:
+            self.windows[("steps", k)] = name
+            self.declare(name, [("t", "i32"), ("s", "i32")], f"s is the frame {k} after t",
+                         [f"rel {name}(t, s) = frame(t) and frame(s) and s == t + {k}"])
+        if not weak:
+            return name, None
+        if ("steps_end", k) not in self.windows:
+            self.windows[("steps_end", k)] = f"{name}_end"
+            self.declare(f"{name}_end", [("t", "i32")], f"t + {k} is past the last frame",
+                         [f"rel {name}_end(t) = frame(t) and num_frames(n) and t + {k} >= n"])
+        return name, f"{name}_end"
+
     # -- windows
 
     def window(self, w: ir.Window | None) -> str:
@@ -321,11 +343,12 @@ class _Emitter:
                 rels = [self.emit(x, pin) for x in args]
                 bodies = [(head, [r.atom(), *self.ground(c for c in cols if c not in r.cols)]) for r in rels]
                 return self.relation(self.fresh("or", pin), cols, _describe(f, name_of), bodies)
-            case ir.Next(arg, weak):
+            case ir.Next(arg, weak, steps):
                 a = self.emit(arg, pin)
-                bodies = [(head, [f"{self.helper('succ')}(t, s)", a.atom("s")])]
-                if weak:
-                    bodies.append((head, [f"{self.helper('last')}(t)", *self.ground(cols)]))
+                step, past_end = self.steps(steps, weak)
+                bodies = [(head, [f"{step}(t, s)", a.atom("s")])]
+                if past_end is not None:
+                    bodies.append((head, [f"{past_end}(t)", *self.ground(cols)]))
                 return self.relation(self.fresh("wnext" if weak else "next", pin), cols,
                                      _describe(f, name_of), bodies)
             case ir.Eventually(arg, w, event):

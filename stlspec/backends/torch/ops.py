@@ -192,17 +192,18 @@ def _mask_frames(x: torch.Tensor, T_b: torch.Tensor, fill: float) -> torch.Tenso
     return masked(x, valid, fill)
 
 
-def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool, full: bool = False) -> torch.Tensor:
-    """``next φ``: φ at ``t+1`` if ``t+1 < T_b``, else 0 (strong) or 1 (weak).
+def next_(x: torch.Tensor, T_b: torch.Tensor, weak: bool, full: bool = False, steps: int = 1) -> torch.Tensor:
+    """``next[steps] φ``: φ at ``t+steps`` if ``t+steps < T_b``, else 0 (strong) or 1 (weak).
 
     ``full=True`` promises ``T_b == T`` for every instance (no padded frames).
     """
     fill = 1.0 if weak else 0.0
-    y = _shift(x, 1, fill)
+    steps = min(steps, x.shape[-1])  # beyond T every position is past the end (and int64 cannot overflow)
+    y = _shift(x, steps, fill)
     if full:
         return y
     t = _time_index(x.shape[-1], x.device)
-    inside = bk(t[None, :] + 1 < T_b[:, None], x.dim())
+    inside = bk(t[None, :] + steps < T_b[:, None], x.dim())
     return masked(y, inside, fill)
 
 

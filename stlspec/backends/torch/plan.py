@@ -49,6 +49,7 @@ class _Node:
     scope: tuple[int, ...] = ()  # variable ids in scope, outermost first (the tensor's var dims)
     slot: int = -1  # leaf / window / binder slot in the group's tables
     weak: bool = False
+    steps: int = 1  # next: how many frames ahead
     windowed: bool = False
     event: int | None = None
     block: tuple[int, ...] = ()  # variable ids bound here
@@ -111,9 +112,9 @@ def _canon(spec: ir.Spec, columns: Columns):
                 ks, ns = zip(*(go(a, scope, temporal) for a in args))
                 ev = frozenset().union(*(n.events for n in ns))
                 return (op, ks), _Node(op, tuple(ns), scope, events=ev, temporal_above=temporal)
-            case ir.Next(a, weak):
+            case ir.Next(a, weak, steps):
                 k, n = go(a, scope, True)
-                return ("next", weak, k), _Node("next", (n,), scope, weak=weak, events=n.events,
+                return ("next", weak, steps, k), _Node("next", (n,), scope, weak=weak, steps=steps, events=n.events,
                                                 temporal_above=temporal)
             case ir.Eventually(a, w, event):
                 slot = len(windows)
@@ -625,7 +626,7 @@ class _GroupRun(WitnessMixin):
             case "or":
                 return L.or_(xs)
             case "next":
-                return ops.next_(self._full_time(xs[0]), self.T_b, n.weak, self.ctx.full)
+                return ops.next_(self._full_time(xs[0]), self.T_b, n.weak, self.ctx.full, n.steps)
             case "ev":
                 lo, hi = self.windows(n)
                 return ops.eventually(self._full_time(xs[0]), L, lo, hi, self.T_b, self.ctx.full)

@@ -62,7 +62,8 @@ class WitnessMixin:
         while cur.event != event:
             body = cur.children[0]
             if not (body.op == "and" and len(body.children) == 2 and body.children[1].op == "next"
-                    and not body.children[1].weak and body.children[1].children[0].op == "ev"
+                    and not body.children[1].weak and body.children[1].steps == 1
+                    and body.children[1].children[0].op == "ev"
                     and event not in body.children[0].events):
                 return None
             cur = body.children[1].children[0]
