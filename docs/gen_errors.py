@@ -70,6 +70,12 @@ spec arrow {
 }
 """, "stlspec spells its operators as words: `implies`, `and`, `or`, `not`, `always`, `eventually`, `next`, "
      "`until`."),
+    "E107": Example("python", """import stlspec
+
+# 1001 nested `not`s: one more than the language's nesting limit (stlspec.traverse.MAX_DEPTH = 1000).
+stlspec.parse("spec deep { " + "not " * 1001 + "true }")
+""", "Every stage (parse, check, fmt, compile) accepts formulas nested up to 1000 operators deep and reports "
+     "this error beyond; parentheses alone do not count. Split such a formula into several specs."),
     "E201": Example("stlspec", _V + """
 spec typo {
   exists a: person, c: cup. eventually holdng(a, c)
