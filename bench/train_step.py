@@ -83,7 +83,7 @@ def main() -> None:
         med["rest_s"] = max(med["step_s"] - med["perception_s"] - med["spec_eval_s"], 0.0)
         print(json.dumps({
             "workload": "laser_train weak step", "batch_size": bs, "frames": cfg.data.num_frames,
-            "max_tracks": int(setup.train.track_mask.sum(1).max()), "negatives_per_video": vcfg.loss.num_negatives,
+            "max_tracks": setup.train.max_tracks, "negatives_per_video": vcfg.loss.num_negatives,
             "background_specs": len(setup.background_ids), "threads": args.threads,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "steps": args.steps,
             **{k: round(v, 5) for k, v in med.items()},

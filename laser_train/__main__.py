@@ -111,27 +111,30 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", metavar="DIR",
                    help="dataset directory in the documented format (default: the checkpoint's dataset)")
     p.add_argument("--split", default="test", metavar="NAME",
-                   help="split to evaluate: train, val or test (default test)")
+                   help="split to evaluate: train, val or test (default test); a split the data lacks is an error")
 
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from laser_train import train as T
     from laser_train.checkpoint import load_checkpoint
     from laser_train.config import apply_overrides, from_dict
-    from laser_train.data.format import validate_dataset
-    from laser_train.data.loader import load_split
+    from laser_train.data.dataset import build_dataset, make_loader
+    from laser_train.data.format import SPLITS, DatasetError, Problem, validate_dataset
     from laser_train.evaluate import evaluate_model
     from laser_train.losses import SpecSupervision
     from laser_train.model import build_model
 
+    if args.split not in SPLITS:  # before anything is loaded
+        raise DatasetError([Problem("-", 0, "--split", f"unknown split {args.split!r}; choose from "
+                                    f"{', '.join(SPLITS)}")])
     state = load_checkpoint(args.checkpoint)
     cfg = apply_overrides(from_dict(state["config"]), overrides)
     root = args.data or state.get("extra", {}).get("dataset") or T.ensure_dataset(cfg)
     ds = validate_dataset(root, skip_invalid=cfg.data.skip_invalid)
     for p in ds.skipped:
         print(f"skipped: {p}", file=sys.stderr)
-    split = args.split if ds.split(args.split) else None
-    data = load_split(ds, split, cfg.data.crop_size)
+    split = args.split
+    data = build_dataset(ds, split, cfg.data, train=False, seed=cfg.train.seed)  # an empty split is an error
     model = build_model(cfg.model, ds.vocabulary, cfg.data.crop_size)
     model.load_state_dict(state["model"])
     sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
@@ -139,10 +142,11 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     negs = [sup.add_many(n or ()) for n in data.negatives]
     if not any(negs) and len(data) > 1:  # no negatives in the manifest: other videos' captions
         negs = [[data.spec_ids[(v + 1) % len(data)]] for v in range(len(data))]
-    metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": split or "all",
+    metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": split,
                      "videos": len(data), "epoch": state["epoch"]}
-    metrics.update(evaluate_model(model, data, sup, negs, cfg.eval.ks, cfg.eval.threshold,
-                                   cfg.eval.protocol))
+    loader = make_loader(data, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
+    metrics.update(evaluate_model(model, loader, sup, negs, cfg.eval.ks, cfg.eval.threshold,
+                                  cfg.eval.protocol))
     print(json.dumps(metrics, indent=2))
     return 0
 

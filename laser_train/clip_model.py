@@ -53,7 +53,7 @@ __all__ = ["ClipPerception", "load_clip", "union_crops", "save_random_clip", "Cl
 #: CLIP's image normalisation (used when the checkpoint has no preprocessor_config.json).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-#: How much context ``laser_train.data.loader.extract_crops`` adds around each box (fraction per side).
+#: How much context ``laser_train.data.dataset.extract_crops`` adds around each box (fraction per side).
 CROP_CONTEXT = 0.15
 _KINDS = ("names", "unary", "binary")
 _GEO = 10  # width of geometry_features

@@ -49,7 +49,13 @@ class DataConfig:
     seed: int = 0  # synthetic world seed (video i depends only on (seed, i))
     num_train: int = 400
     num_test: int = 100
-    num_frames: int = 12
+    num_frames: int = 12  # frames sampled per video (0 = every frame), and frames per synthetic video
+    fps: float = 0.0  # subsample each video to this rate before picking num_frames (0 = the source rate)
+    sampling: str = "uniform"  # "uniform" (segment centres) or "segment" (a random frame per segment in training)
+    clip_seconds: float = 0.0  # longer videos: a window this long (random in training, centred in eval); 0 = all
+    crop: str = "box"  # "box", "mask" (zero outside the track's mask) or "mask_box" (the mask's bounding box)
+    num_workers: int = 0  # DataLoader worker processes decoding videos (0 = in the training process)
+    prefetch_factor: int = 2  # batches each worker prepares ahead
     image_size: int = 64
     min_objects: int = 3
     max_objects: int = 4

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 __all__ = ["recall_at_k", "scene_graph_metrics", "chance_metrics", "predict", "binarize", "spec_accuracy",
-           "evaluate_model"]
+           "truth_spec_accuracy", "evaluate_model", "RecallAccumulator", "SpecAccuracy"]
 
 
 def _hits(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, k: int):
@@ -59,32 +59,74 @@ def _macro(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor) -> fl
 
 def _valid_masks(data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     present = data.present
-    tracks = present.any(1)  # [V, N]: tracks seen at least once
+    tracks = present.any(1)  # [B, N]: tracks seen at least once
     pairs = present[:, :, :, None] & present[:, :, None, :]
     eye = torch.eye(present.shape[-1], dtype=torch.bool)
     return tracks, present, pairs & ~eye
 
 
+class RecallAccumulator:
+    """Recall@k and macro recall@1 summed over batches: the same numbers as over the whole split at once
+    (each a sum of per-fact hits over a count of facts), without holding the split in memory."""
+
+    KINDS = ("names", "unary", "binary")
+
+    def __init__(self, ks=(1, 5)):
+        self.ks = tuple(ks)
+        self.hits: dict[tuple[str, int], float] = {(kind, k): 0.0 for kind in self.KINDS for k in self.ks}
+        self.facts: dict[str, int] = {kind: 0 for kind in self.KINDS}
+        self.col_hits: dict[str, torch.Tensor] = {}
+        self.col_facts: dict[str, torch.Tensor] = {}
+
+    def add(self, pred, data) -> None:
+        """Add one batch: ``pred`` the model's SceneGraphScores, ``data`` with attributes ``present``,
+        ``gt_names``, ``gt_unary``, ``gt_binary`` (e.g. a collated batch as a namespace)."""
+        tracks, present, pairs = _valid_masks(data)
+        names, unary, binary = pred.log_scores()
+        for kind, scores, truth, valid in (("names", names, data.gt_names, tracks),
+                                           ("unary", unary, data.gt_unary, present),
+                                           ("binary", binary, data.gt_binary, pairs)):
+            scores, truth, valid = scores.detach().cpu(), truth.cpu(), valid.cpu()
+            for k in self.ks:
+                hit, y = _hits(scores, truth, valid, k)
+                self.hits[(kind, k)] += float(hit[y].sum())
+                if k == self.ks[0]:
+                    self.facts[kind] += int(y.sum())
+            hit1, y1 = _hits(scores, truth, valid, 1)
+            ch = (hit1 * y1).sum(0)
+            cf = y1.sum(0).double()
+            self.col_hits[kind] = self.col_hits.get(kind, torch.zeros_like(ch)) + ch
+            self.col_facts[kind] = self.col_facts.get(kind, torch.zeros_like(cf)) + cf
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for kind in self.KINDS:
+            n = self.facts[kind]
+            for k in self.ks:
+                out[f"{kind}_r{k}"] = self.hits[(kind, k)] / n if n else float("nan")
+            cf, ch = self.col_facts.get(kind), self.col_hits.get(kind)
+            if cf is None or not (cf > 0).any():
+                out[f"{kind}_macro_r1"] = float("nan")
+            else:
+                per = (ch[cf > 0] / cf[cf > 0]).tolist()
+                out[f"{kind}_macro_r1"] = sum(per) / len(per)
+            out[f"{kind}_facts"] = n
+        return out
+
+
 def scene_graph_metrics(pred, data, ks=(1, 5)) -> dict[str, float]:
-    """Recall@k of ``pred`` (a :class:`~laser_train.model.SceneGraphScores` over all of ``data``)."""
-    tracks, present, pairs = _valid_masks(data)
-    names, unary, binary = pred.log_scores()
-    out: dict[str, float] = {}
-    for kind, scores, truth, valid in (("names", names, data.gt_names, tracks),
-                                       ("unary", unary, data.gt_unary, present),
-                                       ("binary", binary, data.gt_binary, pairs)):
-        for k in ks:
-            out[f"{kind}_r{k}"], n = recall_at_k(scores, truth, valid, k)
-        out[f"{kind}_macro_r1"] = _macro(scores, truth, valid)
-        out[f"{kind}_facts"] = n
-    return out
+    """Recall@k of ``pred`` (a :class:`~laser_train.model.SceneGraphScores`) against ``data`` (see
+    :meth:`RecallAccumulator.add`)."""
+    acc = RecallAccumulator(ks)
+    acc.add(pred, data)
+    return acc.result()
 
 
 def chance_metrics(data, ks=(1, 5)) -> dict[str, float]:
-    """Expected recall of a uniformly random ranking."""
+    """Expected recall of a uniformly random ranking (``data``: anything with a ``vocabulary``)."""
+    voc = data.vocabulary
     out: dict[str, float] = {}
-    for kind, truth in (("names", data.gt_names), ("unary", data.gt_unary), ("binary", data.gt_binary)):
-        K = truth.shape[-1]
+    for kind, K in (("names", len(voc.categories)), ("unary", len(voc.unary)), ("binary", len(voc.binary))):
         for k in ks:
             out[f"{kind}_r{k}"] = min(k, K) / K
         out[f"{kind}_macro_r1"] = 1 / K
@@ -92,17 +134,14 @@ def chance_metrics(data, ks=(1, 5)) -> dict[str, float]:
 
 
 @torch.no_grad()
-def predict(model, data, batch_size: int = 64):
-    """Run ``model`` over all videos of ``data``; returns one concatenated SceneGraphScores."""
-    from laser_train.model import SceneGraphScores
-
+def predict(model, batch):
+    """Run ``model`` on one collated batch in eval mode; returns its SceneGraphScores."""
+    was_training = model.training
     model.eval()
-    parts = []
-    for start in range(0, len(data), batch_size):
-        idx = torch.arange(start, min(start + batch_size, len(data)))
-        parts.append(model(data.batch(idx)))
-    model.train()
-    return SceneGraphScores(*(torch.cat([getattr(p, f) for p in parts]) for f in SceneGraphScores.FIELDS))
+    try:
+        return model(batch)
+    finally:
+        model.train(was_training)
 
 
 def binarize(pred, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -112,50 +151,78 @@ def binarize(pred, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, 
     return names, (unary >= threshold).float(), (binary >= threshold).float()
 
 
-def spec_accuracy(supervision: Any, graph: tuple[torch.Tensor, ...], data, negatives: list[list[int]]
-                  ) -> dict[str, float]:
-    """How well ``graph`` decides each video's caption spec (true) and its negatives (false).
+class SpecAccuracy:
+    """Balanced spec-satisfaction accuracy accumulated over batches (see :func:`spec_accuracy`)."""
+
+    def __init__(self, supervision: Any, data, negatives: list[list[int]]):
+        self.supervision, self.data, self.negatives = supervision, data, negatives
+        self.hits = {1.0: [0, 0], 0.0: [0, 0]}  # label -> [correct, total]
+
+    def add(self, graph: tuple[torch.Tensor, ...], batch) -> None:
+        names, unary, binary = graph
+        spec_ids, video_ids, labels = [], [], []
+        for j, v in enumerate(batch["index"].tolist()):
+            spec_ids.append(self.supervision.positive_id(self.data, v))
+            video_ids.append(j)
+            labels.append(1.0)
+            for s in self.negatives[v]:
+                spec_ids.append(s)
+                video_ids.append(j)
+                labels.append(0.0)
+        values = self.supervision.evaluate(names, unary, binary, batch["frame_mask"], batch["track_mask"],
+                                           batch["present"], spec_ids, video_ids, logic="boolean",
+                                           witnesses=False).values
+        for value, label in zip(values.tolist(), labels):
+            self.hits[label][0] += int((value >= 0.5) == (label == 1.0))
+            self.hits[label][1] += 1
+
+    def result(self) -> dict[str, float]:
+        hits = self.hits
+        pos = hits[1.0][0] / max(hits[1.0][1], 1)
+        neg = hits[0.0][0] / max(hits[0.0][1], 1) if hits[0.0][1] else float("nan")
+        return {"spec_accuracy": (pos + neg) / 2 if hits[0.0][1] else pos, "spec_pos_acc": pos,
+                "spec_neg_acc": neg}
+
+
+def spec_accuracy(supervision: Any, graphs, loader, negatives: list[list[int]]) -> dict[str, float]:
+    """How well the scene graphs decide each video's caption spec (true) and its negatives (false).
 
     Returns ``spec_accuracy`` — the *balanced* accuracy, the mean of the rate of positives found
     true (``spec_pos_acc``) and of negatives found false (``spec_neg_acc``), so that with many
     negatives per caption an "everything is false" graph scores 50%, not 89% — and both rates.
     ``supervision`` is a :class:`laser_train.losses.SpecSupervision` holding every spec;
-    ``negatives[v]`` lists the spec ids used as negatives for video v.
+    ``negatives[v]`` lists the spec ids used as negatives for video v; ``graphs(batch)`` gives the
+    0/1 scene graph ``(names, unary, binary)`` of a batch of ``loader``.
     """
-    names, unary, binary = graph
-    hits = {1.0: [0, 0], 0.0: [0, 0]}  # label -> [correct, total]
-    for start in range(0, len(data), 64):
-        idx = list(range(start, min(start + 64, len(data))))
-        spec_ids, video_ids, labels = [], [], []
-        for j, v in enumerate(idx):
-            spec_ids.append(supervision.positive_id(data, v))
-            video_ids.append(j)
-            labels.append(1.0)
-            for s in negatives[v]:
-                spec_ids.append(s)
-                video_ids.append(j)
-                labels.append(0.0)
-        t = torch.tensor(idx)
-        values = supervision.evaluate(names[t], unary[t], binary[t], data.frame_mask[t], data.track_mask[t],
-                                      data.present[t], spec_ids, video_ids, logic="boolean",
-                                      witnesses=False).values
-        for value, label in zip(values.tolist(), labels):
-            hits[label][0] += int((value >= 0.5) == (label == 1.0))
-            hits[label][1] += 1
-    pos = hits[1.0][0] / max(hits[1.0][1], 1)
-    neg = hits[0.0][0] / max(hits[0.0][1], 1) if hits[0.0][1] else float("nan")
-    return {"spec_accuracy": (pos + neg) / 2 if hits[0.0][1] else pos, "spec_pos_acc": pos, "spec_neg_acc": neg}
+    acc = SpecAccuracy(supervision, loader.dataset, negatives)
+    for batch in loader:
+        acc.add(graphs(batch), batch)
+    return acc.result()
 
 
-def evaluate_model(model, data, supervision: Any, negatives: list[list[int]], ks=(1, 5),
+def truth_spec_accuracy(supervision: Any, loader, negatives: list[list[int]]) -> float:
+    """Spec accuracy of the ground-truth scene graphs themselves: the ceiling of the metric."""
+    graphs = lambda b: (b["gt_names"], b["gt_unary"], b["gt_binary"])  # noqa: E731
+    return spec_accuracy(supervision, graphs, loader, negatives)["spec_accuracy"]
+
+
+def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], ks=(1, 5),
                    threshold: float = 0.5, protocols=("facts",)) -> dict[str, float]:
-    """Recall against ``data``'s hidden scene graphs (when it has them) under each of ``protocols``
-    (:mod:`laser_train.protocols`; ``facts`` is :func:`scene_graph_metrics`) and the spec accuracy."""
-    from laser_train.protocols import protocol_metrics
+    """Recall against the hidden scene graphs (when the data has them) under each of ``protocols``
+    (:mod:`laser_train.protocols`; ``facts`` is :func:`scene_graph_metrics`) and the spec accuracy,
+    streamed over ``loader`` (a DataLoader of :func:`laser_train.data.dataset.collate` batches, any order)."""
+    from types import SimpleNamespace
 
-    pred = predict(model, data)
-    metrics: dict[str, float] = {}
-    if data.has_ground_truth:
-        metrics.update(protocol_metrics(pred, data, protocols, ks))
-    metrics.update(spec_accuracy(supervision, binarize(pred, threshold), data, negatives))
+    from laser_train.protocols import ProtocolAccumulator
+
+    data = loader.dataset
+    recall = ProtocolAccumulator(protocols, ks) if data.has_ground_truth else None
+    specs = SpecAccuracy(supervision, data, negatives)
+    for batch in loader:
+        pred = predict(model, batch)
+        if recall is not None:
+            recall.add(pred, SimpleNamespace(**batch))
+        specs.add(binarize(pred, threshold), batch)
+    metrics: dict[str, float] = recall.result() if recall is not None else {}
+    metrics.update(specs.result())
     return metrics

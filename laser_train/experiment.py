@@ -163,8 +163,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
 
 def _truth_spec_accuracy(setup) -> float:
     """Spec accuracy of the ground-truth scene graphs themselves: the ceiling of the metric."""
-    from laser_train.evaluate import spec_accuracy
+    from laser_train import train as T
+    from laser_train.evaluate import truth_spec_accuracy
 
-    d = setup.test
-    truth = (d.gt_names, d.gt_unary, d.gt_binary)
-    return spec_accuracy(setup.supervision, truth, d, setup.test_negatives)["spec_accuracy"]
+    loader = T.data_loader(setup, setup.cfg, "test", batch_size=64)
+    return truth_spec_accuracy(setup.supervision, loader, setup.test_negatives)

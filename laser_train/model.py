@@ -1,7 +1,7 @@
 """Perception models: from frames and object tracks to a probabilistic scene graph.
 
 The interface every model implements (:class:`PerceptionModel`) takes a batch
-dict from :meth:`laser_train.data.loader.VideoTensors.batch`
+dict from :func:`laser_train.data.dataset.collate`
 
 =============== ========================== ==========================================
 ``crops``       ``[B, T, N, 3, S, S]``     track crops, float in [-0.5, 0.5]

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+from laser_train.data.files import safe_name
 
 __all__ = ["make_all", "loss_curves", "results_bars", "timeline", "frame_grid"]
 
@@ -129,13 +130,13 @@ def timeline(path: Path, v: int, data, probs, vocabulary) -> Path:
 
 
 def frame_grid(path: Path, v: int, data, probs, vocabulary, frames: int = 4) -> Path:
-    from laser_train.data.loader import read_frames
+    from laser_train.data.video import read_frames
 
     plt = _plt()
     names, unary, _ = probs
     rec = data.records[v]
-    video = read_frames(rec.video)
     T = int(data.frame_mask[v].sum())
+    video = read_frames(rec.video, data.frames[v, :T].tolist())  # only the sampled frames
     N = int(data.track_mask[v].sum())
     picks = np.linspace(0, T - 1, min(frames, T)).round().astype(int)
     W, H = rec.size
@@ -152,7 +153,7 @@ def frame_grid(path: Path, v: int, data, probs, vocabulary, frames: int = 4) -> 
             top = vocabulary.unary_names[int(unary[v, t, n].argmax())]
             ax.text(x0 - 0.5, y0 - 1.5, f"{cat}\n{top}", color="white", fontsize=6, va="bottom",
                     bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0))
-        ax.set_title(f"frame {t}", fontsize=9)
+        ax.set_title(f"frame {int(data.frames[v, t])}", fontsize=9)
         ax.axis("off")
     fig.suptitle(f"{data.ids[v]} — predicted labels (weak model)", fontsize=9)
     return _save(plt, fig, path, dpi=110)
@@ -166,12 +167,27 @@ def make_all(out: Path, setup, models: dict[str, Any], histories: dict[str, list
     out.mkdir(parents=True, exist_ok=True)
     files = [loss_curves(out / "loss_curves.png", histories), results_bars(out / "results.png", results)]
     model = models.get("weak") or next(iter(models.values()))
-    data = setup.test
-    if data.has_ground_truth and cfg.eval.plot_videos:
-        idx = torch.arange(min(cfg.eval.plot_videos, len(data)))
-        pred = predict(model, data)
-        probs = tuple(p.detach() for p in pred.probs())
-        for v in idx.tolist():
-            files.append(timeline(out / f"timeline_{data.ids[v]}.png", v, data, probs, setup.vocabulary))
-            files.append(frame_grid(out / f"frames_{data.ids[v]}.png", v, data, probs, setup.vocabulary))
+    if setup.test.has_ground_truth and cfg.eval.plot_videos:
+        data = _PlotBatch(setup.test, list(range(min(cfg.eval.plot_videos, len(setup.test)))))
+        probs = tuple(p.detach() for p in predict(model, data.batch).probs())
+        for v, name in enumerate(data.ids):
+            name = safe_name(name)  # a record id may hold '/' or other path characters
+            files.append(timeline(out / f"timeline_{name}.png", v, data, probs, setup.vocabulary))
+            files.append(frame_grid(out / f"frames_{name}.png", v, data, probs, setup.vocabulary))
     return files
+
+
+class _PlotBatch:
+    """A few videos of a split as one collated batch, with the attributes the plots read."""
+
+    def __init__(self, dataset, index: list[int]):
+        self.batch = dataset.batch(index)
+        self.ids = [dataset.ids[i] for i in index]
+        self.captions = [dataset.captions[i] for i in index]
+        self.records = [dataset.records[i] for i in index]
+
+    def __getattr__(self, name: str):
+        try:
+            return self.__dict__["batch"][name]
+        except KeyError:
+            raise AttributeError(name) from None

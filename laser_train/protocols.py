@@ -61,7 +61,7 @@ import torch
 from laser_train.config import EVAL_PROTOCOLS
 
 __all__ = ["PROTOCOLS", "check_protocols", "laser_metrics", "predcls_metrics", "protocol_metrics",
-           "topk_probability"]
+           "topk_probability", "ProtocolAccumulator"]
 
 #: The protocols ``eval.protocol`` may name, in reporting order.
 PROTOCOLS = EVAL_PROTOCOLS
@@ -92,33 +92,67 @@ def _row_hits(scores: torch.Tensor, k: int) -> torch.Tensor:
     return topk_probability(greater, equal, k)
 
 
-def _mean_row_recall(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, k: int) -> tuple[float, int]:
-    """Mean over valid rows with ≥1 true column of (expected true columns in the top k) / (true columns)."""
+def _row_recall_sum(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, k: int) -> tuple[float, int]:
+    """Sum and count over valid rows with ≥1 true column of (expected true columns in the top k) / (true columns)."""
     s, y = scores[valid], truth[valid] > 0.5
     keep = y.any(-1)
     s, y = s[keep], y[keep]
     if not len(y):
-        return float("nan"), 0
+        return 0.0, 0
     hit = _row_hits(s, k)
     per_row = (hit * y).sum(-1) / y.sum(-1)
-    return float(per_row.mean()), int(len(y))
+    return float(per_row.sum()), int(len(y))
 
 
-def laser_metrics(pred, data, ks=(1, 5)) -> dict[str, float]:
-    """The ``laser`` protocol (module docstring) of ``pred`` against ``data``'s ground truth."""
+# A protocol's partial result over part of the data: key -> (sum, count), each a float or a tensor of
+# per-predicate sums and counts (mean recall). Partials of disjoint batches add up; :func:`_finish`
+# turns the total into the metric (sum / count; per-predicate means averaged over the predicates seen).
+Partial = dict
+
+
+def _laser_partial(pred, data, ks) -> Partial:
     from laser_train.evaluate import _valid_masks
 
     tracks, present, pairs = _valid_masks(data)
     names, unary, binary = pred.log_scores()
-    out: dict[str, float] = {}
+    out: Partial = {}
     for kind, scores, truth, valid in (("obj", names, data.gt_names, tracks),
                                        ("unary", unary, data.gt_unary, present),
                                        ("pair", binary, data.gt_binary, pairs)):
         n = 0
         for k in ks:
-            out[f"laser_{kind}_r{k}"], n = _mean_row_recall(scores, truth, valid, k)
-        out[f"laser_{kind}_count"] = n
+            total, n = _row_recall_sum(scores.detach().cpu(), truth.cpu(), valid.cpu(), k)
+            out[f"laser_{kind}_r{k}"] = (total, n)
+        out[f"laser_{kind}_count"] = (n, None)
     return out
+
+
+def _add(total: Partial, part: Partial) -> Partial:
+    for key, (a, n) in part.items():
+        if key not in total:
+            total[key] = (a, n)
+        else:
+            b, m = total[key]
+            total[key] = (a + b, None if n is None else n + m)
+    return total
+
+
+def _finish(total: Partial) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, (a, n) in total.items():
+        if n is None:  # a plain count
+            out[key] = int(a)
+        elif isinstance(n, torch.Tensor):  # mean recall: per-predicate means, averaged over the predicates seen
+            seen = n > 0
+            out[key] = float((a[seen] / n[seen]).mean()) if seen.any() else float("nan")
+        else:
+            out[key] = a / n if n else float("nan")
+    return out
+
+
+def laser_metrics(pred, data, ks=(1, 5)) -> dict[str, float]:
+    """The ``laser`` protocol (module docstring) of ``pred`` against ``data``'s ground truth."""
+    return _finish(_laser_partial(pred, data, ks))
 
 
 def _rank(values: torch.Tensor, candidates: torch.Tensor):
@@ -134,21 +168,27 @@ def _rank(values: torch.Tensor, candidates: torch.Tensor):
 
 def predcls_metrics(pred, data, ks=(10, 20, 50)) -> dict[str, float]:
     """The ``predcls`` protocol (module docstring): R@K and mR@K with and without the graph constraint."""
+    return _finish(_predcls_partial(pred, data, ks))
+
+
+def _predcls_partial(pred, data, ks) -> Partial:
     from laser_train.evaluate import _valid_masks
 
     _, _, pairs = _valid_masks(data)  # [V, T, N, N]
-    scores = pred.log_scores()[2].double()  # [V, T, N, N, R]
-    truth = (data.gt_binary > 0.5) & pairs[..., None]
+    scores = pred.log_scores()[2].detach().cpu().double()  # [V, T, N, N, R]
+    pairs = pairs.cpu()
+    truth = (data.gt_binary.cpu() > 0.5) & pairs[..., None]
     V, T, N, _, R = scores.shape
     F_ = V * T
     scores, truth, pairs = scores.reshape(F_, N * N, R), truth.reshape(F_, N * N, R), pairs.reshape(F_, N * N)
     has = truth.flatten(1).any(-1)
     scores, truth, pairs = scores[has], truth[has], pairs[has]
-    out: dict[str, float] = {"predcls_frames": int(has.sum())}
+    out: Partial = {"predcls_frames": (int(has.sum()), None)}
     if not len(scores):
         for mode in ("gc", "nogc"):
             for k in ks:
-                out[f"predcls_{mode}_r{k}"] = out[f"predcls_{mode}_mr{k}"] = float("nan")
+                out[f"predcls_{mode}_r{k}"] = (0.0, 0)
+                out[f"predcls_{mode}_mr{k}"] = (torch.zeros(R, dtype=torch.float64), torch.zeros(R, dtype=torch.float64))
         return out
     neg_inf = torch.tensor(-math.inf, dtype=torch.float64)
     # no constraint: every (pair, predicate) of a valid pair is a candidate
@@ -166,28 +206,54 @@ def predcls_metrics(pred, data, ks=(10, 20, 50)) -> dict[str, float]:
         hit_nogc = topk_probability(g_all, e_all, k) * y
         hit_gc = (chosen * topk_probability(g_pair, e_pair, k)[..., None]).flatten(1) * y
         for mode, hit in (("nogc", hit_nogc), ("gc", hit_gc)):
-            out[f"predcls_{mode}_r{k}"] = float((hit.sum(-1) / n_true).mean())
-            per_pred = []
+            out[f"predcls_{mode}_r{k}"] = (float((hit.sum(-1) / n_true).sum()), int(len(n_true)))
+            sums = torch.zeros(R, dtype=torch.float64)
+            counts = torch.zeros(R, dtype=torch.float64)
             for r in range(R):
                 col = pred_of == r
                 n_r = y[:, col].sum(-1)
                 frames = n_r > 0
                 if frames.any():
-                    per_pred.append(float((hit[:, col].sum(-1)[frames] / n_r[frames]).mean()))
-            out[f"predcls_{mode}_mr{k}"] = sum(per_pred) / len(per_pred)
+                    sums[r] = (hit[:, col].sum(-1)[frames] / n_r[frames]).sum()
+                    counts[r] = int(frames.sum())
+            out[f"predcls_{mode}_mr{k}"] = (sums, counts)
     return out
 
 
 def protocol_metrics(pred, data, protocols=PROTOCOLS, ks=(1, 5)) -> dict[str, float]:
     """Every protocol named in ``protocols`` on ``pred`` vs ``data``'s ground truth (which it must have)."""
-    from laser_train.evaluate import scene_graph_metrics
+    acc = ProtocolAccumulator(protocols, ks)
+    acc.add(pred, data)
+    return acc.result()
 
-    out: dict[str, float] = {}
-    for name in check_protocols(protocols):
-        if name == "facts":
-            out.update(scene_graph_metrics(pred, data, ks))
-        elif name == "laser":
-            out.update(laser_metrics(pred, data, ks))
-        elif name == "predcls":
-            out.update(predcls_metrics(pred, data, ks))
-    return out
+
+class ProtocolAccumulator:
+    """The protocols' metrics summed over batches (streamed evaluation): adding the batches of a split one
+    by one gives the numbers of the whole split at once (up to float rounding)."""
+
+    def __init__(self, protocols=PROTOCOLS, ks=(1, 5)):
+        from laser_train.evaluate import RecallAccumulator
+
+        self.protocols, self.ks = check_protocols(protocols), tuple(ks)
+        self.facts = RecallAccumulator(self.ks) if "facts" in self.protocols else None
+        self.total: Partial = {}
+
+    def add(self, pred, data) -> None:
+        """Add one batch (``data``: attributes ``present``, ``gt_names``, ``gt_unary``, ``gt_binary``)."""
+        for name in self.protocols:
+            if name == "facts":
+                self.facts.add(pred, data)
+            elif name == "laser":
+                _add(self.total, _laser_partial(pred, data, self.ks))
+            elif name == "predcls":
+                _add(self.total, _predcls_partial(pred, data, self.ks))
+
+    def result(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        finished = _finish(self.total)
+        for name in self.protocols:
+            if name == "facts":
+                out.update(self.facts.result())
+            else:
+                out.update({k: v for k, v in finished.items() if k.startswith(name + "_")})
+        return out

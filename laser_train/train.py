@@ -10,8 +10,13 @@ One training run ("variant") trains one model from scratch on one prepared
 * ``svilm`` / ``finsta`` / ``hero``  an embedding baseline's objective instead of the specs
   (:mod:`laser_train.objectives`), ``weak+<baseline>`` LASER's objective plus the baseline's.
 
+Data streams from disk through :mod:`laser_train.data.dataset` (a ``Dataset`` +
+``DataLoader``; ``data.num_workers`` worker processes decode only the sampled
+frames), so memory does not grow with the dataset.
+
 Determinism: the model is initialised from ``train.seed``; epoch ``e`` shuffles
-with a generator seeded by ``(seed, e)`` and samples negatives with
+with a generator seeded by ``(seed, e)``, samples frames with
+``numpy.random.default_rng([seed, e, video])`` and negatives with
 ``numpy.random.default_rng([seed, e])``. No other state crosses an epoch, so
 resuming from the checkpoint written after epoch ``e`` replays epochs ``e+1...``
 exactly as the uninterrupted run would (on the same machine and thread count).
@@ -33,11 +38,12 @@ import torch
 
 from laser_train.checkpoint import load_checkpoint, save_checkpoint
 from laser_train.config import LOSS_TERMS, ExperimentConfig, to_dict
-from laser_train.data.loader import VideoTensors
+from laser_train.data.dataset import VideoDataset
 from laser_train.losses import SpecSupervision, WeakBatch, supervised_loss, weak_loss
 from laser_train.objectives import parse_objective
 
-__all__ = ["Setup", "prepare", "variant_config", "train_one_epoch", "evaluate", "main", "VARIANTS", "BASELINES"]
+__all__ = ["Setup", "prepare", "variant_config", "data_loader", "train_one_epoch", "evaluate", "main", "VARIANTS",
+           "BASELINES"]
 
 #: The embedding baselines (laser_train.objectives) trained alone, and each added to LASER's objective.
 BASELINES = ("svilm", "finsta", "hero")
@@ -55,8 +61,8 @@ class Setup:
     cfg: ExperimentConfig
     root: Path
     vocabulary: Any
-    train: VideoTensors
-    test: VideoTensors
+    train: VideoDataset
+    test: VideoDataset
     supervision: SpecSupervision
     background_ids: list[int]
     train_negative_pool: list[list[int]]  # per train video: generated negatives (empty: use other videos)
@@ -118,18 +124,21 @@ def generated_negatives(records: list[Any], vocabulary: Any, count: int, seed: i
 
 def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     """Load (or generate) the data, compile every spec once, fix the evaluation negatives."""
+    from laser_train.data.dataset import CROP_MODES, build_dataset, sampling_of
     from laser_train.data.format import validate_dataset
-    from laser_train.data.loader import load_split
 
+    sampling_of(cfg.data)  # bad data settings fail before any data is generated or read
+    if cfg.data.crop not in CROP_MODES:
+        raise ValueError(f"unknown data.crop {cfg.data.crop!r}; choose from {', '.join(CROP_MODES)}")
     t0 = time.perf_counter()
     root = ensure_dataset(cfg, progress)
     t1 = time.perf_counter()
     ds = validate_dataset(root, skip_invalid=cfg.data.skip_invalid)
     for p in ds.skipped:
         print(f"skipped: {p}")
-    train = load_split(ds, "train", cfg.data.crop_size, progress)
+    train = build_dataset(ds, "train", cfg.data, train=True, seed=cfg.train.seed)
     test_split = "test" if ds.split("test") else "val"
-    test = load_split(ds, test_split, cfg.data.crop_size, progress)
+    test = build_dataset(ds, test_split, cfg.data, train=False, seed=cfg.train.seed)
     t2 = time.perf_counter()
     sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
     sup.register(train)
@@ -267,36 +276,49 @@ def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, fl
 # ---------------------------------------------------------------------------------------------- loop
 
 
+def data_loader(setup: Setup, cfg: ExperimentConfig, split: str = "train", sampler: Any = None,
+                batch_size: int | None = None) -> torch.utils.data.DataLoader:
+    """The DataLoader of ``split`` ("train": shuffled per epoch; "test": in order) with ``cfg.data``'s
+    workers; ``sampler`` (e.g. a ``DistributedSampler``) replaces the default order."""
+    from laser_train.data.dataset import make_loader
+
+    data = setup.train if split == "train" else setup.test
+    if split == "train" and cfg.loss.supervision != "full":
+        data = data.without_ground_truth()  # weak supervision never reads the scene graphs
+    return make_loader(data, batch_size or cfg.train.batch_size, shuffle=split == "train", seed=cfg.train.seed,
+                       num_workers=cfg.data.num_workers, sampler=sampler, prefetch_factor=cfg.data.prefetch_factor)
+
+
 def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentConfig, epoch: int,
-                    progress: bool = False, desc: str = "") -> dict[str, Any]:
+                    progress: bool = False, desc: str = "", loader: Any = None) -> dict[str, Any]:
     """One pass over the training videos; returns mean losses, per-step totals and a time breakdown."""
-    train = setup.train
-    gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch)
+    from laser_train.data.dataset import set_epoch
+
+    loader = loader if loader is not None else data_loader(setup, cfg, "train")
+    set_epoch(loader, epoch)
     rng = np.random.default_rng([cfg.train.seed, epoch])
-    order = torch.randperm(len(train), generator=gen)
-    bs = cfg.train.batch_size
-    steps = range(0, len(train), bs)
+    steps: Any = loader
     if progress:
         from tqdm import tqdm
 
-        steps = tqdm(steps, desc=desc or f"epoch {epoch + 1}", unit="step", leave=False)
+        steps = tqdm(loader, desc=desc or f"epoch {epoch + 1}", unit="step", leave=False)
     sums: dict[str, float] = {}
     step_losses: list[float] = []
-    t_model = t_spec = 0.0
+    t_model = t_spec = t_data = 0.0
     t_start = time.perf_counter()
     model.train()
     full = cfg.loss.supervision == "full"
     objective = parse_objective(cfg.loss.objective)
     paste_gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch + 7919)  # S-ViLM's cut-and-paste
-    for s in steps:
-        index = order[s:s + bs]
-        batch = train.batch(index)
+    t_wait = time.perf_counter()
+    for batch in steps:
+        index = batch["index"]
         t0 = time.perf_counter()
+        t_data += t0 - t_wait
         scores = model(batch)
         t1 = time.perf_counter()
         if full:
-            loss, terms = supervised_loss(scores, batch, (train.gt_names[index], train.gt_unary[index],
-                                                          train.gt_binary[index]))
+            loss, terms = supervised_loss(scores, batch, (batch["gt_names"], batch["gt_unary"], batch["gt_binary"]))
             t2 = time.perf_counter()
         else:
             loss, terms = _objective_step(setup, cfg, objective, scores, batch, index, rng, paste_gen)
@@ -315,20 +337,23 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         if progress and hasattr(steps, "set_postfix"):
             steps.set_postfix(loss=f"{step_losses[-1]:.3f}")
+        t_wait = time.perf_counter()
     n = max(len(step_losses), 1)
     return {"epoch": epoch + 1, "loss": sum(step_losses) / n, "terms": {k: v / n for k, v in sums.items()},
-            "step_losses": step_losses, "time_s": time.perf_counter() - t_start,
+            "step_losses": step_losses, "time_s": time.perf_counter() - t_start, "data_s": t_data,
             "forward_model_s": t_model, "loss_s": t_spec, "lr": scheduler.get_last_lr()[0]}
 
 
-def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoTensors | None = None,
+def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoDataset | None = None,
              negatives: list[list[int]] | None = None) -> dict[str, float]:
     """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy."""
+    from laser_train.data.dataset import make_loader
     from laser_train.evaluate import evaluate_model
 
     data = data if data is not None else setup.test
     negatives = negatives if negatives is not None else setup.test_negatives
-    return evaluate_model(model, data, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
+    loader = make_loader(data, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
+    return evaluate_model(model, loader, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
                           cfg.eval.protocol)
 
 
@@ -385,9 +410,10 @@ def _main(cfg: ExperimentConfig, variant: str, out_dir: str | Path | None, setup
         torch.set_rng_state(state["torch_rng"])
         history, start = state["history"], state["epoch"]
     config = to_dict(vcfg)
+    loader = data_loader(setup, vcfg, "train")
     for epoch in range(start, vcfg.train.epochs):
         desc = f"{variant} {epoch + 1}/{vcfg.train.epochs}"
-        history.append(train_one_epoch(model, opt, sched, setup, vcfg, epoch, progress, desc))
+        history.append(train_one_epoch(model, opt, sched, setup, vcfg, epoch, progress, desc, loader))
         if ckpt is not None:
             save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=epoch + 1, config=config,
                             history=history, extra={"variant": variant, "dataset": str(setup.root)})

@@ -59,11 +59,11 @@ def test_sample_converts_validates(fmt, tmp_path, capsys):
                                              else "test"}
     assert all(r.num_frames == T and r.size == (W, H) for r in ds.records)
     assert all((r.scene_graph is not None) == GROUND_TRUTH[fmt] for r in ds.records)
-    masks = [tr["masks"] for r in ds.records for tr in r.track_data]
+    masks = [tr["masks"] for r in ds.records for tr in r.read_tracks()]  # masks stay on disk until read
     assert all((m is not None) == (fmt in MASKS) for m in masks)
     if fmt in MASKS:  # every mask decodes to the track's box
         for r in ds.records:
-            for tr in r.track_data:
+            for tr in r.read_tracks():
                 for box, m in zip(tr["boxes"], tr["masks"]):
                     assert mask_box(rle_decode(m)) == box
 

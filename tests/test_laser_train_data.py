@@ -126,7 +126,7 @@ def test_track_frame_out_of_range_and_bad_box(small_dataset, tmp_path):
     with pytest.raises(DatasetError) as err:
         validate_dataset(root)
     text = str(err.value)
-    assert "record 'v00002': tracks: track 't0' frame 40 out of range [0, 6)" in text
+    assert "record 'v00002': tracks: tracks/v00002.json: track 't0' frame 40: out of range [0, 6)" in text
     assert "track 't1' frame" in text and "empty box" in text
 
 

@@ -35,6 +35,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from laser_train.data import masks as _masks
+
 __all__ = ["Invalid", "ConvertError", "Reporter", "TrackOut", "FactOut", "VideoOut", "DatasetWriter",
            "safe_load_pickle", "rle_encode", "rle_decode", "mask_box", "check_box", "list_frames",
            "template_caption", "read_json", "split_from_name"]
@@ -315,32 +317,12 @@ def check_box(where: str, box: Any, width: int, height: int, tolerance: float = 
 
 
 def rle_encode(mask: np.ndarray) -> dict:
-    """A boolean [H, W] mask as uncompressed COCO RLE: column-major run lengths, starting with a 0-run."""
-    mask = np.asarray(mask, dtype=bool)
-    flat = mask.ravel(order="F")
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    counts = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        counts = [0] + counts
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
+    """A boolean [H, W] mask as uncompressed COCO RLE (:func:`laser_train.data.masks.rle_encode`, list form)."""
+    return _masks.rle_encode(mask, compressed=False)
 
 
-def rle_decode(rle: dict) -> np.ndarray:
-    """Inverse of :func:`rle_encode`."""
-    h, w = rle["size"]
-    values = np.zeros(len(rle["counts"]), dtype=bool)
-    values[1::2] = True
-    return np.repeat(values, rle["counts"]).reshape((h, w), order="F")
-
-
-def mask_box(mask: np.ndarray) -> list[float] | None:
-    """The tight pixel box [x0, y0, x1, y1] of a boolean mask (x1, y1 exclusive), or None if it is empty."""
-    ys = np.flatnonzero(mask.any(1))
-    xs = np.flatnonzero(mask.any(0))
-    if not len(ys):
-        return None
-    return [float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)]
+rle_decode = _masks.rle_decode
+mask_box = _masks.mask_bbox
 
 
 def template_caption(facts: list[FactOut], category: dict[str, str | None], max_events: int = 3,
