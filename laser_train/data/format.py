@@ -107,6 +107,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        if self.record == "-":  # about the dataset as a whole
+            return f"{self.field}: {self.message}"
         where = f"manifest.jsonl:{self.line} " if self.line else ""
         return f"{where}record {self.record!r}: {self.field}: {self.message}"
 
