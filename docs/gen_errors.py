@@ -204,6 +204,16 @@ program = stlspec.compile_text("spec trivially { true }")
 trace = Trace.from_dict({"num_frames": 1, "tracks": []})
 evaluate(program.spec("trivially"), trace, logic="fuzzy")
 """),
+    "E604": Example("python", """import torch
+import stlspec
+from stlspec.backends.torch import SceneGraphBatch
+
+program = stlspec.compile_text("category person\\nunary walking(person)\\n"
+                               "spec moves { exists a: person. eventually walking(a) }")
+ev = stlspec.compile(program, target="torch")
+batch = SceneGraphBatch(torch.rand(1, 2, 1), torch.rand(1, 4, 2, 1), torch.rand(1, 4, 2, 2, 0))
+ev(batch, spec_ids=["move"], video_ids=[0])
+""", "Spec ids are names (or indices) of the compiled specs; video ids index the batch."),
     "W101": Example("stlspec", _V + """
 spec unused {
   exists a: person, c: cup. eventually walking(a)

@@ -65,6 +65,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E601", "error", "input too large", "The exact logic enumerates worlds and refuses inputs beyond its documented size."),
     ErrorCode("E602", "error", "unsupported by backend", "The chosen backend cannot express this construct or option."),
     ErrorCode("E603", "error", "unknown logic", "The logic name is not one of boolean, godel, product, smooth, exact."),
+    ErrorCode("E604", "error", "invalid evaluator input", "A batch, spec id or video id passed to a compiled evaluator does not fit it (shapes, columns, ranges)."),
     # E7xx / W7xx: the caption → spec pipeline (stlspec.llm); reported in records, not raised
     ErrorCode("E701", "error", "no spec found in the answer", "The model's answer contains no `spec` block."),
     ErrorCode("E702", "error", "more than one spec in the answer", "The model's answer holds several specs; one was asked for."),

@@ -43,7 +43,8 @@ from __future__ import annotations
 from typing import Any
 
 from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
-from stlspec.backends.torch.plan import TorchEvaluator, compile_specs, evaluate
+from stlspec.backends.torch.api import compile_specs, evaluate
+from stlspec.backends.torch.engine import TorchEvaluator
 
 __all__ = [
     "BACKEND", "Columns", "EvalOutput", "SceneGraphBatch", "TorchEvaluator",

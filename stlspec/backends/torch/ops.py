@@ -267,10 +267,13 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
                 s = zr.logcumsumexp(-1)
             s = s.flip(-1)
         if lo is None:
-            # W(t) is empty only at padded frames, whose values no operator ever reads.
-            return back(s)
-        y = _gather_time(s, start, e)
-        nonempty = start <= T_b[:, None] - 1
+            if full:  # W(t) = [t, T-1] is never empty
+                return back(s)
+            # W(t) is empty at padded frames only; a video with no frames at all reads them at t = 0.
+            y, nonempty = s, t < T_b[:, None]
+        else:
+            y = _gather_time(s, start, e)
+            nonempty = start <= T_b[:, None] - 1
     else:
         end = torch.minimum(t + hi[:, None], T_b[:, None] - 1)  # inclusive
         length = (end - start + 1).clamp_min(0)
@@ -304,6 +307,7 @@ def window_fold_t0(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: to
         z = masked(z, bk(keep, x.dim()), e)
     elif not full:
         z = _mask_frames(z, T_b, e)
+        nonempty = T_b >= 1  # W(0) is empty only in a video without frames
     if logic.minmax:
         y = z.amax(-1, keepdim=True) if disjunction else z.amin(-1, keepdim=True)
     elif logic.name == "product":

@@ -18,7 +18,7 @@ from stlspec.backends.torch import ops
 from stlspec.backends.torch.ops import bk
 
 if TYPE_CHECKING:
-    from stlspec.backends.torch.plan import _Node
+    from stlspec.backends.torch.v1 import _Node
 
 __all__ = ["WitnessMixin"]
 

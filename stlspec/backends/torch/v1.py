@@ -1,4 +1,7 @@
-"""Compile core-IR specs into a batched evaluation plan and run it.
+"""**Engine v1 (superseded; kept only as the benchmark's side-by-side comparison).**
+
+The default engine is :mod:`stlspec.backends.torch.engine`; ``compile_specs(..., engine="v1")``
+selects this one. Compile core-IR specs into a batched evaluation plan and run it.
 
 A spec's *shape* is its IR tree with every leaf (``Unary``, ``Binary``, ``Eq``,
 ``Const``) abstracted to "a leaf", predicate and category names removed and
@@ -30,10 +33,10 @@ from stlspec.backends import unsupported
 from stlspec.backends.torch import ops
 from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
 from stlspec.backends.torch.ops import TorchLogic
-from stlspec.backends.torch.witness import WitnessMixin
+from stlspec.backends.torch.v1_witness import WitnessMixin
 from stlspec.logics import Logic, get_logic
 
-__all__ = ["Columns", "SceneGraphBatch", "EvalOutput", "TorchEvaluator", "compile_specs", "evaluate"]
+__all__ = ["TorchEvaluator"]
 
 _UNARY, _BINARY, _EQ, _CONST = 0, 1, 2, 3
 _HI_NONE = 1 << 30  # "unbounded" in integer window tables
@@ -696,36 +699,3 @@ def _assignments(sizes: tuple[int, ...], injective: bool, device) -> torch.Tenso
         hit = torch.as_tensor(np.asarray(rows, dtype=np.int64).reshape(len(rows), len(sizes)), device=device)
         _ASSIGNMENTS[key] = hit
     return hit
-
-
-def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str | Logic = "product",
-                  temperature: float = 0.1, top_m: int | None = None,
-                  vocabulary: ir.Vocabulary | None = None) -> TorchEvaluator:
-    """Compile specs (from one or many programs) into one :class:`TorchEvaluator`.
-
-    ``columns`` names the tensor columns (a :class:`Columns`, vocabulary or trace);
-    without it, ``vocabulary`` is used. ``top_m`` keeps, for every variable with a
-    category, only its ``m`` best tracks by category score (an approximation:
-    assignments using other tracks are dropped; exact when ``m >= N``).
-    Witnesses follow the definition in ``stlspec/ir.py`` in ``O(T)`` per assignment
-    (forward prefix folds over a ``then`` chain).
-    """
-    if columns is None:
-        if vocabulary is None:
-            raise ValueError("compile_specs needs columns= or vocabulary=")
-        columns = Columns.from_vocabulary(vocabulary)
-    return TorchEvaluator(specs, Columns.coerce(columns), logic, temperature, top_m)
-
-
-def evaluate(spec: ir.Spec, trace: Any, logic: str | Logic = "product", temperature: float = 0.1, *,
-             witnesses: bool = True, top_m: int | None = None, dtype: torch.dtype = torch.float64):
-    """Evaluate one spec on one :class:`stlspec.trace.Trace`; returns ``(value, witnesses [E, T])`` as floats.
-
-    A convenience mirroring :func:`stlspec.backends.reference.evaluate` (used by
-    the differential tests); batch work should call a :class:`TorchEvaluator`.
-    """
-    ev = TorchEvaluator([spec], Columns.from_trace(trace), logic, temperature, top_m)
-    batch = SceneGraphBatch.from_traces([trace], ev.columns, dtype=dtype)
-    out = ev(batch, [0], [0], witnesses=witnesses)
-    w = out.witnesses[0].tolist() if witnesses else []
-    return float(out.values[0]), w

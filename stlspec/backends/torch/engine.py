@@ -1,0 +1,967 @@
+"""The torch engine: every (spec, video) instance of a call evaluated level by level, in one plan.
+
+Execution model
+---------------
+Each spec is canonicalised once (:mod:`stlspec.backends.torch.canon`) into a table of
+nodes. A call lays every instance's nodes out as **rows**: a node with variables
+``vars`` gets one row per assignment of ``vars`` to the instance's candidate tracks
+(injective within a quantifier block), each row a vector over frames (width ``T``, or 1
+for nodes only read at ``t = 0``). Nodes of all instances are then grouped into
+*batches* by ``(level, op, axis, static parameters)`` -- the level being the node's
+height in its tree -- and each batch is computed by one kernel over all its rows, with
+per-row parameters (video, frame count, window bounds, columns, tracks) gathered from
+host-built tables. The number of torch operations therefore depends on the depth of
+the specs and the set of operators they use, **never on the batch size or on how many
+different spec shapes the call holds** (positives, negatives and background rules of a
+training step are one call).
+
+Data moves only by row gathers: a parent reads each child's row for the projection of
+its own assignment (a child over fewer variables is broadcast, never recomputed), and a
+quantifier folds its body's rows into its own by a segment reduction.
+
+Plans (the host-side tables and their device copies) are cached in a bounded LRU keyed
+by the call's exact layout, so repeated calls on the same layout do no host work.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from stlspec import ir
+from stlspec.backends import unsupported
+from stlspec.backends.torch import ops
+from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
+from stlspec.backends.torch.canon import AtomKind, Axis, Op, SpecTable, canonicalize
+from stlspec.backends.torch.ops import TorchLogic
+from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+from stlspec.logics import Logic, get_logic
+
+__all__ = ["TorchEvaluator", "LRU"]
+
+#: Window offsets are clamped to this on the host (any bound past the longest video acts the same).
+_BIG_OFFSET = 1 << 40
+
+
+class LRU:
+    """A small bounded least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        hit = self.data.get(key)
+        if hit is not None:
+            self.data.move_to_end(key)
+        return hit
+
+    def put(self, key, value) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+# ---------------------------------------------------------------------- assignments (host)
+
+
+class _Assignments:
+    """Enumerations of variable sets over candidate tracks, with dense lookups for projections.
+
+    ``enum(vars, cands)`` is ``(pos [R, n], lookup)``: every assignment of ``vars`` as
+    candidate positions, lexicographic, injective within each block, and an array indexed by a
+    tuple of positions giving the row (``-1`` for a non-injective tuple).
+    """
+
+    def __init__(self, size: int = 4096):
+        self.cache = LRU(size)
+
+    def enum(self, vars_: tuple[int, ...], blocks: tuple[int, ...], cands: tuple) -> tuple:
+        key = (blocks, tuple(c.tobytes() for c in cands))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        sizes = tuple(len(c) for c in cands)
+        n = len(sizes)
+        if n == 0:
+            hit = (np.zeros((1, 0), dtype=np.int64), np.zeros((), dtype=np.int64))
+        else:
+            grid = np.indices(sizes, dtype=np.int64).reshape(n, -1).T  # [prod, n], lexicographic
+            ok = np.ones(len(grid), dtype=bool)
+            for i in range(n):
+                for j in range(i):
+                    if blocks[i] == blocks[j]:
+                        ok &= cands[i][grid[:, i]] != cands[j][grid[:, j]]
+            pos = grid[ok]
+            lookup = np.full(sizes, -1, dtype=np.int64)
+            lookup[tuple(pos.T)] = np.arange(len(pos))
+            hit = (pos, lookup)
+        self.cache.put(key, hit)
+        return hit
+
+
+_ASSIGN = _Assignments()
+
+
+# ---------------------------------------------------------------------- per-instance templates (host)
+
+
+@dataclass
+class _Template:
+    """One spec over one set of candidate lists: rows, projections and tracks of every node."""
+
+    rows: list  # per node: number of rows
+    aligns: list  # per node: list of per-child row arrays (None = identity)
+    tracks: list  # per node: ATOM -> (ta, tb) arrays; quantifier -> expanded (per-block-var tracks)
+    segs: list  # per node: quantifier -> (seg array, uniform segment length or -1)
+
+
+def _build_template(tab: SpecTable, cands: tuple, upto: int) -> _Template:
+    nodes = tab.nodes
+    vb = tab.var_block
+    enums: dict = {}
+
+    def en(vars_):
+        e = enums.get(vars_)
+        if e is None:
+            e = _ASSIGN.enum(vars_, tuple(vb[v] for v in vars_), tuple(cands[v] for v in vars_))
+            enums[vars_] = e
+        return e
+
+    def project(pos, src_vars, dst_vars):
+        if src_vars == dst_vars:
+            return None
+        _, lookup = en(dst_vars)
+        if not dst_vars:
+            return np.zeros(len(pos), dtype=np.int64)
+        cols = [src_vars.index(v) for v in dst_vars]
+        return lookup[tuple(pos[:, c] for c in cols)]
+
+    rows, aligns, tracks, segs = [], [], [], []
+    for i in range(upto):
+        n = nodes[i]
+        pos, _ = en(n.vars)
+        rows.append(len(pos))
+        if n.op in (Op.EXISTS, Op.FORALL):
+            xvars = tuple(sorted(set(n.vars) | set(n.block)))
+            xpos, _ = en(xvars)
+            body = nodes[n.kids[0]].vars
+            aligns.append([project(xpos, xvars, body)])
+            seg = project(xpos, xvars, n.vars)
+            seg = np.zeros(len(xpos), dtype=np.int64) if seg is None else seg
+            counts = np.bincount(seg, minlength=len(pos))
+            uniform = int(counts[0]) if len(counts) and (counts == counts[0]).all() else -1
+            tr = tuple(cands[v][xpos[:, xvars.index(v)]] for v in n.block)
+            tracks.append(tr)
+            segs.append((seg, uniform, counts))
+            continue
+        aligns.append([project(pos, n.vars, nodes[k].vars) for k in n.kids])
+        segs.append(None)
+        if n.op == Op.ATOM and n.args:
+            a = cands[n.args[0]][pos[:, n.vars.index(n.args[0])]]
+            b = cands[n.args[-1]][pos[:, n.vars.index(n.args[-1])]]
+            tracks.append((a, b))
+        else:
+            tracks.append(None)
+    return _Template(rows, aligns, tracks, segs)
+
+
+# ---------------------------------------------------------------------- the plan (host tables)
+
+
+@dataclass
+class _Batch:
+    """Nodes of one ``(level, op, axis, params)`` key: one kernel over all their rows."""
+
+    key: tuple
+    op: Op
+    axis: Axis
+    rows: int = 0
+    members: list = field(default_factory=list)  # (instance, node, row offset)
+    # per slot: (source batch ids [R], source rows [R]) as numpy, later device
+    slots: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+
+class _Plan:
+    """Host tables of one call layout, and their device copies (per device)."""
+
+    def __init__(self):
+        self.batches: list[_Batch] = []
+        self.value_src: tuple | None = None
+        self.witness_src: tuple | None = None
+        self.device_cache: dict = {}
+
+
+def _window_rows(window: ir.Window | None, T_b: np.ndarray, T: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row frame offsets ``(lo, hi)`` of ``window`` for videos of ``T_b`` frames (clamped to int range)."""
+    if window is None:
+        return np.zeros(len(T_b), dtype=np.int64), np.full(len(T_b), _BIG_OFFSET, dtype=np.int64)
+    lo = np.empty(len(T_b), dtype=np.int64)
+    hi = np.empty(len(T_b), dtype=np.int64)
+    for tb in np.unique(T_b):
+        key = (window, int(tb))
+        hit = cache.get(key)
+        if hit is None:
+            a, b = window.frames(int(tb))
+            hit = (min(max(int(a), 0), _BIG_OFFSET), min(int(b), _BIG_OFFSET))
+            cache[key] = hit
+        sel = T_b == tb
+        lo[sel], hi[sel] = hit
+    return lo, hi
+
+
+# ---------------------------------------------------------------------- the evaluator
+
+
+class TorchEvaluator:
+    """A compiled list of specs; call it on a :class:`SceneGraphBatch`.
+
+    Attributes: ``specs`` (in order), ``spec_ids`` (name → index), ``num_events`` (``E``, the
+    widest spec's number of events), ``logic``, ``temperature``, ``top_m``, ``columns``,
+    ``prune_zero`` (drop assignments whose category weight is exactly 0: exact values, see
+    ``docs/torch.md``), ``max_chunk_elements`` (instances are evaluated in chunks whose
+    largest tensor stays below this many elements; with autograd each chunk is
+    checkpointed, so memory is bounded by the chunk, not by ``B``).
+    """
+
+    def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
+                 temperature: float = 0.1, top_m: int | None = None, *, prune_zero: bool = True,
+                 max_chunk_elements: int = 1 << 23, plan_cache_size: int = 16):
+        L = get_logic(logic, temperature)
+        if L.enumerates:
+            raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
+        if top_m is not None and (isinstance(top_m, bool) or not isinstance(top_m, int) or top_m < 1):
+            raise StlError([Diagnostic("E602", f"top_m must be a positive integer or None, got {top_m!r}")])
+        self.logic = L.name
+        self.temperature = float(getattr(L, "temperature", temperature))
+        self.top_m = top_m
+        self.columns = columns
+        self.specs = tuple(specs)
+        self.spec_ids = {s.name: i for i, s in enumerate(self.specs)}
+        self.tables = [canonicalize(s, columns) for s in self.specs]
+        self.num_events = max((t.num_events for t in self.tables), default=0)
+        self._num_events = np.asarray([t.num_events for t in self.tables], dtype=np.int64)
+        self.L = TorchLogic(self.logic, self.temperature)
+        # Dropping an assignment of category weight 0 is exact where 0 annihilates ∧ (not in smooth).
+        self.prune_zero = bool(prune_zero) and self.logic != "smooth"
+        self.max_chunk_elements = int(max_chunk_elements)
+        self._plans = LRU(plan_cache_size)
+        self._templates = LRU(4096)
+        self._windows: dict = {}
+        self._keys_cache: dict = {}
+        self._var_cats = []
+        for t in self.tables:
+            vc = [-1] * t.num_vars
+            for n in t.nodes:
+                if n.op in (Op.EXISTS, Op.FORALL):
+                    for v, c in zip(n.block, n.cats):
+                        vc[v] = c
+            self._var_cats.append(tuple(vc))
+
+    # -- compatibility with the grouped engine's API
+
+    @property
+    def num_groups(self) -> int:
+        """Always 1: every call is one plan, whatever the shapes of its specs."""
+        return 1
+
+    def groups_for(self, spec_ids) -> int:
+        return 1 if len(spec_ids) else 0
+
+    # -- calls
+
+    def __call__(self, batch: SceneGraphBatch, spec_ids=None, video_ids=None, *, witnesses: bool = True) -> EvalOutput:
+        B, T, N = batch.shape
+        sid, vid = self._resolve_ids(spec_ids, video_ids, B)
+        dev = batch.unary.device
+        out_dtype = batch.unary.dtype
+        E = self.num_events
+        K = len(sid)
+        mask = torch.as_tensor(np.arange(E)[None, :] < self._num_events[sid][:, None], device=dev)
+        if K == 0:
+            return EvalOutput(torch.zeros(0, dtype=out_dtype, device=dev),
+                              torch.zeros(0, E, T, dtype=out_dtype, device=dev) if witnesses else None, mask)
+        ctx = _Context(batch, self)
+        # Chunks of instances, each evaluated by one plan.
+        chunks = self._chunks(sid, vid, ctx, witnesses)
+        values, wits = [], []
+        for lo, hi in chunks:
+            plan = self._plan(sid[lo:hi], vid[lo:hi], ctx, witnesses)
+            if len(chunks) > 1 and torch.is_grad_enabled() and ctx.requires_grad:
+                from torch.utils.checkpoint import checkpoint
+
+                v, w = checkpoint(_run_plan, plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names,
+                                  use_reentrant=False)
+            else:
+                v, w = _run_plan(plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names)
+            values.append(v)
+            wits.append(w)
+        v = torch.cat(values) if len(values) > 1 else values[0]
+        w = (torch.cat(wits) if len(wits) > 1 else wits[0]) if witnesses else None
+        if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
+            w = w[..., :T] if w is not None else None
+        return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask)
+
+    def _resolve_ids(self, spec_ids, video_ids, B: int):
+        if spec_ids is None:
+            if len(self.specs) == 1:
+                sid = np.zeros(B, dtype=np.int64)
+            elif len(self.specs) == B:
+                sid = np.arange(B)
+            else:
+                raise _input_error(f"pass spec_ids: {len(self.specs)} specs for {B} videos",
+                                   "spec_ids[k] names (or indexes) the spec evaluated on video video_ids[k]")
+        else:
+            if isinstance(spec_ids, torch.Tensor):
+                spec_ids = spec_ids.tolist()
+            out = []
+            for k, s in enumerate(spec_ids):
+                if isinstance(s, str):
+                    if s not in self.spec_ids:
+                        close = did_you_mean(s, self.spec_ids)
+                        raise _input_error(f"spec_ids[{k}]: no spec named {s!r}",
+                                           f"did you mean {close[0]!r}?" if close else
+                                           f"the evaluator has {len(self.specs)} specs")
+                    out.append(self.spec_ids[s])
+                elif isinstance(s, (int, np.integer)) and not isinstance(s, bool):
+                    if not 0 <= int(s) < len(self.specs):
+                        raise _input_error(f"spec_ids[{k}] = {int(s)} is out of range",
+                                           f"spec indices run from 0 to {len(self.specs) - 1}")
+                    out.append(int(s))
+                else:
+                    raise _input_error(f"spec_ids[{k}] is {type(s).__name__} {s!r}", "use a spec name or index")
+            sid = np.asarray(out, dtype=np.int64)
+        if video_ids is None:
+            if len(sid) > B:
+                raise _input_error(f"{len(sid)} specs for {B} videos: pass video_ids")
+            vid = np.arange(len(sid), dtype=np.int64)
+        else:
+            if isinstance(video_ids, torch.Tensor):
+                video_ids = video_ids.tolist()
+            vid = np.asarray(video_ids, dtype=np.int64) if len(video_ids) else np.zeros(0, dtype=np.int64)
+        if vid.shape != sid.shape:
+            raise _input_error(f"{len(sid)} spec_ids but {len(vid)} video_ids", "pass one video per spec id")
+        bad = np.nonzero((vid < 0) | (vid >= B))[0]
+        if len(bad):
+            raise _input_error(f"video_ids[{bad[0]}] = {vid[bad[0]]} is out of range for a batch of {B} videos")
+        return sid, vid
+
+    # -- host planning
+
+    def _cands(self, ctx: "_Context", k_vid: int, cat: int, memo: dict):
+        key = (k_vid, cat)
+        hit = memo.get(key)
+        if hit is not None:
+            return hit
+        real = ctx.tm_np[k_vid]
+        tracks = np.nonzero(real)[0]
+        if cat != -1 and (self.prune_zero or self.top_m is not None):
+            if cat == -2:  # an unknown category: weight 0 on every track
+                score = np.zeros(len(tracks))
+            else:
+                score = ctx.names_np[k_vid, tracks, cat]
+                if self.logic == "boolean":
+                    score = (score >= 0.5).astype(float)
+            if self.prune_zero:
+                keep = score != 0
+                tracks, score = tracks[keep], score[keep]
+            if self.top_m is not None and self.top_m < len(tracks):
+                order = np.argsort(-score, kind="stable")[: self.top_m]
+                tracks = np.sort(tracks[order])
+        hit = (tracks.astype(np.int64), tracks.astype(np.int64).tobytes())
+        memo[key] = hit
+        return hit
+
+    def _instance_keys(self, sid, vid, ctx):
+        memo: dict = {}
+        keys, cands = [], []
+        for s, b in zip(sid.tolist(), vid.tolist()):
+            cs = [self._cands(ctx, b, c, memo) for c in self._var_cats[s]]
+            keys.append((s, tuple(c[1] for c in cs)))
+            cands.append(tuple(c[0] for c in cs))
+        return keys, cands
+
+    def _chunks(self, sid, vid, ctx, witnesses):
+        """Instance ranges whose estimated largest tensor stays under ``max_chunk_elements``."""
+        K = len(sid)
+        if K <= 1:
+            return [(0, K)]
+        # Rows of the widest node: the product of candidate counts over a spec's variables.
+        est = np.empty(K, dtype=np.float64)
+        real = ctx.tm_np.sum(1)
+        for k, (s, b) in enumerate(zip(sid.tolist(), vid.tolist())):
+            nv = self.tables[s].num_vars
+            est[k] = float(max(real[b], 1)) ** min(nv, 6) * ctx.T_pad
+        out, start, acc = [], 0, 0.0
+        for k in range(K):
+            if k > start and acc + est[k] > self.max_chunk_elements:
+                out.append((start, k))
+                start, acc = k, 0.0
+            acc += est[k]
+        out.append((start, K))
+        return out
+
+    def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> _Plan:
+        keys, cands = self._instance_keys(sid, vid, ctx)
+        pkey = (tuple(keys), vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
+        plan = self._plans.get(pkey)
+        if plan is None:
+            plan = self._build_plan(sid, vid, keys, cands, ctx, witnesses)
+            self._plans.put(pkey, plan)
+        return plan
+
+    def _template(self, key, s: int, cands, witnesses: bool) -> _Template:
+        tab = self.tables[s]
+        upto = len(tab.nodes) if witnesses else tab.root + 1
+        tkey = (key, upto)
+        t = self._templates.get(tkey)
+        if t is None:
+            t = _build_template(tab, cands, upto)
+            self._templates.put(tkey, t)
+        return t
+
+    def _build_plan(self, sid, vid, keys, cands, ctx: "_Context", witnesses: bool) -> _Plan:
+        """Lay the instances out as batches of rows.
+
+        Instances with the same template (spec and candidate tracks) are laid out together: each
+        of their nodes becomes one *member* of its batch covering ``G`` instances, so host work is
+        per (template, node), not per (instance, node).
+        """
+        plan = _Plan()
+        T = ctx.T_pad
+        # Instances by template.
+        groups: dict = {}
+        for k, key in enumerate(keys):
+            groups.setdefault(key, []).append(k)
+        glist = []  # (spec, template, instance indices)
+        where = np.empty((len(keys), 2), dtype=np.int64)  # instance -> (group, position in group)
+        for g, (key, ks) in enumerate(groups.items()):
+            s = int(sid[ks[0]])
+            ks_arr = np.asarray(ks, dtype=np.int64)
+            glist.append((s, self._template(key, s, cands[ks[0]], witnesses), ks_arr))
+            where[ks_arr, 0] = g
+            where[ks_arr, 1] = np.arange(len(ks))
+        batches: dict = {}
+        order: list[_Batch] = []
+        loc: dict = {}  # (group, node) -> (batch, row offset, rows per instance)
+        work = []
+        for g, (s, t, ks) in enumerate(glist):
+            tab = self.tables[s]
+            keys_ = self._node_keys(s)
+            upto = len(tab.nodes) if witnesses else tab.root + 1
+            for i in range(upto):
+                work.append((keys_[i], g, i))
+        work.sort(key=lambda w: (w[0][0], w[1], w[2]))
+        for key, g, i in work:
+            b = batches.get(key)
+            if b is None:
+                node = self.tables[glist[g][0]].nodes[i]
+                batches[key] = b = len(order)
+                order.append(_Batch(key, node.op, node.axis))
+            batch = order[b]
+            s, t, ks = glist[g]
+            loc[(g, i)] = (b, batch.rows, t.rows[i])
+            batch.members.append((g, i, batch.rows))
+            batch.rows += t.rows[i] * len(ks)
+        NC = (ctx.N, ctx.C)
+        for batch in order:
+            self._fill_batch(batch, glist, vid, loc, ctx.T_b_np, T, NC)
+        plan.batches = order
+
+        def locate(k_arr, node_of_instance):
+            b = np.empty(len(k_arr), np.int64)
+            r = np.empty(len(k_arr), np.int64)
+            for j, k in enumerate(k_arr.tolist()):
+                g, pos = where[k]
+                cb, off, R = loc[(int(g), node_of_instance(k))]
+                b[j], r[j] = cb, off + pos * R
+            return b, r
+
+        ks_all = np.arange(len(keys), dtype=np.int64)
+        plan.value_src = locate(ks_all, lambda k: self.tables[sid[k]].root)
+        if witnesses:
+            E = self.num_events
+            pairs = [(k, e, i) for k in range(len(keys)) for e, i in self.tables[sid[k]].witness_roots.items()]
+            if pairs:
+                kk = np.asarray([p[0] for p in pairs], np.int64)
+                roots = {(p[0]): None for p in pairs}
+                del roots
+                b = np.empty(len(pairs), np.int64)
+                r = np.empty(len(pairs), np.int64)
+                for j, (k, e, i) in enumerate(pairs):
+                    g, pos = where[k]
+                    cb, off, R = loc[(int(g), i)]
+                    b[j], r[j] = cb, off + pos * R
+                flat = kk * E + np.asarray([p[1] for p in pairs], np.int64)
+                plan.witness_src = ((b, r), flat, vid[kk])
+            else:
+                plan.witness_src = ((np.zeros(0, np.int64), np.zeros(0, np.int64)), np.zeros(0, np.int64),
+                                    np.zeros(0, np.int64))
+        return plan
+
+    def _node_keys(self, s: int) -> list:
+        keys = self._keys_cache.get(s)
+        if keys is None:
+            keys = [(n.level,) + _batch_key(n) for n in self.tables[s].nodes]
+            self._keys_cache[s] = keys
+        return keys
+
+    def _fill_batch(self, batch: _Batch, glist, vid, loc, T_b_all, T, NC) -> None:
+        op = batch.op
+        p = batch.params
+        mem = [(glist[g], g, i, off) for g, i, off in batch.members]
+        # Per member: the instances' videos, repeated over the node's rows.
+        per_vid = [np.repeat(vid[ks], t.rows[i]) for (s, t, ks), g, i, off in mem]
+        row_vid = np.concatenate(per_vid) if per_vid else np.zeros(0, np.int64)
+        p["vid"] = row_vid
+        p["T_b"] = T_b_all[row_vid]
+
+        def child_rows(g, ks, R, align, child):
+            cb, coff, Rc = loc[(g, child)]
+            base = coff + np.arange(len(ks), dtype=np.int64)[:, None] * Rc
+            local = np.arange(R, dtype=np.int64) if align is None else align
+            return cb, (base + local[None, :]).reshape(-1)
+
+        if op in (Op.EXISTS, Op.FORALL):
+            segs, kid, nonempty, cidx, czero, xv = [], [], [], [], [], []
+            uniform = set()
+            for (s, t, ks), g, i, off in mem:
+                n = self.tables[s].nodes[i]
+                seg, uni, cnt = t.segs[i]
+                G, R, X = len(ks), t.rows[i], len(seg)
+                segs.append((off + np.arange(G, dtype=np.int64)[:, None] * R + seg[None, :]).reshape(-1))
+                uniform.add(uni)
+                kid.append(child_rows(g, ks, X, t.aligns[i][0], n.kids[0]))
+                nonempty.append(np.tile(cnt > 0, G))
+                xvid = np.repeat(vid[ks], X)
+                xv.append(xvid)
+                cats = [(tr, c) for tr, c in zip(t.tracks[i], n.cats) if c != -1]
+                cidx.append([(xvid * NC[0] + np.tile(tr, G)) * NC[1] + max(c, 0) for tr, c in cats])
+                czero.append([np.full(G * X, c == -2) for tr, c in cats])
+            p["seg"] = np.concatenate(segs) if segs else np.zeros(0, np.int64)
+            p["uniform"] = uniform.pop() if len(uniform) == 1 else -1
+            p["nonempty"] = np.concatenate(nonempty) if nonempty else np.zeros(0, bool)
+            ncat = len(cidx[0]) if cidx else 0
+            p["cat_idx"] = np.stack([np.concatenate([c[j] for c in cidx]) for j in range(ncat)]) if ncat else None
+            z = np.stack([np.concatenate([c[j] for c in czero]) for j in range(ncat)]) if ncat else None
+            p["cat_zero"] = z if z is not None and z.any() else None
+            batch.slots = [_src_rows(kid)]
+            return
+        if op == Op.ATOM:
+            kinds, cols, ta, tb, vals = [], [], [], [], []
+            for (s, t, ks), g, i, off in mem:
+                n = self.tables[s].nodes[i]
+                c = t.rows[i] * len(ks)
+                kinds.append(np.full(c, int(n.kind), np.int64))
+                cols.append(np.full(c, n.col, np.int64))
+                vals.append(np.full(c, n.value))
+                tr = t.tracks[i]
+                if tr is None:
+                    ta.append(np.zeros(c, np.int64))
+                    tb.append(np.zeros(c, np.int64))
+                else:
+                    ta.append(np.tile(tr[0], len(ks)))
+                    tb.append(np.tile(tr[1], len(ks)))
+            cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
+            p.update(kind=cat(kinds, np.int64), col=cat(cols, np.int64), ta=cat(ta, np.int64),
+                     tb=cat(tb, np.int64), value=cat(vals, np.float64))
+            return
+        arity = len(self.tables[mem[0][0][0]].nodes[mem[0][2]].kids)
+        slots = []
+        for j in range(arity):
+            rows = []
+            for (s, t, ks), g, i, off in mem:
+                n = self.tables[s].nodes[i]
+                rows.append(child_rows(g, ks, t.rows[i], t.aligns[i][j], n.kids[j]))
+            slots.append(_src_rows(rows))
+        batch.slots = slots
+        if op == Op.NEXT:
+            p["steps"] = np.concatenate([np.full(t.rows[i] * len(ks), min(self.tables[s].nodes[i].steps,
+                                                                          _BIG_OFFSET), np.int64)
+                                         for (s, t, ks), g, i, off in mem])
+        if op in (Op.EVENTUALLY, Op.ALWAYS, Op.EVENTUALLY0, Op.ALWAYS0, Op.UNTIL, Op.PIN, Op.PREFIX):
+            los, his = [], []
+            for ((s, t, ks), g, i, off), rv in zip(mem, per_vid):
+                lo, hi = _window_rows(self.tables[s].nodes[i].window, T_b_all[rv], T, self._windows)
+                los.append(lo)
+                his.append(hi)
+            p["lo"] = np.concatenate(los)
+            p["hi"] = np.concatenate(his)
+
+
+def _batch_key(n) -> tuple:
+    """Static parameters that must agree inside a batch."""
+    base = (int(n.op), int(n.axis), n.raw)
+    match n.op:
+        case Op.AND | Op.OR:
+            return base + (len(n.kids),)
+        case Op.NEXT:
+            return base + (n.weak,)
+        case Op.EXISTS | Op.FORALL:
+            return base + (sum(c != -1 for c in n.cats),)
+        case Op.PREFIX:
+            return base + (n.window is not None,)
+        case _:
+            return base
+
+
+def _src(locs: list, order) -> tuple:
+    """``(batch ids, rows)`` for single rows."""
+    if not locs:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    b, r = zip(*locs)
+    return (np.asarray(b, np.int64), np.asarray(r, np.int64))
+
+
+def _src_rows(parts: list) -> tuple:
+    if not parts:
+        return (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    b = np.concatenate([np.full(len(r), cb, np.int64) for cb, r in parts])
+    r = np.concatenate([r for _, r in parts]).astype(np.int64)
+    return (b, r)
+
+
+def _input_error(msg: str, hint: str = "") -> StlError:
+    return StlError([Diagnostic("E604", msg, hints=(hint,) if hint else ())])
+
+
+# ---------------------------------------------------------------------- per-call tensors
+
+
+class _Context:
+    """The call's inputs: fact tensors (sanitised), frame counts and track masks (also on the host)."""
+
+    def __init__(self, batch: SceneGraphBatch, ev: TorchEvaluator):
+        B, T, N = batch.shape
+        unary, binary, names = batch.unary, batch.binary, batch.names
+        _check_shapes(batch, ev.columns)
+        dt = unary.dtype
+        if dt in (torch.float16, torch.bfloat16):  # folds and log-sum-exp need more range than half floats
+            unary, binary, names = unary.float(), binary.float(), names.float()
+        elif not dt.is_floating_point:
+            raise _input_error(f"the fact tensors must be floating point, got {dt}")
+        self.dtype = unary.dtype
+        self.device = unary.device
+        self.B, self.T, self.N = B, T, N
+        fm = batch.frame_mask
+        self.T_b_np = (fm.sum(-1).cpu().numpy().astype(np.int64) if fm is not None else np.full(B, T, np.int64))
+        tm = batch.track_mask
+        self.tm_np = tm.cpu().numpy().astype(bool) if tm is not None else np.ones((B, N), dtype=bool)
+        self.names_np = names.detach().cpu().numpy() if (ev.prune_zero or ev.top_m is not None) else None
+        self.full = bool((self.T_b_np == T).all())
+        self.T_pad = max(T, 1)
+        if T == 0:  # no frames at all: one padded frame, so every kernel has a time axis
+            unary = unary.new_zeros(B, 1, N, unary.shape[-1])
+            binary = binary.new_zeros(B, 1, N, N, binary.shape[-1])
+            self.full = False
+        present = batch.present
+        if not self.full or present is not None:
+            # Padded frames (and absent tracks) read 0 whatever they hold, NaN and inf included:
+            # torch.where, unlike a multiplication by a mask, never lets them through (nor their gradients).
+            Tp = self.T_pad
+            t = torch.arange(Tp, device=self.device)
+            real = t[None, :] < torch.as_tensor(self.T_b_np, device=self.device)[:, None]  # [B, T]
+            ku = real[:, :, None, None].expand(B, Tp, N, 1)
+            kb = real[:, :, None, None, None].expand(B, Tp, N, N, 1)
+            if present is not None and T > 0:
+                pr = present.to(torch.bool)
+                ku = ku & pr[..., None]
+                kb = kb & (pr[:, :, :, None] & pr[:, :, None, :])[..., None]
+            zero = torch.zeros((), dtype=self.dtype, device=self.device)
+            unary = torch.where(ku, unary, zero)
+            binary = torch.where(kb, binary, zero)
+        self.unary, self.binary, self.names = unary.contiguous(), binary.contiguous(), names.contiguous()
+        self.requires_grad = unary.requires_grad or binary.requires_grad or names.requires_grad
+        self.C = names.shape[-1]
+
+
+def _check_shapes(batch: SceneGraphBatch, columns: Columns) -> None:
+    u, b, n = batch.unary, batch.binary, batch.names
+    if u.dim() != 4 or b.dim() != 5 or n.dim() != 3:
+        raise _input_error(f"expected names [B, N, C], unary [B, T, N, P], binary [B, T, N, N, R]; got "
+                           f"{tuple(n.shape)}, {tuple(u.shape)}, {tuple(b.shape)}")
+    B, T, N, _ = u.shape
+    if b.shape[:4] != (B, T, N, N) or n.shape[:2] != (B, N):
+        raise _input_error(f"inconsistent shapes: names {tuple(n.shape)}, unary {tuple(u.shape)}, "
+                           f"binary {tuple(b.shape)}", "B, T and N must agree across the three tensors")
+    for name, got, cols in (("names", n.shape[-1], columns.categories), ("unary", u.shape[-1], columns.unary),
+                            ("binary", b.shape[-1], columns.binary)):
+        if got != len(cols):
+            raise _input_error(f"{name} has {got} columns but the evaluator's columns name {len(cols)}",
+                               "build the batch with SceneGraphBatch.from_traces(traces, ev.columns) or pass "
+                               "columns= matching the tensors to compile_specs")
+    for name, m, shape in (("frame_mask", batch.frame_mask, (B, T)), ("track_mask", batch.track_mask, (B, N)),
+                           ("present", batch.present, (B, T, N))):
+        if m is not None and tuple(m.shape) != shape:
+            raise _input_error(f"{name} has shape {tuple(m.shape)}, expected {shape}")
+
+
+# ---------------------------------------------------------------------- execution (device)
+
+
+class _Dev:
+    """Device copies of a plan's tables."""
+
+    def __init__(self, plan: _Plan, ctx: _Context):
+        dev = ctx.device
+        T = ctx.T_pad
+        self.tensors = []
+        t_idx = torch.arange(T, device=dev)
+        for b in plan.batches:
+            d: dict = {}
+            p = b.params
+            d["T_b"] = torch.as_tensor(p["T_b"], device=dev)
+            d["slots"] = [_dev_src(s, plan, dev) for s in b.slots]
+            if b.op == Op.ATOM:
+                d.update(_atom_tables(p, ctx, b.axis))
+            elif b.op in (Op.EXISTS, Op.FORALL):
+                d["seg"] = torch.as_tensor(p["seg"], device=dev)
+                d["cat_idx"] = None if p["cat_idx"] is None else torch.as_tensor(p["cat_idx"], device=dev)
+                d["cat_zero"] = None if p["cat_zero"] is None else torch.as_tensor(p["cat_zero"], device=dev)
+                d["nonempty"] = torch.as_tensor(p["nonempty"], device=dev)[:, None]
+            elif b.op == Op.NEXT:
+                steps = p["steps"]
+                d["steps1"] = bool((steps == 1).all())
+                pos = torch.as_tensor(steps, device=dev)[:, None] + t_idx[None, :]
+                d["inside"] = pos < d["T_b"][:, None]
+                d["pos"] = pos.clamp(max=T - 1)
+            elif "lo" in p:
+                lo, hi, T_b = p["lo"], p["hi"], p["T_b"]
+                d["lo"] = None if (lo == 0).all() else torch.as_tensor(np.minimum(lo, T + 1), device=dev)
+                d["hi"] = None if (hi >= T - 1).all() else torch.as_tensor(np.minimum(hi, T + 1), device=dev)
+                if b.op == Op.PIN:
+                    hi0 = np.minimum(hi, T_b - 1)
+                    keep = (t_idx[None, :] >= torch.as_tensor(lo, device=dev)[:, None]) & \
+                           (t_idx[None, :] <= torch.as_tensor(hi0, device=dev)[:, None])
+                    d["keep"] = keep
+                if b.op == Op.PREFIX:
+                    d["real"] = t_idx[None, :] < d["T_b"][:, None]
+                    d["lo1"] = torch.as_tensor(np.minimum(lo, T + 1) + 1, device=dev)
+                    d["hi1"] = None if (hi >= T - 1).all() else torch.as_tensor(np.minimum(hi, T + 1) + 1,
+                                                                                 device=dev)
+            self.tensors.append(d)
+        self.value_src = _dev_src(plan.value_src, plan, dev)
+        self.witness_flat = None
+        if plan.witness_src is not None and len(plan.witness_src[1]):
+            src, flat, wvid = plan.witness_src
+            self.witness_src = _dev_src(src, plan, dev)
+            self.witness_flat = torch.as_tensor(flat, device=dev)
+            self.witness_real = t_idx[None, :] < torch.as_tensor(ctx.T_b_np[wvid], device=dev)[:, None]
+
+
+def _dev_src(src, plan: _Plan, dev):
+    """Per source batch: (positions in the consumer [n], rows in the source [n]) — or a direct read."""
+    b, r = src
+    uniq = np.unique(b)
+    if len(uniq) == 0:  # nothing to read (every assignment pruned)
+        return []
+    if len(uniq) == 1:
+        u = int(uniq[0])
+        ident = len(r) == plan.batches[u].rows and bool((r == np.arange(len(r))).all())
+        return [(u, None, None if ident else torch.as_tensor(r, device=dev))]
+    parts = []
+    for u in uniq.tolist():
+        pos = np.nonzero(b == u)[0]
+        parts.append((u, pos, torch.as_tensor(r[pos], device=dev)))
+    inv = np.argsort(np.concatenate([p[1] for p in parts]), kind="stable")
+    return [(u, torch.as_tensor(inv, device=dev) if k == 0 else None, rows) for k, (u, _, rows) in enumerate(parts)]
+
+
+def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> dict:
+    """Index tables of an atom batch: which (video, column) planes to read, and each row's place."""
+    dev = ctx.device
+    N = ctx.N
+    kind, col, ta, tb, vid, value = p["kind"], p["col"], p["ta"], p["tb"], p["vid"], p["value"]
+    R = len(kind)
+    d: dict = {}
+    base = 0
+    row = np.zeros(R, np.int64)
+    is_u, is_b = kind == int(AtomKind.UNARY), kind == int(AtomKind.BINARY)
+    if is_u.any():
+        pairs, inv = np.unique(np.stack([vid[is_u], col[is_u]]), axis=1, return_inverse=True)
+        d["u_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
+        row[is_u] = base + inv.reshape(-1) * N + ta[is_u]
+        base += pairs.shape[1] * N
+    else:
+        d["u_sel"] = None
+    if is_b.any():
+        pairs, inv = np.unique(np.stack([vid[is_b], col[is_b]]), axis=1, return_inverse=True)
+        d["b_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
+        row[is_b] = base + inv.reshape(-1) * N * N + ta[is_b] * N + tb[is_b]
+        base += pairs.shape[1] * N * N
+    else:
+        d["b_sel"] = None
+    zero, one = base, base + 1
+    const = kind == int(AtomKind.CONST)
+    row[const] = np.where(value[const] > 0, one, zero)
+    eq = kind == int(AtomKind.EQ)
+    row[eq] = np.where(ta[eq] == tb[eq], one, zero)
+    d["rows"] = torch.as_tensor(row, device=dev)
+    d["width"] = 1 if axis == Axis.ONE else ctx.T_pad
+    return d
+
+
+def _run_plan(plan: _Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int, unary, binary, names):
+    key = (str(ctx.device), ctx.T_pad, ctx.N)
+    dev = plan.device_cache.get(key)
+    if dev is None:
+        dev = _Dev(plan, ctx)
+        plan.device_cache = {key: dev}  # one device layout per plan
+    T = ctx.T_pad
+    store: list = []
+    for b, d in zip(plan.batches, dev.tensors):
+        width = 1 if b.axis == Axis.ONE else T
+        in_width = T if b.op in (Op.EVENTUALLY0, Op.ALWAYS0) else width
+        xs = [_fetch(store, plan, s, b, in_width, ctx) for s in d["slots"]]
+        store.append(_kernel(b, d, xs, L, ctx, width, unary, binary, names))
+    values = _fetch(store, plan, dev.value_src, None, 1, ctx)[:, 0]
+    if not witnesses:
+        return values, None
+    K = len(values)
+    out = values.new_zeros(K * E, T)
+    if dev.witness_flat is not None:
+        s = _fetch(store, plan, dev.witness_src, None, T, ctx, raw=True)
+        zero = torch.zeros((), dtype=s.dtype, device=s.device)
+        s = torch.where(dev.witness_real, s, zero).clamp_min(0)
+        total = s.sum(-1, keepdim=True)
+        safe = torch.where(total > 0, total, torch.ones_like(total))
+        w = torch.where(total > 0, s / safe, zero)
+        out = out.index_copy(0, dev.witness_flat, w)
+    return values, out.view(K, E, T)
+
+
+def _fetch(store, plan: _Plan, parts, consumer: _Batch | None, width: int, ctx: _Context, raw: bool = False):
+    """The rows a consumer reads from the store, converted to its width/axis."""
+    if not parts:
+        return torch.zeros(0, width, dtype=ctx.dtype, device=ctx.device)
+    raw = raw or (consumer is not None and (consumer.key[3] or consumer.op in (Op.EVENTUALLY0, Op.ALWAYS0)))
+    outs = []
+    for u, inv, rows in parts:
+        x = store[u]
+        if rows is not None:
+            x = x.index_select(0, rows)
+        src_axis = plan.batches[u].axis
+        if not raw and src_axis == Axis.TIME and (consumer is None or consumer.axis != Axis.TIME):
+            x = x[:, :1]  # a t = 0 reader of a value over time
+        if x.shape[1] != width:
+            x = x.expand(x.shape[0], width)
+        outs.append(x)
+    if len(outs) == 1:
+        return outs[0]
+    x = torch.cat(outs)
+    return x.index_select(0, parts[0][1])
+
+
+def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: int, unary, binary, names):
+    op = b.op
+    match op:
+        case Op.ATOM:
+            return _atoms(d, ctx, L, unary, binary)
+        case Op.NOT:
+            return L.not_(xs[0])
+        case Op.AND:
+            return L.and_(xs)
+        case Op.OR:
+            return L.or_(xs)
+        case Op.NEXT:
+            x = xs[0]
+            fill = 1.0 if b.key[4] else 0.0
+            if d["steps1"]:
+                y = torch.cat([x[:, 1:], x.new_full((x.shape[0], 1), fill)], 1)
+            else:
+                y = torch.gather(x, 1, d["pos"])
+            return ops.masked(y, d["inside"], fill)
+        case Op.EVENTUALLY | Op.ALWAYS:
+            return ops.window_fold(xs[0], L, op == Op.EVENTUALLY, d["lo"], d["hi"], d["T_b"], ctx.full)
+        case Op.EVENTUALLY0 | Op.ALWAYS0:
+            return ops.window_fold_t0(xs[0], L, op == Op.EVENTUALLY0, d["lo"], d["hi"], d["T_b"], ctx.full)
+        case Op.UNTIL:
+            return ops.until(xs[0], xs[1], L, d["lo"], d["hi"], d["T_b"])
+        case Op.EXISTS | Op.FORALL:
+            return _quantify(b, d, xs[0], L, names)
+        case Op.PIN:
+            return ops.masked(xs[0], d["keep"], 0.0)
+        case Op.PREFIX:
+            x = ops.masked(xs[0], d["real"], 0.0)
+            if d["lo"] is None and d["hi"] is None and not b.key[4]:
+                return ops.prefix_or(x, L, shift=1)
+            full_T = torch.full_like(d["T_b"], x.shape[-1])
+            return ops.window_fold(x.flip(-1), L, True, d["lo1"], d["hi1"], full_T, True).flip(-1)
+    raise AssertionError(op)
+
+
+def _atoms(d: dict, ctx: _Context, L: TorchLogic, unary, binary):
+    width = d["width"]
+    parts = []
+    N = ctx.N
+    if d["u_sel"] is not None:
+        v, c = d["u_sel"]
+        planes = unary[:, :width][v, :, :, c]  # [n_u, W, N]
+        parts.append(planes.transpose(1, 2).reshape(-1, width))
+    if d["b_sel"] is not None:
+        v, c = d["b_sel"]
+        planes = binary[:, :width].reshape(ctx.B, width, N * N, -1)[v, :, :, c]  # [n_b, W, N·N]
+        parts.append(planes.transpose(1, 2).reshape(-1, width))
+    dt, dev = ctx.dtype, ctx.device
+    parts.append(torch.zeros(1, width, dtype=dt, device=dev))
+    parts.append(torch.ones(1, width, dtype=dt, device=dev))
+    table = torch.cat(parts)
+    return L.atom(table.index_select(0, d["rows"]))
+
+
+def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
+    existential = b.op == Op.EXISTS
+    cats = []
+    if d["cat_idx"] is not None:
+        flat = names.reshape(-1)
+        for j in range(d["cat_idx"].shape[0]):
+            c = L.atom(flat.index_select(0, d["cat_idx"][j]))
+            if d["cat_zero"] is not None:
+                c = torch.where(d["cat_zero"][j], torch.zeros((), dtype=c.dtype, device=c.device), c)
+            cats.append(c[:, None])
+    if existential:
+        vals = L.and_(cats + [body]) if cats else body
+    else:
+        vals = L.or_([L.not_(L.and_(cats)), body]) if cats else body
+    if vals.shape != body.shape:
+        vals = vals.expand(body.shape)
+    to, _, e, back = L.fold_space(existential)
+    z = to(vals)
+    R = b.rows
+    W = z.shape[1]
+    A = b.params["uniform"]
+    if A == 0 or z.shape[0] == 0:
+        y = z.new_full((R, W), e)
+    elif A > 0:
+        zz = z.reshape(R, A, W)
+        if L.minmax:
+            y = zz.amax(1) if existential else zz.amin(1)
+        elif L.name == "product":
+            y = zz.prod(1)
+        else:
+            y = torch.logsumexp(zz, 1)
+    else:
+        idx = d["seg"][:, None].expand(-1, W)
+        if L.minmax:
+            y = z.new_full((R, W), e).scatter_reduce(0, idx, z, "amax" if existential else "amin", include_self=True)
+        elif L.name == "product":
+            y = z.new_full((R, W), e).scatter_reduce(0, idx, z, "prod", include_self=True)
+        else:
+            m = z.detach().new_full((R, W), -ops.BIG).scatter_reduce(0, idx, z.detach(), "amax", include_self=True)
+            s = z.new_zeros((R, W)).scatter_add(0, idx, torch.exp(z - m.index_select(0, d["seg"])))
+            y = torch.log(s.clamp_min(torch.finfo(s.dtype).tiny)) + m
+    y = back(y)
+    if L.name == "smooth":
+        y = torch.where(d["nonempty"], y, torch.full((), 0.0 if existential else 1.0, dtype=y.dtype,
+                                                     device=y.device))
+    return y
+
