@@ -9,15 +9,24 @@ Prints one JSON object per batch size with the median over ``--steps`` steps of
 * ``rest_s``        what is left (optimizer, batching, bookkeeping) = step − perception − spec evaluation;
 * ``spec_fraction`` spec_eval_s / step_s.
 
-Usage: ``python bench/train_step.py [--steps 20] [--batch-sizes 16,32] [--threads 1]`` (uses the
-default synthetic dataset of ``python -m laser_train``, generating it on first use); ``--quick`` is a smoke
-run on a tiny dataset (used by CI).
+Each is measured by wall time and, with the suffix ``_cpu``, by the calling thread's CPU time
+(``time.thread_time``: with ``--threads 1`` all the work, and the number to trust on a shared machine);
+``load_avg`` is the 1-minute load average. With ``--engines v2,v1`` the spec losses of every step are
+also evaluated by the superseded engine v1 (same inputs, alternating), giving ``spec_eval_s_v1`` and
+``spec_eval_ratio_v1_over_v2``; the step itself always uses the default engine (v2). Batches and spec
+work are prepared before the timed regions.
+
+Usage: ``python bench/train_step.py [--steps 20] [--batch-sizes 16,32] [--threads 1] [--engines v2,v1]``
+(uses the default synthetic dataset of ``python -m laser_train``, generating it on first use; ``--set
+data.num_train=100`` and the like override the configuration); ``--quick`` is a smoke run on a tiny dataset
+(used by CI).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -32,16 +41,20 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="16,32")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/default", help="run.out (the synthetic data is cached next to it)")
+    ap.add_argument("--engines", default="v2", help="v2, or v2,v1 to time v1's spec losses side by side")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="configuration override, e.g. --set data.num_train=100 (repeatable)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: a 24-video synthetic dataset in a temporary folder, 2 steps at batch 4")
     args = ap.parse_args()
-    overrides = [f"--run.out={args.out}", "--train.progress=false"]
+    overrides = [f"--run.out={args.out}", "--train.progress=false"] + [f"--{kv}" for kv in args.set]
     if args.quick:
         import tempfile
 
         args.steps, args.batch_sizes = 2, "4"
         overrides = [f"--run.out={tempfile.mkdtemp()}/runs", "--train.progress=false", "--data.num_train=16",
                      "--data.num_test=8", "--data.num_negatives=2"]
+        args.engines = "v2,v1"
     torch.set_num_threads(args.threads)
 
     from laser_train import train as T
@@ -51,45 +64,98 @@ def main() -> None:
     cfg = load_config(None, overrides)
     setup = T.prepare(cfg, progress=not args.quick)
     vcfg = T.variant_config(cfg, "weak")
+    sup = setup.supervision
+    engines = [e for e in args.engines.split(",") if e]
+    evaluators = {}
+    if "v1" in engines:
+        # The supervision object compiles its evaluator lazily; put both engines' evaluators side by side.
+        from stlspec.backends.torch import Columns, compile_specs
+
+        ev2 = sup.evaluator()
+        opts = {"temperature": sup.temperature} if sup.logic == "smooth" else {}
+        evaluators = {"v2": ev2, "v1": compile_specs(tuple(sup.specs), Columns.from_vocabulary(sup.vocabulary),
+                                                     logic=sup.logic, engine="v1", **opts)}
+
+    def use(engine):
+        if evaluators:
+            sup._compiled[sup.logic] = (len(sup.specs), evaluators[engine])
+
+    def timed(fn):
+        w0, c0 = time.perf_counter(), time.thread_time()
+        out = fn()
+        return out, time.perf_counter() - w0, time.thread_time() - c0
+
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         model, opt, sched = T.build(vcfg, setup, 100)
         rng = np.random.default_rng(0)
         gen = torch.Generator().manual_seed(0)
-        rows = {"step_s": [], "perception_s": [], "spec_eval_s": []}
+        rows: dict[str, list] = {}
+
+        def add(key, wall, cpu):
+            rows.setdefault(key, []).append(wall)
+            rows.setdefault(key + "_cpu", []).append(cpu)
+
         for i in range(args.steps + 2):  # two warm-up steps
             index = torch.randperm(len(setup.train), generator=gen)[:bs]
             batch = setup.train.batch(index)
             work = T._weak_work(setup, vcfg, index, rng)
-            t0 = time.perf_counter()
-            loss, _ = weak_loss(setup.supervision, model(batch).probs(), batch, work, vcfg.loss.weights)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            t1 = time.perf_counter()
-            scores = model(batch)
-            surrogate = sum(p.sum() for p in scores.probs())
-            opt.zero_grad()
-            surrogate.backward()
-            t2 = time.perf_counter()
-            probs = tuple(p.detach().requires_grad_(True) for p in scores.probs())
-            loss, _ = weak_loss(setup.supervision, probs, batch, work, vcfg.loss.weights)
-            loss.backward()
-            t3 = time.perf_counter()
+            use("v2")
+
+            def step():
+                loss, _ = weak_loss(sup, model(batch).probs(), batch, work, vcfg.loss.weights)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+
+            def perception():
+                scores = model(batch)
+                surrogate = sum(p.sum() for p in scores.probs())
+                opt.zero_grad()
+                surrogate.backward()
+                return scores
+
+            _, w_step, c_step = timed(step)
+            scores, w_per, c_per = timed(perception)
+            spec = {}
+            for e in (engines if evaluators else ["v2"]):
+                use(e)
+                probs = tuple(p.detach().requires_grad_(True) for p in scores.probs())
+
+                def spec_eval():
+                    loss, _ = weak_loss(sup, probs, batch, work, vcfg.loss.weights)
+                    loss.backward()
+                    return float(loss.detach())
+
+                value, w_spec, c_spec = timed(spec_eval)
+                spec[e] = (value, w_spec, c_spec)
+            use("v2")
+            if len(spec) > 1:  # both engines computed the same loss
+                assert abs(spec["v1"][0] - spec["v2"][0]) <= 1e-6 * max(1.0, abs(spec["v2"][0])), spec
             if i >= 2:
-                rows["step_s"].append(t1 - t0)
-                rows["perception_s"].append(t2 - t1)
-                rows["spec_eval_s"].append(t3 - t2)
+                add("step_s", w_step, c_step)
+                add("perception_s", w_per, c_per)
+                add("spec_eval_s", spec["v2"][1], spec["v2"][2])
+                if "v1" in spec:
+                    add("spec_eval_s_v1", spec["v1"][1], spec["v1"][2])
         med = {k: statistics.median(v) for k, v in rows.items()}
-        med["rest_s"] = max(med["step_s"] - med["perception_s"] - med["spec_eval_s"], 0.0)
-        print(json.dumps({
+        for sfx in ("", "_cpu"):
+            med["rest_s" + sfx] = max(med["step_s" + sfx] - med["perception_s" + sfx] - med["spec_eval_s" + sfx], 0.0)
+        row = {
             "workload": "laser_train weak step", "batch_size": bs, "frames": cfg.data.num_frames,
             "max_tracks": setup.train.max_tracks, "negatives_per_video": vcfg.loss.num_negatives,
             "background_specs": len(setup.background_ids), "threads": args.threads,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "steps": args.steps,
-            **{k: round(v, 5) for k, v in med.items()},
+            "train_videos": len(setup.train),
+            **{k: round(v, 5) for k, v in sorted(med.items())},
             "spec_fraction": round(med["spec_eval_s"] / med["step_s"], 3),
+            "spec_fraction_cpu": round(med["spec_eval_s_cpu"] / med["step_s_cpu"], 3),
             "videos_per_s": round(bs / med["step_s"], 1),
-        }))
+            "videos_per_s_cpu": round(bs / med["step_s_cpu"], 1),
+            "load_avg": round(os.getloadavg()[0], 2),
+        }
+        if "spec_eval_s_v1" in med:
+            row["spec_eval_ratio_v1_over_v2_cpu"] = round(med["spec_eval_s_v1_cpu"] / med["spec_eval_s_cpu"], 3)
+        print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

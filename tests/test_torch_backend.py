@@ -363,14 +363,21 @@ def test_columns_follow_names_not_positions():
 
 
 def test_benchmark_quick_prints_json_lines():
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_throughput.py"), "--quick"],
-                          check=True, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_throughput.py"), "--quick",
+                           "--workloads", "laser,mixed"], check=True, capture_output=True, text=True, timeout=300)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert rows and rows[0]["workload"] == "laser"
-    keys = {"workload", "device", "videos_per_s_fwd", "videos_per_s_fwdbwd", "peak_mem_mb",
-            "ratio_vs_reference", "ratio_vs_per_video_loop"}
+    # exact workload selection, each workload by both engines side by side
+    assert [(r["workload"], r["engine"]) for r in rows] == [("laser", "v2"), ("laser", "v1"), ("mixed", "v2"),
+                                                           ("mixed", "v1")]
+    keys = {"videos_per_s_fwd", "videos_per_s_fwdbwd", "videos_per_s_fwdbwd_cpu", "videos_per_s_fwd_cpu",
+            "rss_peak_mb", "alloc_peak_mb", "ratio_vs_v1_fwdbwd_cpu", "load_avg"}
     for row in rows:
         assert keys <= row.keys()
+        assert row["alloc_peak_mb"] > 0
+    assert rows[0]["reference_videos_per_s"] > 0 and "ratio_vs_reference" in rows[0]
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_throughput.py"), "--workloads", "lazer"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown workload(s) lazer" in bad.stderr
 
 
 def test_example_specs_and_traces_match_reference():
