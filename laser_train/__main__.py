@@ -227,11 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
         rest.insert(0, "run")  # no command: the main job
     args = build_parser().parse_args(rest)
+    from laser_train.data.files import DataError
     from laser_train.data.format import DatasetError
 
     try:
         return COMMANDS[args.command].run(args, overrides)
-    except (ConfigError, DatasetError) as exc:
+    except (ConfigError, DatasetError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

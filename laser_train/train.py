@@ -127,9 +127,15 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     from laser_train.data.dataset import CROP_MODES, build_dataset, sampling_of
     from laser_train.data.format import validate_dataset
 
-    sampling_of(cfg.data)  # bad data settings fail before any data is generated or read
+    from laser_train.config import ConfigError
+    from laser_train.data.sampling import SamplingError
+
+    try:  # bad data settings fail before any data is generated or read
+        sampling_of(cfg.data)
+    except SamplingError as exc:
+        raise ConfigError(f"data.num_frames / fps / sampling / clip_seconds: {exc}") from None
     if cfg.data.crop not in CROP_MODES:
-        raise ValueError(f"unknown data.crop {cfg.data.crop!r}; choose from {', '.join(CROP_MODES)}")
+        raise ConfigError(f"data.crop: unknown crop {cfg.data.crop!r}; choose from {', '.join(CROP_MODES)}")
     t0 = time.perf_counter()
     root = ensure_dataset(cfg, progress)
     t1 = time.perf_counter()

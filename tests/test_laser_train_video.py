@@ -453,3 +453,19 @@ def test_ids_with_path_characters_become_safe_distinct_file_names():
     assert len(set(out)) == len(out)
     assert all("/" not in o and not o.startswith(".") for o in out)
     assert safe_name("plain") == "plain"
+
+
+def test_fps_settings_need_a_frame_rate_and_the_manifest_can_give_it(small):
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(num_frames=2, fps=2.0, sampling="uniform", clip_seconds=0.0, crop_size=8, crop="box")
+    ds = validate_dataset(small)
+    with pytest.raises(DatasetError) as err:
+        D.build_dataset(ds, "train", cfg, train=False)
+    assert "manifest.jsonl:1 record 'v00000': fps: data.fps / data.clip_seconds need the video's frame rate" in str(
+        err.value) and "skip_invalid" not in str(err.value)
+    manifest = small / "manifest.jsonl"
+    recs = [dict(json.loads(x), fps=4) for x in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    data = D.build_dataset(validate_dataset(small), "train", cfg, train=False)
+    assert data.frame_indices(0).tolist() == [0, 2]  # 4 frames at 4 fps -> 2 fps: frames 0 and 2

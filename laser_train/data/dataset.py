@@ -35,7 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from laser_train.data.format import Dataset, Record, load_scene_graph
+from laser_train.data.files import DataError
+from laser_train.data.format import Dataset, DatasetError, Problem, Record, load_scene_graph
 from laser_train.data.masks import decode_mask, mask_bbox
 from laser_train.data.sampling import Sampling, resample_track, sample_frames, tolerance
 from laser_train.data.video import read_frames
@@ -46,7 +47,7 @@ __all__ = ["CROP_MODES", "VideoDataset", "collate", "EpochSampler", "make_loader
 CROP_MODES = ("box", "mask", "mask_box")
 
 
-class SampleError(ValueError):
+class SampleError(DataError):
     """A record that validated but cannot be read now (e.g. the file changed); names the record."""
 
 
@@ -311,5 +312,13 @@ def sampling_of(data_cfg: Any) -> Sampling:
 def build_dataset(ds: Dataset, split: str, data_cfg: Any, *, train: bool, seed: int = 0) -> VideoDataset:
     """The :class:`VideoDataset` of ``split`` with the settings of a :class:`laser_train.config.DataConfig`;
     ``seed`` (the run's ``train.seed``) drives the random frame choices of training samples."""
-    return VideoDataset(ds, ds.require_split(split), crop_size=data_cfg.crop_size, crop=data_cfg.crop,
-                        sampling=sampling_of(data_cfg), train=train, seed=seed)
+    records = ds.require_split(split)
+    sampling = sampling_of(data_cfg)
+    if sampling.fps or sampling.clip_seconds:  # they need each video's frame rate: say so before training
+        missing = [Problem(r.id, r.line, "fps", "data.fps / data.clip_seconds need the video's frame rate: add "
+                           "an 'fps' field (.npy files and image directories carry none)")
+                   for r in records if not r.fps]
+        if missing:
+            raise DatasetError(missing, str(ds.root), skippable=False)
+    return VideoDataset(ds, records, crop_size=data_cfg.crop_size, crop=data_cfg.crop, sampling=sampling,
+                        train=train, seed=seed)

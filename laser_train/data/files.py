@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FileProblem", "read_text", "read_json", "loads_json", "MANIFEST_LIMIT", "TRACKS_LIMIT",
+__all__ = ["DataError", "FileProblem", "read_text", "read_json", "loads_json", "MANIFEST_LIMIT", "TRACKS_LIMIT",
            "SCENE_GRAPH_LIMIT", "SPEC_LIMIT", "MAX_JSON_DEPTH", "safe_name"]
 
 MANIFEST_LIMIT = 1 << 30  # 1 GiB
@@ -29,7 +29,11 @@ SPEC_LIMIT = 64 << 20
 MAX_JSON_DEPTH = 64
 
 
-class FileProblem(ValueError):
+class DataError(ValueError):
+    """Base of the data pipeline's input errors (the CLI prints them without a traceback)."""
+
+
+class FileProblem(DataError):
     """A file that cannot be used; the message says which and why, without quoting its content."""
 
 

@@ -116,13 +116,13 @@ class Problem:
 class DatasetError(ValueError):
     """Raised with every problem found in a dataset."""
 
-    def __init__(self, problems: list[Problem], root: str = ""):
+    def __init__(self, problems: list[Problem], root: str = "", *, skippable: bool = True):
         self.problems = list(problems)
         head = f"{len(self.problems)} problem(s) in dataset {root}".rstrip()
         lines = [head] + [f"  {p}" for p in self.problems[:50]]
         if len(self.problems) > 50:
             lines.append(f"  ... and {len(self.problems) - 50} more")
-        if any(p.record != "-" for p in self.problems):
+        if skippable and any(p.record != "-" for p in self.problems):
             lines.append("  (pass --data.skip_invalid=true to report and skip the bad records)")
         super().__init__("\n".join(lines))
 

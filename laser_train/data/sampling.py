@@ -31,12 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from laser_train.data.files import DataError
+
 __all__ = ["Sampling", "SamplingError", "sample_frames", "tolerance", "resample_track", "SAMPLING_MODES"]
 
 SAMPLING_MODES = ("uniform", "segment")
 
 
-class SamplingError(ValueError):
+class SamplingError(DataError):
     """The sampling settings cannot be applied to a video (e.g. ``fps`` for a source without a rate)."""
 
 
