@@ -113,12 +113,10 @@ Partial = dict
 def _laser_partial(pred, data, ks) -> Partial:
     from laser_train.evaluate import _valid_masks
 
-    tracks, present, pairs = _valid_masks(data)
-    names, unary, binary = pred.log_scores()
+    truths = (data.gt_names, data.gt_unary, data.gt_binary)
+    rows = zip(("obj", "unary", "pair"), pred.log_scores(), truths, _valid_masks(data))  # tracks, (t, n), pairs
     out: Partial = {}
-    for kind, scores, truth, valid in (("obj", names, data.gt_names, tracks),
-                                       ("unary", unary, data.gt_unary, present),
-                                       ("pair", binary, data.gt_binary, pairs)):
+    for kind, scores, truth, valid in rows:
         n = 0
         for k in ks:
             total, n = _row_recall_sum(scores.detach().cpu(), truth.cpu(), valid.cpu(), k)
