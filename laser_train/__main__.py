@@ -73,8 +73,18 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     _config_option(p)
 
 
+def _check_variants(names) -> None:
+    """Unknown variants fail here, before any data is generated or loaded."""
+    from laser_train.train import VARIANTS
+
+    bad = [v for v in names if v not in VARIANTS]
+    if bad:
+        raise ConfigError(f"unknown variant {bad[0]!r} (choose from {', '.join(VARIANTS)})")
+
+
 def _run(args: argparse.Namespace, overrides: list[str]) -> int:
     cfg = load_config(args.config, overrides)
+    _check_variants(cfg.run.variants)
     from laser_train.experiment import run_experiment
 
     run_experiment(cfg)
@@ -98,8 +108,12 @@ def _train(args: argparse.Namespace, overrides: list[str]) -> int:
 
     from laser_train import train as T
 
+    from laser_train.distributed import current
+
+    _check_variants([args.variant])
     res = T.main(cfg, args.variant, Path(cfg.run.out) / args.variant, resume=cfg.run.resume)
-    print(json.dumps(res["metrics"], indent=2))
+    if current().is_main:
+        print(json.dumps(res["metrics"], indent=2))
     return 0
 
 
@@ -115,12 +129,12 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
+    """The evaluation of training (:func:`laser_train.train.evaluate`) on any split: same negatives, same code."""
     from laser_train import train as T
     from laser_train.checkpoint import load_checkpoint
     from laser_train.config import apply_overrides, from_dict
-    from laser_train.data.dataset import build_dataset, make_loader
+    from laser_train.data.dataset import build_dataset
     from laser_train.data.format import SPLITS, DatasetError, Problem, validate_dataset
-    from laser_train.evaluate import evaluate_model
     from laser_train.losses import SpecSupervision
     from laser_train.model import build_model
 
@@ -129,25 +143,22 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
                                     f"{', '.join(SPLITS)}")])
     state = load_checkpoint(args.checkpoint)
     cfg = apply_overrides(from_dict(state["config"]), overrides)
+    rt, dist = T.start(cfg)
     root = args.data or state.get("extra", {}).get("dataset") or T.ensure_dataset(cfg)
     ds = validate_dataset(root, skip_invalid=cfg.data.skip_invalid)
     for p in ds.skipped:
         print(f"skipped: {p}", file=sys.stderr)
-    split = args.split
-    data = build_dataset(ds, split, cfg.data, train=False, seed=cfg.train.seed)  # an empty split is an error
-    model = build_model(cfg.model, ds.vocabulary, cfg.data.crop_size)
+    data = build_dataset(ds, args.split, cfg.data, train=False, seed=cfg.train.seed)  # an empty split is an error
+    model = build_model(cfg.model, ds.vocabulary, cfg.data.crop_size).to(rt.device)
     model.load_state_dict(state["model"])
     sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
     sup.register(data)
-    negs = [sup.add_many(n or ()) for n in data.negatives]
-    if not any(negs) and len(data) > 1:  # no negatives in the manifest: other videos' captions
-        negs = [[data.spec_ids[(v + 1) % len(data)]] for v in range(len(data))]
-    metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": split,
+    negs = T.heldout_negatives(cfg, sup, data, ds.vocabulary)  # the negatives training's evaluation uses
+    metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
                      "videos": len(data), "epoch": state["epoch"]}
-    loader = make_loader(data, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
-    metrics.update(evaluate_model(model, loader, sup, negs, cfg.eval.ks, cfg.eval.threshold,
-                                  cfg.eval.protocol))
-    print(json.dumps(metrics, indent=2))
+    metrics.update(T.evaluate_data(model, data, sup, negs, cfg, dist))
+    if dist.is_main:
+        print(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -227,14 +238,27 @@ def main(argv: list[str] | None = None) -> int:
     if not rest or (rest[0].startswith("-") and rest[0] not in ("-h", "--help")):
         rest.insert(0, "run")  # no command: the main job
     args = build_parser().parse_args(rest)
+    from laser_train.checkpoint import CheckpointError
     from laser_train.data.files import DataError
     from laser_train.data.format import DatasetError
+    from laser_train.device import DeviceError
 
+    errors: tuple[type[Exception], ...] = (ConfigError, DatasetError, DataError, DeviceError, CheckpointError)
+    if args.command in ("run", "train", "eval"):
+        from laser_train.clip_model import ClipLoadError  # transformers itself is imported only when used
+
+        errors += (ClipLoadError,)
     try:
         return COMMANDS[args.command].run(args, overrides)
-    except (ConfigError, DatasetError, DataError) as exc:
+    except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun job: leave the process group cleanly
+            import torch.distributed
+
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,10 @@ optimizer and LR-scheduler state, the number of finished epochs, the training
 history so far, torch's RNG state and the resolved configuration. It is
 written to a temporary file in the same directory, flushed to disk and moved
 into place with :func:`os.replace`, so a run killed at any moment leaves either
-the previous checkpoint or the new one — never a torn file.
+the previous checkpoint or the new one — never a torn file. In a torchrun job
+only rank 0 writes, and every rank waits at a barrier until the file is in
+place (:mod:`laser_train.train`). Checkpoints load with ``weights_only=True``
+and onto the CPU; a run resumes on any device and any number of processes.
 
 Resuming is exact because nothing else carries state between epochs: the
 shuffling order and negative sampling of epoch ``e`` are drawn from generators
@@ -21,9 +24,13 @@ from typing import Any
 
 import torch
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "CHECKPOINT_VERSION", "CheckpointError"]
 
 CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable laser_train checkpoint."""
 
 
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: Any = None, scheduler: Any = None,
@@ -58,8 +65,18 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: Any 
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU)."""
-    state = torch.load(Path(path), map_location="cpu", weights_only=False)
+    """Read a checkpoint written by :func:`save_checkpoint` (on the CPU).
+
+    Loaded with ``weights_only=True``: tensors and plain Python values only, so a checkpoint from
+    elsewhere cannot run code when it is opened.
+    """
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except Exception as exc:  # torch raises UnpicklingError (or RuntimeError for a torn/foreign file)
+        raise CheckpointError(f"{path}: not a laser_train checkpoint, or one holding more than tensors and plain "
+                         f"values ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path}: not a laser_train checkpoint (version {CHECKPOINT_VERSION})")
+        raise CheckpointError(f"{path}: not a laser_train checkpoint (version {CHECKPOINT_VERSION})")
     return state

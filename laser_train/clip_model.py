@@ -47,8 +47,8 @@ from torch import nn
 from laser_train.model import (Embeddings, SceneGraphScores, TypeGates, geometry_features, pair_geometry,
                                vocabulary_words)
 
-__all__ = ["ClipPerception", "load_clip", "union_crops", "save_random_clip", "ClipLoadError", "CLIP_MEAN",
-           "CLIP_STD", "RANDOM_SHAPES"]
+__all__ = ["ClipPerception", "load_clip", "union_crops", "save_random_clip", "random_clip", "ClipLoadError",
+           "CLIP_MEAN", "CLIP_STD", "RANDOM_SHAPES"]
 
 #: CLIP's image normalisation (used when the checkpoint has no preprocessor_config.json).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -148,6 +148,8 @@ class ClipPerception(nn.Module):
         if pair_crop not in ("two_crops", "union"):
             raise ValueError(f"unknown pair_crop {pair_crop!r} (two_crops, union)")
         self.towers = nn.ModuleList(clip_models)
+        for tower in self.towers:  # our own similarity scale replaces CLIP's; an unused parameter would stall DDP
+            tower.logit_scale.requires_grad_(False)
         self.tower_of = {k: (i if len(clip_models) == 3 else 0) for i, k in enumerate(_KINDS)}
         self.pair_crop = pair_crop
         self.words = vocabulary_words(vocabulary)
@@ -298,28 +300,39 @@ RANDOM_SHAPES = {
 }
 
 
-def save_random_clip(path: str | Path, shape: str = "tiny", seed: int = 0) -> Path:
-    """Write a randomly initialised CLIP model and a character-level tokenizer to ``path`` (for tests/benchmarks).
+def random_clip(shape: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = None) -> tuple[Any, Any]:
+    """A randomly initialised ``(CLIPModel, CLIPTokenizer)`` of ``shape`` (:data:`RANDOM_SHAPES`), nothing downloaded.
 
-    Loadable with ``--model.path=PATH`` like a real checkpoint; nothing is downloaded. The tokenizer is
-    a byte-level BPE with no merges (one token per character), so any prompt tokenizes.
+    The tokenizer is a byte-level BPE with no merges (one token per character), so any prompt
+    tokenizes; its files are written to ``tokenizer_dir`` (default: a temporary directory).
     """
+    import tempfile
+
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
     from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if shape not in RANDOM_SHAPES:
+        raise ValueError(f"unknown CLIP shape {shape!r} (choose from {', '.join(RANDOM_SHAPES)})")
+    folder = Path(tokenizer_dir or tempfile.mkdtemp(prefix="clip-tokenizer-"))
+    folder.mkdir(parents=True, exist_ok=True)
     chars = list(bytes_to_unicode().values())
     vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars])}
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)  # the highest id: CLIP pools the text at the end-of-text token
-    (path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (path / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    tokenizer = CLIPTokenizer(str(path / "vocab.json"), str(path / "merges.txt"))
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
     dims = RANDOM_SHAPES[shape]
     config = CLIPConfig(text_config={**dims["text"], "vocab_size": len(vocab)}, vision_config=dims["vision"],
                         projection_dim=dims["projection_dim"])
     torch.manual_seed(seed)
-    CLIPModel(config).save_pretrained(path)
+    return CLIPModel(config), tokenizer
+
+
+def save_random_clip(path: str | Path, shape: str = "tiny", seed: int = 0) -> Path:
+    """Write :func:`random_clip` to ``path``: loadable with ``--model.path=PATH`` like a real checkpoint."""
+    path = Path(path)
+    model, tokenizer = random_clip(shape, seed, tokenizer_dir=path)
+    model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -88,8 +88,7 @@ class ModelConfig:
 
     name: str = _choice("small", MODEL_NAMES)
     embed_dim: int = 48  # small: appearance embedding per crop
-    hidden_dim: int = 96  # small: hidden width of the name / unary / binary heads
-    word_dim: int = 64  # small: width of the learned word embeddings the tracks are scored against
+    hidden_dim: int = 96  # small: hidden width of the heads = width of its track and word embeddings
     # clip: from_pretrained(path) — a local directory or a hub id (read from the local hub cache only)
     path: str = ""
     layout: str = _choice("separate", ("separate", "shared"))  # clip: three towers (LASER's) or one

@@ -98,6 +98,16 @@ class RecallAccumulator:
             self.col_hits[kind] = self.col_hits.get(kind, torch.zeros_like(ch)) + ch
             self.col_facts[kind] = self.col_facts.get(kind, torch.zeros_like(cf)) + cf
 
+    def merge(self, other: "RecallAccumulator") -> None:
+        """Add ``other``'s sums (another share of the same split, e.g. another rank's)."""
+        for key, v in other.hits.items():
+            self.hits[key] += v
+        for kind, n in other.facts.items():
+            self.facts[kind] += n
+        for mine, theirs in ((self.col_hits, other.col_hits), (self.col_facts, other.col_facts)):
+            for kind, v in theirs.items():
+                mine[kind] = mine[kind] + v if kind in mine else v.clone()
+
     def result(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for kind in self.KINDS:
@@ -135,13 +145,24 @@ def chance_metrics(data, ks=(1, 5)) -> dict[str, float]:
 
 @torch.no_grad()
 def predict(model, batch):
-    """Run ``model`` on one collated batch in eval mode; returns its SceneGraphScores."""
+    """Run ``model`` on one collated batch in eval mode; returns its SceneGraphScores on the CPU.
+
+    The batch goes to the model's device (a DDP wrapper is looked through); the per-video score
+    tensors come back as float32 CPU tensors (embeddings are not kept).
+    """
+    from laser_train.device import to_device
+    from laser_train.distributed import unwrap
+    from laser_train.model import SceneGraphScores
+
+    model = unwrap(model)
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
-        return model(batch)
+        out = model(to_device(batch, device))
     finally:
         model.train(was_training)
+    return SceneGraphScores(*(getattr(out, f).float().cpu() for f in SceneGraphScores.FIELDS))
 
 
 def binarize(pred, threshold: float = 0.5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,10 +228,14 @@ def truth_spec_accuracy(supervision: Any, loader, negatives: list[list[int]]) ->
 
 
 def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], ks=(1, 5),
-                   threshold: float = 0.5, protocols=("facts",)) -> dict[str, float]:
+                   threshold: float = 0.5, protocols=("facts",), dist=None) -> dict[str, float]:
     """Recall against the hidden scene graphs (when the data has them) under each of ``protocols``
     (:mod:`laser_train.protocols`; ``facts`` is :func:`scene_graph_metrics`) and the spec accuracy,
-    streamed over ``loader`` (a DataLoader of :func:`laser_train.data.dataset.collate` batches, any order)."""
+    streamed over ``loader`` (a DataLoader of :func:`laser_train.data.dataset.collate` batches, any order).
+
+    ``dist`` (a :class:`laser_train.distributed.Dist` of several processes): ``loader`` holds this
+    rank's share of the videos (each video in exactly one rank's share); the sums of every rank are
+    gathered and added, so every rank returns the metrics of the whole split."""
     from types import SimpleNamespace
 
     from laser_train.protocols import ProtocolAccumulator
@@ -223,6 +248,15 @@ def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], 
         if recall is not None:
             recall.add(pred, SimpleNamespace(**batch))
         specs.add(binarize(pred, threshold), batch)
+    if dist is not None and dist.enabled:
+        gathered = dist.all_gather((recall, specs.hits))
+        recall, specs.hits = gathered[0][0], {1.0: [0, 0], 0.0: [0, 0]}
+        for other, hits in gathered:
+            if recall is not None and other is not gathered[0][0]:
+                recall.merge(other)
+            for label, (correct, total) in hits.items():
+                specs.hits[label][0] += correct
+                specs.hits[label][1] += total
     metrics: dict[str, float] = recall.result() if recall is not None else {}
     metrics.update(specs.result())
     return metrics

@@ -85,9 +85,15 @@ def targets(results: dict[str, dict[str, float]]) -> dict[str, Any]:
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     """Prepare once, train every variant, evaluate, write the run directory; returns the metrics dict."""
+    import contextlib
+    import os
+
     from laser_train import train as T
 
-    with T.torch_settings(cfg):
+    _, dist = T.start(cfg)
+    # Under torchrun every rank trains, only rank 0 writes files and prints (laser_train.distributed).
+    quiet = contextlib.nullcontext() if dist.is_main else contextlib.redirect_stdout(open(os.devnull, "w"))
+    with T.torch_settings(cfg), quiet:
         return _run_experiment(cfg)
 
 
@@ -96,9 +102,11 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from laser_train.evaluate import chance_metrics
 
     t_start = time.perf_counter()
-    run_dir = pick_run_dir(cfg.run.out, cfg.run.resume)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
+    _, dist = T.start(cfg)
+    run_dir = dist.broadcast(pick_run_dir(cfg.run.out, cfg.run.resume) if dist.is_main else None)
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n", encoding="utf-8")
     progress = cfg.train.progress
     print(f"run directory: {run_dir}")
     setup = T.prepare(cfg, progress)
@@ -148,6 +156,8 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
                       for k, v in histories.items()},
         "config": to_dict(cfg),
     }
+    if not dist.is_main:
+        return metrics
     if cfg.run.plots:
         from laser_train import plots
 

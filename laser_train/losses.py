@@ -101,7 +101,7 @@ def hint_mask(hints: torch.Tensor, lengths: torch.Tensor, T: int) -> torch.Tenso
     :meth:`stlspec.ir.Window.frames` does, for each video's own length L.
     """
     span = (lengths - 1).clamp_min(0).double()[:, None, None]  # [K, 1, 1]
-    t = torch.arange(T, dtype=torch.float64)[None, None, :]
+    t = torch.arange(T, dtype=torch.float64, device=lengths.device)[None, None, :]
     lo = torch.ceil(hints[..., 0:1].double() * span - 1e-9)
     hi = torch.floor(hints[..., 1:2].double() * span + 1e-9)
     return (t >= lo) & (t <= hi) & (t < lengths[:, None, None])
@@ -137,7 +137,7 @@ def _is_frame_local(spec: Any) -> bool:
 
 
 def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
-                  spec_ids: Sequence[int]) -> torch.Tensor:
+                  spec_ids: Sequence[int], counts: dict[str, int] | None = None) -> torch.Tensor:
     """Mean ``-log v`` of the background specs, per frame where the spec allows it.
 
     A rule ``forall x, y. always φ`` over a whole video multiplies ``T·N²`` facts:
@@ -156,35 +156,43 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
     parts = []
     if local:
         real = fm.reshape(-1)  # one pseudo-video per real frame
-        n_ = names.double()[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])[real]
-        u_ = unary.double().reshape(B * T, 1, *unary.shape[2:])[real]
-        b_ = binary.double().reshape(B * T, 1, *binary.shape[2:])[real]
+        n_ = names[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])[real]
+        u_ = unary.reshape(B * T, 1, *unary.shape[2:])[real]
+        b_ = binary.reshape(B * T, 1, *binary.shape[2:])[real]
         tm_ = tm[:, None].expand(B, T, N).reshape(B * T, N)[real]
         pr_ = present.reshape(B * T, 1, N)[real]
         M = int(real.sum())
         sid = [s for _ in range(M) for s in local]
         vid = [m for m in range(M) for _ in local]
-        v = supervision.evaluate(n_, u_, b_, torch.ones(M, 1, dtype=torch.bool), tm_, pr_, sid, vid,
+        v = supervision.evaluate(n_, u_, b_, torch.ones(M, 1, dtype=torch.bool, device=fm.device), tm_, pr_, sid, vid,
                                  witnesses=False).values
         parts.append(_nll(v))
     if whole:
         sid = [s for _ in range(B) for s in whole]
         vid = [b for b in range(B) for _ in whole]
         v = supervision.evaluate(names, unary, binary, fm, tm, present, sid, vid, witnesses=False).values
-        parts.append(_nll(v.double()))
+        parts.append(_nll(v.to(names.dtype)))
     if not parts:
         return names.sum() * 0
-    return torch.cat(parts).mean().to(names.dtype)
+    nll = torch.cat(parts)
+    if counts is not None:
+        counts["semantic"] = nll.numel()
+    return nll.mean().to(names.dtype)
 
 
 def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
-              work: WeakBatch, weights: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              work: WeakBatch, weights: Any, *, dtype: torch.dtype = torch.float64,
+              counts: dict[str, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted sum of the four weak-supervision terms, and each (unweighted) term.
 
     Positives are evaluated with witnesses (for the temporal term); negatives and
-    background specs without, which skips the backend's pinned evaluations.
+    background specs without, which skips the backend's pinned evaluations. Specs are
+    evaluated in ``dtype`` (``train.spec_dtype``). ``counts``, when given, receives how many
+    items each term averages (data-parallel training turns the per-rank means into the
+    global mean with them: :mod:`laser_train.distributed`).
     """
-    probs = tuple(p.double() for p in probs)
+    counts = {} if counts is None else counts
+    probs = tuple(p.to(dtype) for p in probs)
     names, unary, binary = probs
     fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
     pos = (work.kinds == 0).nonzero().flatten()
@@ -195,6 +203,7 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
                                witnesses=want_w)
     zero = names.sum() * 0
     terms: dict[str, torch.Tensor] = {"alignment": _nll(out.values).mean() if len(pos) else zero}
+    counts.update(alignment=len(pos), temporal=0, contrastive=0, semantic=0)
     terms["temporal"] = zero
     if want_w:
         # Only events that have a witness distribution at all: when the spec is (numerically) false on
@@ -207,23 +216,32 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
             inside = hint_mask(work.hints[pos][:, :E], lengths, out.witnesses.shape[-1])
             mass = (out.witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
             terms["temporal"] = _nll(mass[use]).mean()
+            counts["temporal"] = int(use.sum())
     terms["contrastive"] = zero
-    terms["semantic"] = semantic_loss(supervision, probs, batch, work.background) if work.background else zero
+    if work.background:
+        terms["semantic"] = semantic_loss(supervision, probs, batch, work.background, counts)
+    else:
+        terms["semantic"] = zero
     if len(rest):
         other = supervision.evaluate(names, unary, binary, fm, tm, present, sid[rest].tolist(),
                                      vid[rest].tolist(), witnesses=False).values
         terms["contrastive"] = _nll(1 - other).mean()
+        counts["contrastive"] = len(rest)
     total = sum(getattr(weights, k) * t for k, t in terms.items())
     return total.float(), terms
 
 
-def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...]
-                    ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Cross-entropy on names and binary cross-entropy on unary/binary facts of the hidden scene graph."""
+def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...],
+                    counts: dict[str, int] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy on names and binary cross-entropy on unary/binary facts of the hidden scene graph.
+
+    ``counts`` (optional) receives how many items each term averages (see :func:`weak_loss`).
+    """
     gt_names, gt_unary, gt_binary = gt
     present = batch["present"]
     tracks = present.any(1)
-    pairs = present[:, :, :, None] & present[:, :, None, :] & ~torch.eye(present.shape[-1], dtype=torch.bool)
+    pairs = present[:, :, :, None] & present[:, :, None, :] & ~torch.eye(present.shape[-1], dtype=torch.bool,
+                                                                                device=present.device)
     log_names, log_unary, log_binary = scores.log_scores()  # the same (type-gated) probabilities as weak runs
 
     def bce(log_p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -235,4 +253,6 @@ def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch
         "unary": bce(log_unary[present], gt_unary[present]),
         "binary": bce(log_binary[pairs], gt_binary[pairs]),
     }
+    if counts is not None:
+        counts.update(names=int(tracks.sum()), unary=int(present.sum()), binary=int(pairs.sum()))
     return sum(terms.values()), terms

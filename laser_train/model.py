@@ -52,8 +52,9 @@ Models (:func:`build_model`, ``model.name``):
 
 * :class:`SmallPerception` (``small``, the CPU default): a three-layer CNN over
   each crop, box geometry and motion features (centre, size, velocity from the
-  neighbouring frames), three MLPs mapping them into a ``model.word_dim`` space,
-  and learned word embeddings (the text tower of a closed vocabulary).
+  neighbouring frames), three MLPs mapping them into a ``model.hidden_dim``
+  space, and learned word embeddings (the text tower of a closed vocabulary:
+  the rows of each MLP's last layer, scored by a dot product plus a bias).
 * :class:`laser_train.clip_model.ClipPerception` (``clip``): CLIP image
   embeddings of the crops (and of pair crops) scored against CLIP text
   embeddings of prompted vocabulary words: an open vocabulary.
@@ -223,8 +224,7 @@ def pair_geometry(geo: torch.Tensor) -> torch.Tensor:
 class SmallPerception(nn.Module):
     """Crop CNN + geometry/motion features, MLPs into a word space, learned word embeddings (≈100k parameters)."""
 
-    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96,
-                 word_dim: int = 64):
+    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96):
         super().__init__()
         num_categories, num_unary, num_binary = (len(vocabulary.categories), len(vocabulary.unary),
                                                  len(vocabulary.binary))
@@ -240,20 +240,14 @@ class SmallPerception(nn.Module):
             nn.Flatten(), nn.Linear(32 * 4, embed_dim), nn.LayerNorm(embed_dim),
         )
         g = 10  # geometry_features width
-        self.name_head = _mlp(embed_dim, hidden_dim, word_dim)
-        self.unary_head = _mlp(embed_dim + g, hidden_dim, word_dim)
+        # Each head is an MLP whose last layer holds the word embeddings: its input (the last hidden
+        # layer, width hidden_dim) is the track / pair embedding, its weight rows the words' embeddings
+        # and its bias the words' biases — a closed vocabulary's text tower, scored by a dot product.
+        self.name_head = _mlp(embed_dim, hidden_dim, num_categories)
+        self.unary_head = _mlp(embed_dim + g, hidden_dim, num_unary)
         self.pair_app = nn.Linear(embed_dim, 24)
         pair_in = 2 * 24 + 2 * g + 7
-        self.binary_head = _mlp(pair_in, hidden_dim, word_dim)
-        # The text tower of a closed vocabulary: one learned embedding (and bias) per word. Scored by a
-        # dot product, an MLP head followed by these is a factorised linear layer: the small model keeps
-        # its capacity while exposing the embedding interface.
-        self.word_embeddings = nn.ParameterDict({
-            kind: nn.Parameter(torch.randn(k, word_dim) / word_dim ** 0.5)
-            for kind, k in (("categories", num_categories), ("unary", num_unary), ("binary", num_binary))})
-        self.word_bias = nn.ParameterDict({
-            kind: nn.Parameter(torch.zeros(k))
-            for kind, k in (("categories", num_categories), ("unary", num_unary), ("binary", num_binary))})
+        self.binary_head = _mlp(pair_in, hidden_dim, num_binary)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> SceneGraphScores:
         crops, boxes, present = batch["crops"], batch["boxes"], batch["present"]
@@ -270,11 +264,11 @@ class SmallPerception(nn.Module):
             geo[:, :, :, None].expand(B, T, N, N, -1), geo[:, :, None].expand(B, T, N, N, -1),
             pair_geometry(geo),
         ], dim=-1)
-        w, b = self.word_embeddings, self.word_bias
-        emb = Embeddings(objects=self.name_head(pooled), tracks=self.unary_head(torch.cat([app, geo], dim=-1)),
-                         pairs=self.binary_head(pair), categories=w["categories"], unary=w["unary"],
-                         binary=w["binary"], bias_names=b["categories"], bias_unary=b["unary"],
-                         bias_binary=b["binary"], words=self.words)
+        names, unary, binary = self.name_head, self.unary_head, self.binary_head
+        emb = Embeddings(objects=names[:-1](pooled), tracks=unary[:-1](torch.cat([app, geo], dim=-1)),
+                         pairs=binary[:-1](pair), categories=names[-1].weight, unary=unary[-1].weight,
+                         binary=binary[-1].weight, bias_names=names[-1].bias, bias_unary=unary[-1].bias,
+                         bias_binary=binary[-1].bias, words=self.words)
         return SceneGraphScores.from_embeddings(emb, self.gates)
 
 
@@ -284,7 +278,7 @@ def build_model(cfg, vocabulary, crop_size: int) -> nn.Module:
 
     if cfg.name == "small":
         return SmallPerception(vocabulary, crop_size=crop_size, embed_dim=cfg.embed_dim,
-                               hidden_dim=cfg.hidden_dim, word_dim=cfg.word_dim)
+                               hidden_dim=cfg.hidden_dim)
     if cfg.name == "clip":
         from laser_train.clip_model import ClipPerception
 

@@ -246,6 +246,12 @@ class ProtocolAccumulator:
             elif name == "predcls":
                 _add(self.total, _predcls_partial(pred, data, self.ks))
 
+    def merge(self, other: "ProtocolAccumulator") -> None:
+        """Add ``other``'s sums (another share of the same split, e.g. another rank's under torchrun)."""
+        if self.facts is not None:
+            self.facts.merge(other.facts)
+        _add(self.total, other.total)
+
     def result(self) -> dict[str, float]:
         out: dict[str, float] = {}
         finished = _finish(self.total)

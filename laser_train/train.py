@@ -12,7 +12,8 @@ One training run ("variant") trains one model from scratch on one prepared
 
 Data streams from disk through :mod:`laser_train.data.dataset` (a ``Dataset`` +
 ``DataLoader``; ``data.num_workers`` worker processes decode only the sampled
-frames), so memory does not grow with the dataset.
+frames), so memory does not grow with the dataset. Under torchrun every process
+loads only its slice of each global batch (:mod:`laser_train.distributed`).
 
 Determinism: the model is initialised from ``train.seed``; epoch ``e`` shuffles
 with a generator seeded by ``(seed, e)``, samples frames with
@@ -28,8 +29,9 @@ from contextlib import contextmanager
 
 import copy
 import json
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,14 @@ import torch
 from laser_train.checkpoint import load_checkpoint, save_checkpoint
 from laser_train.config import LOSS_TERMS, ExperimentConfig, to_dict
 from laser_train.data.dataset import VideoDataset
+from laser_train.device import Runtime
+from laser_train.distributed import Dist
 from laser_train.losses import SpecSupervision, WeakBatch, supervised_loss, weak_loss
 from laser_train.objectives import parse_objective
 
-__all__ = ["Setup", "prepare", "variant_config", "data_loader", "train_one_epoch", "evaluate", "main", "VARIANTS",
-           "BASELINES"]
+__all__ = ["Setup", "prepare", "variant_config", "data_loader", "train_one_epoch", "evaluate", "evaluate_data",
+           "main", "VARIANTS", "BASELINES", "start",
+           "heldout_split", "heldout_negatives", "check_resume_config", "select_work"]
 
 #: The embedding baselines (laser_train.objectives) trained alone, and each added to LASER's objective.
 BASELINES = ("svilm", "finsta", "hero")
@@ -85,12 +90,17 @@ def ensure_dataset(cfg: ExperimentConfig, progress: bool = False) -> Path:
         return Path(cfg.data.path)
     from laser_train.data.synthetic import write_dataset
 
+    from laser_train.distributed import current
+
     root = synthetic_cache_dir(cfg)
-    if not (root / "synthetic.json").exists():  # written last: its presence means the dataset is complete
+    dist = current()
+    # Written by rank 0 only; synthetic.json is written last: its presence means the dataset is complete.
+    if dist.is_main and not (root / "synthetic.json").exists():
         d = cfg.data
         write_dataset(root, seed=d.seed, num_train=d.num_train, num_test=d.num_test, num_frames=d.num_frames,
                       image_size=d.image_size, min_objects=d.min_objects, max_objects=d.max_objects,
                       num_negatives=d.num_negatives, progress=progress)
+    dist.barrier()
     return root
 
 
@@ -122,6 +132,37 @@ def generated_negatives(records: list[Any], vocabulary: Any, count: int, seed: i
     return [list(stlspec.compile_text(t, vocabulary=vocabulary).specs) if t else [] for t in texts]
 
 
+def heldout_split(ds: Any) -> str:
+    """The split a run evaluates on: ``test`` when the dataset has one, else ``val``."""
+    return "test" if ds.split("test") else "val"
+
+
+def heldout_negatives(cfg: ExperimentConfig, sup: SpecSupervision, data: VideoDataset, vocabulary: Any,
+                      progress: bool = False) -> list[list[int]]:
+    """Per video of ``data`` (registered in ``sup``): the spec ids of the negatives of the spec accuracy.
+
+    The manifest's negatives; else (``loss.negatives`` auto/generator) ``loss.num_negatives`` made by
+    :mod:`stlspec.negatives`; else other videos' captions drawn with a generator seeded by ``data.seed``.
+    Depends only on ``cfg`` and ``data``: training's evaluation and ``python -m laser_train eval`` call
+    this one function, so a checkpoint gets the same numbers both ways.
+    """
+    k = cfg.loss.num_negatives
+    negs: list[list[int]] = [list(sup.add_many(n or ())) for n in data.negatives]
+    if cfg.loss.negatives in ("auto", "generator"):
+        # Only records whose manifest has no `negatives` field; "" means the dataset has none for it.
+        missing = [v for v, r in enumerate(data.records) if r.negatives is None]
+        gen = generated_negatives([data.records[v] for v in missing], vocabulary, k, cfg.data.seed + 1,
+                                  progress=progress)
+        for v, specs in zip(missing, gen or ()):
+            negs[v].extend(sup.add_many(specs))
+    rng = np.random.default_rng([cfg.data.seed, 7])
+    for v in range(len(data)):  # other held-out captions, fixed per setup
+        if not negs[v] and len(data) > 1:
+            others = (v + 1 + rng.choice(len(data) - 1, size=min(k, len(data) - 1), replace=False)) % len(data)
+            negs[v] = [data.spec_ids[int(o)] for o in others]
+    return negs
+
+
 def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     """Load (or generate) the data, compile every spec once, fix the evaluation negatives."""
     from laser_train.data.dataset import CROP_MODES, build_dataset, sampling_of
@@ -136,15 +177,16 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
         raise ConfigError(f"data.num_frames / fps / sampling / clip_seconds: {exc}") from None
     if cfg.data.crop not in CROP_MODES:
         raise ConfigError(f"data.crop: unknown crop {cfg.data.crop!r}; choose from {', '.join(CROP_MODES)}")
+    _, dist = start(cfg)
+    progress = progress and dist.is_main
     t0 = time.perf_counter()
     root = ensure_dataset(cfg, progress)
     t1 = time.perf_counter()
     ds = validate_dataset(root, skip_invalid=cfg.data.skip_invalid)
-    for p in ds.skipped:
+    for p in ds.skipped if dist.is_main else ():
         print(f"skipped: {p}")
     train = build_dataset(ds, "train", cfg.data, train=True, seed=cfg.train.seed)
-    test_split = "test" if ds.split("test") else "val"
-    test = build_dataset(ds, test_split, cfg.data, train=False, seed=cfg.train.seed)
+    test = build_dataset(ds, heldout_split(ds), cfg.data, train=False, seed=cfg.train.seed)
     t2 = time.perf_counter()
     sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
     sup.register(train)
@@ -152,31 +194,18 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     background_ids = sup.add_many(load_background(cfg.data.background, ds.vocabulary))
     k = cfg.loss.num_negatives
     mode = cfg.loss.negatives
-    pool: list[list[int]] = [[] for _ in range(len(train))]
-    test_negs: list[list[int]] = [[] for _ in range(len(test))]
-    for data, target in ((train, pool), (test, test_negs)):
-        for v, negs in enumerate(data.negatives):  # negatives written in the manifest
-            target[v].extend(sup.add_many(negs or ()))
+    pool: list[list[int]] = [list(sup.add_many(n or ())) for n in train.negatives]  # the manifest's
     if mode == "other":  # train on other videos' captions only (evaluation keeps the fixed negatives)
         pool = [[] for _ in range(len(train))]
     if mode in ("auto", "generator"):
-        # Only records whose manifest has no `negatives` field; "" means the dataset has none for it.
         need_train = [r for r in train.records if r.negatives is None]
-        need_test = [r for r in test.records if r.negatives is None]
         gen_train = generated_negatives(need_train, ds.vocabulary, 2 * k, cfg.data.seed, progress=progress)
-        gen_test = generated_negatives(need_test, ds.vocabulary, k, cfg.data.seed + 1, progress=progress)
         if gen_train is None and mode == "generator":
             raise RuntimeError("loss.negatives=generator but stlspec.negatives is not available")
-        if gen_train is not None:
-            for target, data, gen in ((pool, train, gen_train), (test_negs, test, gen_test)):
-                missing = [v for v, r in enumerate(data.records) if r.negatives is None]
-                for v, negs in zip(missing, gen):
-                    target[v].extend(sup.add_many(negs))
-    rng = np.random.default_rng([cfg.data.seed, 7])
-    for v in range(len(test)):  # evaluation negatives: other held-out captions, fixed per setup
-        if not test_negs[v]:
-            others = (v + 1 + rng.choice(len(test) - 1, size=min(k, len(test) - 1), replace=False)) % len(test)
-            test_negs[v] = [test.spec_ids[int(o)] for o in others]
+        missing = [v for v, r in enumerate(train.records) if r.negatives is None]
+        for v, negs in zip(missing, gen_train or ()):
+            pool[v].extend(sup.add_many(negs))
+    test_negs = heldout_negatives(cfg, sup, test, ds.vocabulary, progress)
     sup.evaluator()  # compile now, so that the training timings measure training
     t3 = time.perf_counter()
     timings = {"data_generate_s": t1 - t0, "data_load_s": t2 - t1, "spec_compile_s": t3 - t2}
@@ -205,15 +234,19 @@ def variant_config(cfg: ExperimentConfig, variant: str) -> ExperimentConfig:
     return out
 
 
-def build(cfg: ExperimentConfig, setup: Setup, steps_per_epoch: int):
+def build(cfg: ExperimentConfig, setup: Setup, steps_per_epoch: int, device: torch.device | str = "cpu"):
+    """Model (initialised from ``train.seed``, on ``device``), AdamW over its trainable parameters, LR schedule."""
     from laser_train.model import build_model
 
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, setup.vocabulary, cfg.data.crop_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    model = build_model(cfg.model, setup.vocabulary, cfg.data.crop_size).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     total = max(1, cfg.train.epochs * steps_per_epoch)
     if cfg.train.lr_schedule == "cosine":
-        lam = lambda step: 0.5 * (1 + np.cos(np.pi * min(step, total) / total))  # noqa: E731
+        # Python floats, not numpy ones: the LR lands in the optimizer state, and checkpoints load with
+        # weights_only=True, which accepts only plain types and tensors.
+        lam = lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total))  # noqa: E731
     elif cfg.train.lr_schedule == "constant":
         lam = lambda step: 1.0  # noqa: E731
     else:
@@ -257,14 +290,15 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
 
 
 def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, float], scores, batch,
-                    index: torch.Tensor, rng: np.random.Generator, paste_gen: torch.Generator):
+                    index: torch.Tensor, work: WeakBatch | None, paste_gen: torch.Generator,
+                    spec_dtype: torch.dtype = torch.float64):
     """The configured objective(s) on one batch (:mod:`laser_train.objectives`); LASER alone is ``weak_loss``."""
     from laser_train.objectives import ObjectiveContext, needs_embeddings, objective_loss
 
     ctx = ObjectiveContext(laser=None, generator=paste_gen)
     if objective.get("laser"):
-        work = _weak_work(setup, cfg, index, rng)
-        ctx.laser = lambda: weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights)
+        ctx.laser = lambda: weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights,
+                                      dtype=spec_dtype)
     if needs_embeddings(objective):
         from laser_train.objectives.inputs import EmbeddingBatch
         from laser_train.objectives.structure import caption_batch, caption_graph
@@ -282,85 +316,176 @@ def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, fl
 # ---------------------------------------------------------------------------------------------- loop
 
 
-def data_loader(setup: Setup, cfg: ExperimentConfig, split: str = "train", sampler: Any = None,
-                batch_size: int | None = None) -> torch.utils.data.DataLoader:
-    """The DataLoader of ``split`` ("train": shuffled per epoch; "test": in order) with ``cfg.data``'s
-    workers; ``sampler`` (e.g. a ``DistributedSampler``) replaces the default order."""
-    from laser_train.data.dataset import make_loader
+def select_work(work: WeakBatch, lo: int, hi: int) -> WeakBatch:
+    """The rows of ``work`` (a global batch's spec work) for videos ``lo..hi-1``, renumbered from 0."""
+    rows = [i for i, v in enumerate(work.video_ids) if lo <= v < hi]
+    return WeakBatch([work.spec_ids[i] for i in rows], [work.video_ids[i] - lo for i in rows], work.kinds[rows],
+                     work.background, work.hints[rows], work.has_hint[rows])
 
+
+def _step_loss(scores, batch, setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, work: WeakBatch | None,
+               rt: Runtime, objective: dict[str, float], paste_gen: torch.Generator
+               ) -> tuple[dict[str, torch.Tensor], dict[str, float], dict[str, int]]:
+    """Loss terms, their weights and how many items each averages (for the data-parallel rescaling)."""
+    counts: dict[str, int] = {}
+    if cfg.loss.supervision == "full":
+        _, terms = supervised_loss(scores, batch, (batch["gt_names"], batch["gt_unary"], batch["gt_binary"]),
+                                   counts)
+        return terms, {k: 1.0 for k in terms}, counts
+    if work is not None:
+        work = replace(work, hints=rt.to(work.hints), has_hint=rt.to(work.has_hint))
+    if objective == {"laser": 1.0}:  # LASER's objective alone: the four weak terms
+        _, terms = weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights,
+                             dtype=rt.spec_dtype, counts=counts)
+        return terms, {k: getattr(cfg.loss.weights, k) for k in terms}, counts
+    # An embedding baseline (alone or with LASER's terms): one term, a mean over this rank's videos. Its
+    # in-batch contrasts see the rank's slice of the batch only under torchrun.
+    loss, parts = _objective_step(setup, cfg, objective, scores, batch, index, work, paste_gen, rt.spec_dtype)
+    terms = {"objective": loss, **{k: v for k, v in parts.items() if k != "objective"}}
+    return terms, {k: (1.0 if k == "objective" else 0.0) for k in terms}, {"objective": len(index)}
+
+
+def data_loader(setup: Setup, cfg: ExperimentConfig, split: str = "train", sampler: Any = None,
+                batch_size: int | None = None, dist: Dist | None = None) -> torch.utils.data.DataLoader:
+    """The DataLoader of ``split`` with ``cfg.data``'s workers.
+
+    "train": the global batches of a per-epoch shuffle, this process's slice of each under torchrun
+    (:class:`laser_train.distributed.GlobalBatchSampler`; with one process, the plain batches);
+    "test": in order. ``sampler`` replaces the default order (of the training batches, or of the
+    held-out videos).
+    """
+    from laser_train.data.dataset import EpochSampler, make_loader
+    from laser_train.distributed import GlobalBatchSampler
+
+    dist = dist or Dist()
     data = setup.train if split == "train" else setup.test
-    if split == "train" and cfg.loss.supervision != "full":
-        data = data.without_ground_truth()  # weak supervision never reads the scene graphs
-    return make_loader(data, batch_size or cfg.train.batch_size, shuffle=split == "train", seed=cfg.train.seed,
-                       num_workers=cfg.data.num_workers, sampler=sampler, prefetch_factor=cfg.data.prefetch_factor)
+    kw = dict(num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
+    if split == "train":
+        if cfg.loss.supervision != "full":
+            data = data.without_ground_truth()  # weak supervision never reads the scene graphs
+        order = sampler or EpochSampler(len(data), shuffle=True, seed=cfg.train.seed)
+        return make_loader(data, cfg.train.batch_size, batch_sampler=GlobalBatchSampler(
+            order, batch_size or cfg.train.batch_size, dist), **kw)
+    return make_loader(data, batch_size or 64, sampler=sampler, **kw)
 
 
 def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentConfig, epoch: int,
-                    progress: bool = False, desc: str = "", loader: Any = None) -> dict[str, Any]:
-    """One pass over the training videos; returns mean losses, per-step totals and a time breakdown."""
+                    progress: bool = False, desc: str = "", loader: Any = None, rt: Runtime | None = None,
+                    dist: Dist | None = None, scaler: Any = None) -> dict[str, Any]:
+    """One pass over the training videos; returns mean losses, per-step totals and a time breakdown.
+
+    ``loader``: :func:`data_loader`'s (made here if not given); ``rt``: device and precision
+    (default: the CPU in fp32); ``dist``: this process's share of a data-parallel run (default: one
+    process). Every rank walks the same global batches; see :mod:`laser_train.distributed` for how a
+    step is split so that K processes compute the one-process step. ``scaler``: the fp16
+    GradScaler (default: ``rt``'s).
+    """
     from laser_train.data.dataset import set_epoch
 
-    loader = loader if loader is not None else data_loader(setup, cfg, "train")
+    rt = rt or Runtime(torch.device("cpu"))
+    dist = dist or Dist()
+    scaler = scaler or rt.grad_scaler()
+    loader = loader if loader is not None else data_loader(setup, cfg, "train", dist=dist)
     set_epoch(loader, epoch)
+    global_batches = loader.batch_sampler.global_batches()
     rng = np.random.default_rng([cfg.train.seed, epoch])
     steps: Any = loader
-    if progress:
+    if progress and dist.is_main:
         from tqdm import tqdm
 
         steps = tqdm(loader, desc=desc or f"epoch {epoch + 1}", unit="step", leave=False)
     sums: dict[str, float] = {}
     step_losses: list[float] = []
-    t_model = t_spec = t_data = 0.0
+    t_data = t_model = t_spec = t_opt = 0.0
     t_start = time.perf_counter()
     model.train()
     full = cfg.loss.supervision == "full"
     objective = parse_objective(cfg.loss.objective)
     paste_gen = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + epoch + 7919)  # S-ViLM's cut-and-paste
     t_wait = time.perf_counter()
-    for batch in steps:
-        index = batch["index"]
+    for step, batch in enumerate(steps):
         t0 = time.perf_counter()
         t_data += t0 - t_wait
-        scores = model(batch)
+        global_index = torch.tensor(global_batches[step])
+        # Negatives are drawn for the global batch on every rank (same generator), then sliced: the
+        # same draws as a one-process run, whatever the number of processes.
+        work = _weak_work(setup, cfg, global_index, rng) if not full and objective.get("laser") else None
+        lo, hi = dist.shard(len(global_index))
+        weight = 1.0
+        if lo == hi:  # fewer videos than ranks: the loader gave one with weight 0 (DDP needs every rank)
+            lo, hi, weight = 0, 1, 0.0
+        index = batch["index"]
+        if work is not None:
+            work = select_work(work, lo, hi)
+        batch = rt.to(batch)
         t1 = time.perf_counter()
-        if full:
-            loss, terms = supervised_loss(scores, batch, (batch["gt_names"], batch["gt_unary"], batch["gt_binary"]))
-            t2 = time.perf_counter()
-        else:
-            loss, terms = _objective_step(setup, cfg, objective, scores, batch, index, rng, paste_gen)
-            t2 = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.train.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        with rt.autocast():
+            scores = model(batch)
+        t2 = time.perf_counter()
+        terms, weights, counts = _step_loss(scores, batch, setup, cfg, index, work, rt, objective, paste_gen)
         t3 = time.perf_counter()
-        t_model += t1 - t0
-        t_spec += t2 - t1
-        step_losses.append(float(loss.detach()))
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        # Per-rank means → the global mean: term k is scaled by count_k · K / global count_k (exactly
+        # 1 for one process); DDP then averages the gradients over the K ranks.
+        keys = list(terms)
+        local = torch.tensor([weight * counts.get(k, 1) for k in keys], dtype=torch.float64)
+        total = dist.all_reduce_sum(local)
+        factors = [float(c * dist.world_size / g) if g > 0 else 0.0 for c, g in zip(local.tolist(), total.tolist())]
+        loss = sum(weights[k] * terms[k] * f for k, f in zip(keys, factors)).float()
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.train.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        t4 = time.perf_counter()
+        t_data += t1 - t0
+        t_model += t2 - t1
+        t_spec += t3 - t2
+        t_opt += t4 - t3
+        # Reported values: the global loss and the global mean of each term.
+        report = torch.tensor([float(loss.detach())] + [float(terms[k].detach()) * c for k, c in
+                                                        zip(keys, local.tolist())], dtype=torch.float64)
+        report = dist.all_reduce_sum(report)
+        step_losses.append(float(report[0]) / dist.world_size)
+        for k, v, g in zip(keys, report[1:].tolist(), total.tolist()):
+            sums[k] = sums.get(k, 0.0) + (v / g if g > 0 else 0.0)
         if progress and hasattr(steps, "set_postfix"):
             steps.set_postfix(loss=f"{step_losses[-1]:.3f}")
         t_wait = time.perf_counter()
     n = max(len(step_losses), 1)
     return {"epoch": epoch + 1, "loss": sum(step_losses) / n, "terms": {k: v / n for k, v in sums.items()},
             "step_losses": step_losses, "time_s": time.perf_counter() - t_start, "data_s": t_data,
-            "forward_model_s": t_model, "loss_s": t_spec, "lr": scheduler.get_last_lr()[0]}
+            "forward_model_s": t_model, "loss_s": t_spec, "optimizer_s": t_opt, "lr": scheduler.get_last_lr()[0]}
 
 
 def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoDataset | None = None,
-             negatives: list[list[int]] | None = None) -> dict[str, float]:
-    """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy."""
+             negatives: list[list[int]] | None = None, dist: Dist | None = None) -> dict[str, float]:
+    """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy.
+
+    The one evaluation of a run (:func:`evaluate_data`): ``python -m laser_train eval`` calls it
+    too, on the same held-out split with the same negatives (:func:`heldout_negatives`), so a
+    checkpoint gets the same numbers both ways. Under torchrun each rank evaluates its block of the
+    videos and the sums are gathered.
+    """
+    data = data if data is not None else setup.test
+    negatives = negatives if negatives is not None else setup.test_negatives
+    return evaluate_data(model, data, setup.supervision, negatives, cfg, dist)
+
+
+def evaluate_data(model, data: VideoDataset, supervision: SpecSupervision, negatives: list[list[int]],
+                  cfg: ExperimentConfig, dist: Dist | None = None) -> dict[str, float]:
+    """:func:`laser_train.evaluate.evaluate_model` over ``data`` with ``cfg``'s loader and eval settings."""
     from laser_train.data.dataset import make_loader
     from laser_train.evaluate import evaluate_model
 
-    data = data if data is not None else setup.test
-    negatives = negatives if negatives is not None else setup.test_negatives
-    loader = make_loader(data, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
-    return evaluate_model(model, loader, setup.supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
-                          cfg.eval.protocol)
+    dist = dist or Dist()
+    sampler = list(range(*dist.shard(len(data)))) if dist.enabled else None
+    loader = make_loader(data, 64, sampler=sampler, num_workers=cfg.data.num_workers,
+                         prefetch_factor=cfg.data.prefetch_factor)
+    return evaluate_model(model, loader, supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
+                          cfg.eval.protocol, dist=dist)
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -398,39 +523,93 @@ def main(cfg: ExperimentConfig, variant: str = "weak", out_dir: str | Path | Non
         return _main(cfg, variant, out_dir, setup, resume, progress)
 
 
+#: Settings that may change when a run is resumed: where and how it runs, not what it computes.
+RESUME_FREE_KEYS = ("run.", "eval.", "train.progress", "train.device", "train.threads")
+
+
+def check_resume_config(saved: dict, current: dict, allow: bool) -> list[str]:
+    """The differing keys (``key: saved -> current``) between a checkpoint's config and this run's.
+
+    Raises :class:`laser_train.config.ConfigError` listing them unless ``allow``
+    (``--run.allow_config_change=true``); keys of :data:`RESUME_FREE_KEYS` are ignored.
+    """
+    from laser_train.config import ConfigError, config_diff
+
+    diff = [f"{k}: {a!r} -> {b!r}" for k, a, b in config_diff(saved, current)
+            if not k.startswith(RESUME_FREE_KEYS)]
+    if diff and not allow:
+        raise ConfigError("cannot resume: the configuration differs from the checkpoint's\n  " + "\n  ".join(diff)
+                          + "\n(resume with the same settings, or pass --run.allow_config_change=true to continue "
+                          "anyway; the change is recorded in the run)")
+    return diff
+
+
 def _main(cfg: ExperimentConfig, variant: str, out_dir: str | Path | None, setup: Setup | None,
           resume: bool, progress: bool | None) -> dict[str, Any]:
-    progress = cfg.train.progress if progress is None else progress
+    rt, dist = start(cfg)
+    progress = (cfg.train.progress if progress is None else progress) and dist.is_main
     setup = setup or prepare(cfg, progress)
     vcfg = variant_config(cfg, variant)
     steps_per_epoch = -(-len(setup.train) // vcfg.train.batch_size)
-    model, opt, sched = build(vcfg, setup, steps_per_epoch)
+    model, opt, sched = build(vcfg, setup, steps_per_epoch, rt.device)
     history: list[dict] = []
-    start = 0
+    changes: list[dict] = []
+    start_epoch = 0
+    config = to_dict(vcfg)
     ckpt = Path(out_dir) / "checkpoint.pt" if out_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
         state = load_checkpoint(ckpt)
+        changes = list(state["extra"].get("config_changes", []))
+        diff = check_resume_config(state["config"], config, cfg.run.allow_config_change)
+        if diff:
+            changes.append({"epoch": state["epoch"], "changed": diff})
+            if dist.is_main:
+                print("resuming with a changed configuration (run.allow_config_change):\n  " + "\n  ".join(diff))
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        history, start = state["history"], state["epoch"]
-    config = to_dict(vcfg)
-    loader = data_loader(setup, vcfg, "train")
-    for epoch in range(start, vcfg.train.epochs):
+        history, start_epoch = state["history"], state["epoch"]
+    scaler = rt.grad_scaler()
+    if resume and ckpt is not None and ckpt.exists() and state.get("extra", {}).get("grad_scaler"):
+        scaler.load_state_dict(state["extra"]["grad_scaler"])
+    ddp = dist.wrap(model, rt.device)
+
+    def checkpoint(epoch: int) -> None:
+        if dist.is_main:
+            save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=epoch, config=config,
+                            history=history, extra={"variant": variant, "dataset": str(setup.root),
+                                                    "config_changes": changes,
+                                                    "grad_scaler": scaler.state_dict() if scaler.is_enabled()
+                                                    else None})
+        dist.barrier()  # nobody goes on (or reads the checkpoint) before it is complete
+
+    loader = data_loader(setup, vcfg, "train", dist=dist)
+    for epoch in range(start_epoch, vcfg.train.epochs):
         desc = f"{variant} {epoch + 1}/{vcfg.train.epochs}"
-        history.append(train_one_epoch(model, opt, sched, setup, vcfg, epoch, progress, desc, loader))
+        history.append(train_one_epoch(ddp, opt, sched, setup, vcfg, epoch, progress, desc, loader, rt=rt,
+                                       dist=dist, scaler=scaler))
         if ckpt is not None:
-            save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=epoch + 1, config=config,
-                            history=history, extra={"variant": variant, "dataset": str(setup.root)})
+            checkpoint(epoch + 1)
     if ckpt is not None and not ckpt.exists():  # e.g. "untrained": still leave a loadable checkpoint
-        save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=0, config=config,
-                        history=history, extra={"variant": variant, "dataset": str(setup.root)})
-    metrics = evaluate(model, setup, vcfg)
+        checkpoint(0)
+    metrics = evaluate(model, setup, vcfg, dist=dist)
     result = {"variant": variant, "metrics": metrics, "history": history,
-              "train_time_s": sum(h["time_s"] for h in history)}
-    if out_dir is not None:
+              "train_time_s": sum(h["time_s"] for h in history), "device": rt.describe(),
+              "world_size": dist.world_size}
+    if changes:
+        result["config_changes"] = changes
+    if out_dir is not None and dist.is_main:
         (Path(out_dir) / "metrics.json").write_text(json.dumps(
             {k: v for k, v in result.items() if k != "history"}, indent=2) + "\n", encoding="utf-8")
     result["model"] = model
     return result
+
+
+def start(cfg: ExperimentConfig) -> tuple[Runtime, Dist]:
+    """The run's device and precision, and its place in a torchrun job (the process group is started once)."""
+    from laser_train import distributed
+    from laser_train.device import runtime
+
+    rt = runtime(cfg.train)
+    return rt, distributed.init(rt.device)

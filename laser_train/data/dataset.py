@@ -279,7 +279,7 @@ def _worker_init(_worker_id: int) -> None:
 
 def make_loader(dataset: VideoDataset, batch_size: int, *, shuffle: bool = False, seed: int = 0,
                 num_workers: int = 0, sampler: Any = None, pin_memory: bool | None = None,
-                prefetch_factor: int = 2) -> torch.utils.data.DataLoader:
+                prefetch_factor: int = 2, batch_sampler: Any = None) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` yielding :func:`collate` batches.
 
     ``sampler`` (e.g. a ``DistributedSampler``) replaces the default :class:`EpochSampler`; call
@@ -292,6 +292,9 @@ def make_loader(dataset: VideoDataset, batch_size: int, *, shuffle: bool = False
     kw: dict[str, Any] = {}
     if num_workers > 0:
         kw.update(prefetch_factor=prefetch_factor, worker_init_fn=_worker_init, persistent_workers=False)
+    if batch_sampler is not None:  # whole batches chosen elsewhere (torchrun: laser_train.distributed)
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers,
+                                           collate_fn=collate, pin_memory=pin_memory, **kw)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                                        collate_fn=collate, pin_memory=pin_memory, drop_last=False, **kw)
 
@@ -299,8 +302,9 @@ def make_loader(dataset: VideoDataset, batch_size: int, *, shuffle: bool = False
 def set_epoch(loader: torch.utils.data.DataLoader, epoch: int) -> None:
     """Set the epoch of the loader's dataset (frame sampling) and sampler (order) before iterating it."""
     loader.dataset.set_epoch(epoch)
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
+    for sampler in (loader.sampler, loader.batch_sampler):
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
 
 
 def sampling_of(data_cfg: Any) -> Sampling:
