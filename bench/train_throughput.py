@@ -174,7 +174,7 @@ def spec_dtype_check(args, batches: int = 4) -> dict:
             loss, _ = weak_loss(setup.supervision, leaves, batch, work, cfg.loss.weights, dtype=dtype)
             loss.backward()
             times[name] += time.perf_counter() - t0
-            out[name] = (float(loss), torch.cat([p.grad.flatten().double() for p in leaves]))
+            out[name] = (float(loss.detach()), torch.cat([p.grad.flatten().double() for p in leaves]))
         (l64, g64), (l32, g32) = out["float64"], out["float32"]
         loss_rel.append(abs(l32 - l64) / abs(l64))
         grad_rel.append(float((g32 - g64).norm() / g64.norm().clamp_min(1e-300)))
