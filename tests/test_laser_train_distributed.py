@@ -1,7 +1,9 @@
 """torchrun / DDP on the CPU (gloo): two processes compute the one-process run, a run killed with kill -9
 resumes to the same metrics (on two processes, and on one), and the run-honesty checks of resuming and
 re-evaluating: config changes are refused (or recorded), ``eval`` gives training's numbers exactly,
-unknown variants fail before any data is touched, checkpoints load with weights_only."""
+unknown variants fail before any data is touched, checkpoints load with weights_only.
+
+The kill -9 and config-change tests start several torchrun jobs and are marked ``slow`` (CI runs them)."""
 
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ def test_two_gloo_processes_compute_the_one_process_run(runs):
     assert sorted(p.name for p in (two / "weak").iterdir()) == ["checkpoint.pt", "metrics.json"]
 
 
+@pytest.mark.slow  # several torchrun jobs: run by CI (-m slow), deselected locally
 def test_ddp_run_killed_with_sigkill_resumes_to_the_same_metrics(runs, tmp_path):
     """kill -9 of torchrun and both workers after an epoch; resumed on two processes: exactly the
     uninterrupted two-process run; the same checkpoint resumed on one process: the one-process run."""
@@ -119,6 +122,7 @@ def test_ddp_run_killed_with_sigkill_resumes_to_the_same_metrics(runs, tmp_path)
     _close(_metrics(resized)["metrics"], _metrics(one)["metrics"], ATOL)
 
 
+@pytest.mark.slow  # several torchrun jobs: run by CI (-m slow), deselected locally
 def test_resume_with_a_changed_config_is_refused_unless_allowed(runs, tmp_path):
     import shutil
 
