@@ -270,8 +270,9 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
             pool = setup.train_negative_pool[v]
             if pool:
                 chosen = [pool[int(i)] for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False)]
-            else:  # other training videos' captions
-                chosen = [train.spec_ids[int((v + 1 + o) % V)] for o in rng.choice(V - 1, size=k, replace=False)]
+            else:  # other training videos' captions (as many as there are: a tiny dataset has fewer than k)
+                chosen = [train.spec_ids[int((v + 1 + o) % V)]
+                          for o in rng.choice(V - 1, size=min(k, V - 1), replace=False)]
             spec_ids.extend(chosen)
             video_ids.extend([j] * len(chosen))
             kinds.extend([1] * len(chosen))

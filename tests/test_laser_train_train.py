@@ -39,9 +39,7 @@ def tiny(tmp_path_factory):
 
 def test_tiny_weak_run_reduces_loss_and_beats_chance(tiny):
     cfg, setup, _ = tiny
-    t0 = time.perf_counter()
-    res = T.main(cfg, "weak", None, setup=setup)
-    assert time.perf_counter() - t0 < 60
+    res = T.main(cfg, "weak", None, setup=setup)  # no time limit here: speed is measured in bench/
     hist = res["history"]
     assert hist[-1]["loss"] < 0.8 * hist[0]["loss"]
     chance = chance_metrics(setup.test)
@@ -49,6 +47,18 @@ def test_tiny_weak_run_reduces_loss_and_beats_chance(tiny):
     assert m["names_r1"] > 2 * chance["names_r1"]
     assert m["binary_r1"] > 2 * chance["binary_r1"]
     assert m["unary_macro_r1"] > 2 * chance["unary_macro_r1"]
+
+
+def test_fewer_training_videos_than_negatives(tmp_path):
+    """Negatives drawn from other videos' captions: a dataset with fewer videos than `loss.num_negatives`
+    uses all the others instead of failing inside numpy."""
+    data = tmp_path / "data"
+    write_dataset(data, seed=0, num_train=3, num_test=2, num_frames=6, num_negatives=0)
+    cfg = load_config(None, ["--data.num_frames=6", "--train.epochs=1", "--train.batch_size=3",
+                             "--train.progress=false", "--run.plots=false", "--loss.num_negatives=5",
+                             "--loss.negatives=other", f"--data.path={data}", f"--run.out={tmp_path / 'run'}"])
+    res = T.main(cfg, "weak", None)
+    assert math.isfinite(res["history"][-1]["loss"])
 
 
 def test_full_supervision_learns(tiny):
