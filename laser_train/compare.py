@@ -150,6 +150,7 @@ def _run_compare(cfg: ExperimentConfig) -> dict[str, Any]:
     metrics = {
         "run_dir": str(run_dir), "dataset": str(setup.root), "seeds": list(seeds), "best_baseline": best,
         "rows": {row: {"mean": results[row], "sd": spread[row], "per_seed": per_seed[row],
+                       "seeds": [] if row in ("chance", "prior") else list(seeds),
                        "train_time_s": times.get(row), "train_time_s_per_seed": times_seed.get(row)}
                  for row in order},
         "results": results, "spread": spread, "ratios_vs_prior": ratios_vs(results, "prior") if "prior" in results
