@@ -1,0 +1,140 @@
+"""Regenerate the results section of ``docs/baselines.md`` from a run of ``python -m laser_train compare``.
+
+    python docs/gen_baselines.py runs/compare     # from a compare run directory: copy its metrics, rewrite
+    python docs/gen_baselines.py                  # re-render from the committed docs/img/baselines/metrics.json
+    python docs/gen_baselines.py --check          # exit 1 if docs/baselines.md is stale
+
+The section between the ``BEGIN generated results`` and ``END generated results`` markers is
+generated here, never edited by hand: the configuration it was measured with, the table (mean ± sd
+over seeds), where LASER's objective is ahead of each baseline and where not, and the wall time.
+From a run directory the script first copies ``metrics.json`` (without the per-seed metric dumps'
+bulk: only the table's keys) to ``docs/img/baselines/metrics.json``; a test checks that the page
+matches what this script renders from that committed copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+PAGE = REPO / "docs" / "baselines.md"
+METRICS = REPO / "docs" / "img" / "baselines" / "metrics.json"
+BEGIN = "<!-- BEGIN generated results: docs/gen_baselines.py writes this section; do not edit by hand -->"
+END = "<!-- END generated results -->"
+COLUMNS = (("names_r1", "names R@1"), ("unary_r1", "unary R@1"), ("unary_macro_r1", "unary mR@1"),
+           ("binary_r1", "binary R@1"), ("binary_macro_r1", "binary mR@1"),
+           ("spec_pos_acc", "spec pos acc"), ("spec_neg_acc", "spec neg acc"))
+TITLES = {"unary_macro_r1": "unary mR@1", "binary_macro_r1": "binary mR@1"}
+
+
+def _nan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _pct(v: Any, sd: Any = None) -> str:
+    if _nan(v):
+        return "–"
+    if _nan(sd):
+        return f"{100 * v:.1f}"
+    return f"{100 * v:.1f} ± {100 * sd:.1f}"
+
+
+def slim(m: dict[str, Any]) -> dict[str, Any]:
+    """The part of a compare ``metrics.json`` the page is rendered from (kept in the repository)."""
+    keys = {k for k, _ in COLUMNS}
+    rows = {row: {"mean": {k: v for k, v in r["mean"].items() if k in keys},
+                  "sd": {k: v for k, v in r["sd"].items() if k in keys},
+                  "seeds": r.get("seeds", []), "train_time_s": r.get("train_time_s")}
+            for row, r in m["rows"].items()}
+    cfg = m["config"]
+    return {"rows": rows, "seeds": m["seeds"], "best_baseline": m["best_baseline"], "verdict": m["verdict"],
+            "timings": {k: m["timings"].get(k) for k in ("total_s", "total_cpu_s", "load_average_end")},
+            "config": {"data": cfg["data"], "model": cfg["model"], "train": cfg["train"],
+                       "loss": {k: cfg["loss"][k] for k in ("svilm", "finsta", "hero", "weights")}}}
+
+
+def render(m: dict[str, Any]) -> str:
+    """The generated markdown section for the slim metrics ``m``."""
+    d, t, mo = m["config"]["data"], m["config"]["train"], m["config"]["model"]
+    world = d.get("world", "toy")
+    out = [BEGIN, ""]
+    out.append(f"Measured with `python -m laser_train compare` on the `{world}` world ({d['num_train']} training "
+               f"and {d['num_test']} held-out videos of {d['num_frames']} frames), model `{mo['name']}`, "
+               f"{t['epochs']} epochs, batch {t['batch_size']}, seeds {', '.join(map(str, m['seeds']))} for every "
+               f"trained row. Recall in % over the held-out videos' true facts (mean ± sd over seeds); "
+               f"mR@1 is macro recall@1 (every predicate counts equally); train time in seconds per seed.")
+    out.append("")
+    out.append("| row | " + " | ".join(title for _, title in COLUMNS) + " | train s |")
+    out.append("| --- |" + " ---: |" * (len(COLUMNS) + 1))
+    for row, r in m["rows"].items():
+        sd = r["sd"] if len(r.get("seeds", [])) > 1 else {}
+        cells = [_pct(r["mean"].get(k), sd.get(k)) for k, _ in COLUMNS]
+        ts = r.get("train_time_s")
+        out.append(f"| `{row}` | " + " | ".join(cells) + f" | {'–' if _nan(ts) else f'{ts:.0f}'} |")
+    out.append("")
+    best = m["best_baseline"]
+    out.append(f"Best baseline by mean unary/binary macro recall@1: **{best}** (the `laser+{best}` row adds it "
+               f"to LASER's objective with weight 1).")
+    out.append("")
+    out.append("Where LASER's objective (`laser`) is ahead and where not — the difference of the means against "
+               "the two rows' combined standard deviation (\"within noise\" when it is smaller):")
+    out.append("")
+    v = m["verdict"]
+    for key, item in v.items():
+        if not isinstance(item, dict):
+            continue
+        baseline, metric = key.split(".", 1)
+        out.append(f"- {TITLES.get(metric, metric)} vs `{baseline}`: {100 * item['laser']:.1f} vs "
+                   f"{100 * item['baseline']:.1f} ({100 * item['difference']:+.1f}, sd {100 * item['noise']:.1f}) — "
+                   f"{item['outcome']}")
+    out.append("")
+    out.append(f"LASER's objective ahead of every baseline on unary and binary macro recall@1: "
+               f"**{'yes' if v.get('laser_ahead_of_every_baseline') else 'no'}**.")
+    tm = m["timings"]
+    load = (tm.get("load_average_end") or [float("nan")])[0]
+    out.append("")
+    out.append(f"Wall time of the whole comparison: {tm['total_s'] / 60:.1f} min (CPU time {tm['total_cpu_s'] / 60:.1f} "
+               f"min) on a shared 2-core CPU machine, load average {load:.1f} at the end — timings under load are "
+               f"noisy; the ratios between rows are what carries over.")
+    out.append("")
+    out.append(END)
+    return "\n".join(out)
+
+
+def rewrite(page: str, section: str) -> str:
+    if BEGIN not in page or END not in page:
+        raise SystemExit(f"{PAGE}: the generated-results markers are missing")
+    head, rest = page.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return head + section + tail
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", nargs="?", help="a `python -m laser_train compare` run directory")
+    ap.add_argument("--check", action="store_true", help="exit 1 if the page differs from what would be written")
+    args = ap.parse_args(argv)
+    if args.run:
+        m = slim(json.loads((Path(args.run) / "metrics.json").read_text(encoding="utf-8")))
+        METRICS.parent.mkdir(parents=True, exist_ok=True)
+        METRICS.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
+    m = json.loads(METRICS.read_text(encoding="utf-8"))
+    page = PAGE.read_text(encoding="utf-8")
+    new = rewrite(page, render(m))
+    if args.check:
+        if new != page:
+            print(f"{PAGE} is stale: run python docs/gen_baselines.py", file=sys.stderr)
+            return 1
+        return 0
+    PAGE.write_text(new, encoding="utf-8")
+    print(f"wrote {PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
