@@ -1,15 +1,16 @@
 """Regenerate the results section of ``docs/baselines.md`` from a run of ``python -m laser_train compare``.
 
-    python docs/gen_baselines.py runs/compare     # from a compare run directory: copy its metrics, rewrite
-    python docs/gen_baselines.py                  # re-render from the committed docs/img/baselines/metrics.json
-    python docs/gen_baselines.py --check          # exit 1 if docs/baselines.md is stale
+    python docs/gen_baselines.py runs/compare --as toy   # copy a compare run's metrics as measurement "toy"
+    python docs/gen_baselines.py                         # re-render from the committed docs/img/baselines/*.json
+    python docs/gen_baselines.py --check                 # exit 1 if docs/baselines.md is stale
 
 The section between the ``BEGIN generated results`` and ``END generated results`` markers is
-generated here, never edited by hand: the configuration it was measured with, the table (mean ± sd
-over seeds), where LASER's objective is ahead of each baseline and where not, and the wall time.
-From a run directory the script first copies ``metrics.json`` (without the per-seed metric dumps'
-bulk: only the table's keys) to ``docs/img/baselines/metrics.json``; a test checks that the page
-matches what this script renders from that committed copy.
+generated here, never edited by hand: for each committed measurement (one compare run), the
+configuration it was measured with, the table (mean ± sd over seeds), where LASER's objective is
+ahead of each baseline and where not (recomputed by :func:`laser_train.compare.verdict`), and the
+wall time. From a run directory the script first copies the table's part of ``metrics.json`` to
+``docs/img/baselines/NAME.json``; a test checks that the page matches what this script renders
+from the committed copies.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "baselines.md"
-METRICS = REPO / "docs" / "img" / "baselines" / "metrics.json"
+METRICS = REPO / "docs" / "img" / "baselines"  # one NAME.json per measurement
 BEGIN = "<!-- BEGIN generated results: docs/gen_baselines.py writes this section; do not edit by hand -->"
 END = "<!-- END generated results -->"
 COLUMNS = (("names_r1", "names R@1"), ("unary_r1", "unary R@1"), ("unary_macro_r1", "unary mR@1"),
@@ -44,6 +45,10 @@ def _pct(v: Any, sd: Any = None) -> str:
     return f"{100 * v:.1f} ± {100 * sd:.1f}"
 
 
+def sd_text(noise: Any) -> str:
+    return "" if _nan(noise) else f", sd {100 * noise:.1f}"
+
+
 def slim(m: dict[str, Any]) -> dict[str, Any]:
     """The part of a compare ``metrics.json`` the page is rendered from (kept in the repository)."""
     keys = {k for k, _ in COLUMNS}
@@ -52,19 +57,39 @@ def slim(m: dict[str, Any]) -> dict[str, Any]:
                   "seeds": r.get("seeds", []), "train_time_s": r.get("train_time_s")}
             for row, r in m["rows"].items()}
     cfg = m["config"]
-    return {"rows": rows, "seeds": m["seeds"], "best_baseline": m["best_baseline"], "verdict": m["verdict"],
+    sys.path.insert(0, str(REPO))
+    from laser_train.compare import verdict
+    from laser_train.train import BASELINES
+
+    judged = verdict({r: v["mean"] for r, v in rows.items()},
+                     {r: (v["sd"] if len(v["seeds"]) > 1 else {}) for r, v in rows.items()}, BASELINES)
+    return {"rows": rows, "seeds": m["seeds"], "best_baseline": m["best_baseline"], "verdict": judged,
             "timings": {k: m["timings"].get(k) for k in ("total_s", "total_cpu_s", "load_average_end")},
             "config": {"data": cfg["data"], "model": cfg["model"], "train": cfg["train"],
                        "loss": {k: cfg["loss"][k] for k in ("svilm", "finsta", "hero", "weights")}}}
 
 
+def render_all(measurements: dict[str, dict[str, Any]]) -> str:
+    """The generated section: every measurement, in name order."""
+    out = [BEGIN, ""]
+    for name in sorted(measurements):
+        out.append(render(measurements[name]))
+        out.append("")
+    out.append(END)
+    return "\n".join(out)
+
+
 def render(m: dict[str, Any]) -> str:
-    """The generated markdown section for the slim metrics ``m``."""
+    """The markdown of one measurement (slim metrics ``m``)."""
     d, t, mo = m["config"]["data"], m["config"]["train"], m["config"]["model"]
     world = d.get("world", "toy")
-    out = [BEGIN, ""]
+    seeds = m["seeds"]
+    out = [f"### `{world}` world, {len(seeds)} seed{'s' if len(seeds) > 1 else ''}, {t['epochs']} epochs", ""]
+    if m.get("note"):
+        out += [m["note"], ""]
+    frames = f"{d['num_frames']} frames" if d.get("num_frames") else "the world's default length"
     out.append(f"Measured with `python -m laser_train compare` on the `{world}` world ({d['num_train']} training "
-               f"and {d['num_test']} held-out videos of {d['num_frames']} frames), model `{mo['name']}`, "
+               f"and {d['num_test']} held-out videos of {frames}), model `{mo['name']}`, "
                f"{t['epochs']} epochs, batch {t['batch_size']}, seeds {', '.join(map(str, m['seeds']))} for every "
                f"trained row. Recall in % over the held-out videos' true facts (mean ± sd over seeds); "
                f"mR@1 is macro recall@1 (every predicate counts equally); train time in seconds per seed.")
@@ -90,7 +115,7 @@ def render(m: dict[str, Any]) -> str:
             continue
         baseline, metric = key.split(".", 1)
         out.append(f"- {TITLES.get(metric, metric)} vs `{baseline}`: {100 * item['laser']:.1f} vs "
-                   f"{100 * item['baseline']:.1f} ({100 * item['difference']:+.1f}, sd {100 * item['noise']:.1f}) — "
+                   f"{100 * item['baseline']:.1f} ({100 * item['difference']:+.1f}{sd_text(item['noise'])}) — "
                    f"{item['outcome']}")
     out.append("")
     out.append(f"LASER's objective ahead of every baseline on unary and binary macro recall@1: "
@@ -101,9 +126,12 @@ def render(m: dict[str, Any]) -> str:
     out.append(f"Wall time of the whole comparison: {tm['total_s'] / 60:.1f} min (CPU time {tm['total_cpu_s'] / 60:.1f} "
                f"min) on a shared 2-core CPU machine, load average {load:.1f} at the end — timings under load are "
                f"noisy; the ratios between rows are what carries over.")
-    out.append("")
-    out.append(END)
     return "\n".join(out)
+
+
+def load_all() -> dict[str, dict[str, Any]]:
+    """The committed measurements, by name."""
+    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(METRICS.glob("*.json"))}
 
 
 def rewrite(page: str, section: str) -> str:
@@ -117,15 +145,17 @@ def rewrite(page: str, section: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", nargs="?", help="a `python -m laser_train compare` run directory")
+    ap.add_argument("--as", dest="name", default="main", help="the measurement's name (its file NAME.json)")
+    ap.add_argument("--note", default="", help="a sentence shown above the measurement's table")
     ap.add_argument("--check", action="store_true", help="exit 1 if the page differs from what would be written")
     args = ap.parse_args(argv)
     if args.run:
         m = slim(json.loads((Path(args.run) / "metrics.json").read_text(encoding="utf-8")))
-        METRICS.parent.mkdir(parents=True, exist_ok=True)
-        METRICS.write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
-    m = json.loads(METRICS.read_text(encoding="utf-8"))
+        m["note"] = args.note
+        METRICS.mkdir(parents=True, exist_ok=True)
+        (METRICS / f"{args.name}.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     page = PAGE.read_text(encoding="utf-8")
-    new = rewrite(page, render(m))
+    new = rewrite(page, render_all(load_all()))
     if args.check:
         if new != page:
             print(f"{PAGE} is stale: run python docs/gen_baselines.py", file=sys.stderr)

@@ -61,12 +61,16 @@ def verdict(results: dict[str, dict[str, float]], spread: dict[str, dict[str, fl
             a, c = laser.get(k), results[b].get(k)
             if a is None or c is None or a != a or c != c:
                 continue
-            noise = ((laser_sd.get(k) or 0.0) ** 2 + (spread.get(b, {}).get(k) or 0.0) ** 2) ** 0.5
-            noise = 0.0 if noise != noise else noise
+            sa, sb = laser_sd.get(k, float("nan")), spread.get(b, {}).get(k, float("nan"))
+            noise = (sa ** 2 + sb ** 2) ** 0.5  # nan with one seed: no spread to judge by
             diff = a - c
-            out[f"{b}.{k}"] = {"laser": a, "baseline": c, "difference": diff, "noise": noise,
-                               "outcome": ("laser ahead" if diff > 0 else "baseline ahead")
-                               + (" (clear)" if abs(diff) > noise else " (within noise)")}
+            if abs(diff) < 5e-4:
+                outcome = "tie"
+            else:
+                outcome = "laser ahead" if diff > 0 else "baseline ahead"
+                outcome += (" (one seed, no spread)" if noise != noise
+                            else " (clear)" if abs(diff) > noise else " (within noise)")
+            out[f"{b}.{k}"] = {"laser": a, "baseline": c, "difference": diff, "noise": noise, "outcome": outcome}
     out["laser_ahead_of_every_baseline"] = bool(out) and all(
         v["difference"] > 0 for k, v in out.items() if isinstance(v, dict))
     return out
@@ -100,7 +104,9 @@ def _run_compare(cfg: ExperimentConfig) -> dict[str, Any]:
     setup = T.prepare(cfg, cfg.train.progress)
     print(f"data: {setup.root} ({len(setup.train)} train / {len(setup.test)} held-out videos)")
     seeds = tuple(cfg.run.seeds) or (cfg.train.seed,)
-    per_seed, times_seed = reference_rows(setup, cfg)
+    reference, prior = reference_rows(setup, cfg)  # chance and prior: the same code as the main job's table
+    per_seed: dict[str, list[dict[str, float]]] = dict(reference)
+    times_seed: dict[str, list[float]] = {"prior": [0.0]} if prior is not None else {}
     baselines = T.BASELINES
 
     def train_row(variant: str) -> None:
