@@ -16,6 +16,7 @@ from the committed copies.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import sys
@@ -156,14 +157,14 @@ def main(argv: list[str] | None = None) -> int:
         (METRICS / f"{args.name}.json").write_text(json.dumps(m, indent=2) + "\n", encoding="utf-8")
     page = PAGE.read_text(encoding="utf-8")
     new = rewrite(page, render_all(load_all()))
-    if args.check:
-        if new != page:
-            print(f"{PAGE} is stale: run python docs/gen_baselines.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(new, encoding="utf-8")
-    print(f"wrote {PAGE}")
-    return 0
+    if not args.check:
+        PAGE.write_text(new, encoding="utf-8")
+        print(f"wrote {PAGE}")
+    elif new != page:  # show what changed, so that a stale page in CI says why
+        sys.stderr.writelines(difflib.unified_diff(page.splitlines(True), new.splitlines(True), "docs/baselines.md",
+                                                   "rendered", n=1))
+        print("docs/baselines.md is stale: run python docs/gen_baselines.py", file=sys.stderr)
+    return int(args.check and new != page)
 
 
 if __name__ == "__main__":

@@ -84,17 +84,9 @@ def run_compare(cfg: ExperimentConfig) -> dict[str, Any]:
         return _run_compare(cfg)
 
 
-def _seed_config(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
-    from laser_train.config import from_dict
-
-    out = from_dict(to_dict(cfg))
-    out.train.seed = seed
-    return out
-
-
 def _run_compare(cfg: ExperimentConfig) -> dict[str, Any]:
     from laser_train import train as T
-    from laser_train.experiment import format_table, pick_run_dir, ratios_vs, reference_rows, summarize
+    from laser_train.experiment import format_table, pick_run_dir, ratios_vs, reference_rows, run_jobs, summarize
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     run_dir = pick_run_dir(cfg.run.out, cfg.run.resume)
@@ -109,31 +101,22 @@ def _run_compare(cfg: ExperimentConfig) -> dict[str, Any]:
     times_seed: dict[str, list[float]] = {"prior": [0.0]} if prior is not None else {}
     baselines = T.BASELINES
 
-    def train_row(variant: str) -> None:
-        row = _row_name(variant)
-        for seed in seeds:
-            t0 = time.perf_counter()
-            res = T.main(_seed_config(cfg, seed), variant, run_dir / f"{row}-seed{seed}", setup=setup,
-                         resume=cfg.run.resume, progress=cfg.train.progress)
-            per_seed.setdefault(row, []).append(res["metrics"])
-            times_seed.setdefault(row, []).append(res["train_time_s"])
-            m = res["metrics"]
-            print(f"  {row:16s} seed {seed}: unary mR@1 {100 * m.get('unary_macro_r1', float('nan')):5.1f}  "
-                  f"binary mR@1 {100 * m.get('binary_macro_r1', float('nan')):5.1f}  "
-                  f"names R@1 {100 * m.get('names_r1', float('nan')):5.1f}  ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
+    def train_rows(variants: tuple[str, ...]) -> None:
+        """Every seed of every variant, on run.workers processes (the main job's runner)."""
+        jobs = [(v, seed, run_dir / f"{_row_name(v)}-seed{seed}") for v in variants for seed in seeds]
+        for (variant, _, _), res in zip(jobs, run_jobs(cfg, setup, jobs)):
+            per_seed.setdefault(_row_name(variant), []).append(res["metrics"])
+            times_seed.setdefault(_row_name(variant), []).append(res["train_time_s"])
 
-    for variant in ("untrained", *baselines, "weak"):
-        train_row(variant)
+    train_rows(("untrained", *baselines, "weak"))
 
     def score(row: str) -> float:
         mean, _ = summarize(per_seed[row])
         return statistics.fmean(mean.get(k, 0.0) for k in COMPARE_KEYS)
 
     best = max(baselines, key=score)
-    print(f"best baseline by mean macro R@1: {best}")
-    train_row(f"weak+{best}")
-    train_row("full")
+    print(f"best baseline by mean macro R@1: {best}", flush=True)
+    train_rows((f"weak+{best}", "full"))
     order = [r for r in ("chance", "prior", "untrained", *baselines, "laser", f"laser+{best}", "full")
              if r in per_seed]
     results, spread = {}, {}

@@ -145,6 +145,16 @@ def test_caption_graph_until_and_forall(program):
     assert caption_graph(rule).predicates == ()  # a rule's variables are not things in the scene
 
 
+def test_caption_graph_walks_deep_trees_without_recursion():
+    from stlspec import ir
+
+    f: ir.Formula = ir.Unary("still", "d")
+    for _ in range(5001):  # odd: negated
+        f = ir.Not(f)
+    g = caption_graph(ir.Spec("deep", ir.Exists((("d", "dog"),), ir.Always(ir.Next(f, steps=3)))))
+    assert [(p.pred, p.negated) for p in g.predicates] == [("still", True)]
+
+
 def test_caption_batch_shapes_and_masks(captions):
     assert captions.entity_cat.shape == (4, 3) and captions.pred_id.shape == (4, 2)
     assert captions.entity_mask.tolist()[1] == [True, False, False]

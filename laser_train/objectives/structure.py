@@ -69,14 +69,19 @@ class CaptionGraph:
 def caption_graph(spec: ir.Spec) -> CaptionGraph:
     """The textual scene graph of one compiled caption spec (see the module docstring)."""
     entities: list[Entity] = []
-    index: dict[str, int] = {}  # variable -> entity (innermost binding wins: scopes are lexical)
     preds: list[Predicate] = []
     hints = {e.index: e.hint for e in spec.events}
 
-    def visit(f: ir.Formula, scope: dict[str, int | None], event: int | None, negated: bool) -> None:
+    # An explicit stack, not recursion: a core-IR tree may be nested thousands of levels deep
+    # (ir.MAX_IR_DEPTH). Children are pushed in reverse, so nodes are visited in pre-order, left to right.
+    Item = tuple[ir.Formula, dict[str, int | None], int | None, bool]  # node, scope, event, negated
+    stack: list[Item] = [(spec.formula, {}, None, False)]
+    while stack:
+        f, scope, event, negated = stack.pop()
+        kids: list[Item] = []
         match f:
             case ir.Const() | ir.Eq():
-                return
+                pass
             case ir.Unary(pred, var):
                 arg = scope.get(var)
                 if arg is not None:
@@ -86,32 +91,29 @@ def caption_graph(spec: ir.Spec) -> CaptionGraph:
                 if a is not None and b is not None:
                     preds.append(Predicate("binary", pred, (a, b), event, hints.get(event), negated))
             case ir.Not(arg):
-                visit(arg, scope, event, not negated)
+                kids = [(arg, scope, event, not negated)]
             case ir.And(args) | ir.Or(args):
-                for a in args:
-                    visit(a, scope, event, negated)
+                kids = [(x, scope, event, negated) for x in args]
             case ir.Next(arg) | ir.Always(arg):
-                visit(arg, scope, event, negated)
+                kids = [(arg, scope, event, negated)]
             case ir.Eventually(arg, _, ev):
-                visit(arg, scope, ev if ev is not None else event, negated)
+                kids = [(arg, scope, ev if ev is not None else event, negated)]
             case ir.Until(left, right):
-                visit(left, scope, event, negated)
-                visit(right, scope, event, negated)
+                kids = [(left, scope, event, negated), (right, scope, event, negated)]
             case ir.Exists(vars_, body):
-                inner = dict(scope)
+                inner = dict(scope)  # innermost binding wins: scopes are lexical
                 for name, cat in vars_:
                     inner[name] = len(entities)
                     entities.append(Entity(name, cat))
-                visit(body, inner, event, negated)
+                kids = [(body, inner, event, negated)]
             case ir.Forall(vars_, body):
                 inner = dict(scope)
                 for name, _ in vars_:
                     inner[name] = None  # a rule's variable, not a thing in the scene
-                visit(body, inner, event, negated)
+                kids = [(body, inner, event, negated)]
             case _:
                 assert_never(f)
-
-    visit(spec.formula, {}, None, False)
+        stack.extend(reversed(kids))
     return CaptionGraph(tuple(entities), tuple(preds), len(spec.events))
 
 
