@@ -772,7 +772,9 @@ def _dev_src(src, plan: _Plan, dev):
     for u in uniq.tolist():
         pos = np.nonzero(b == u)[0]
         parts.append((u, pos, torch.as_tensor(r[pos], device=dev)))
-    inv = np.argsort(np.concatenate([p[1] for p in parts]), kind="stable")
+    order = np.concatenate([p[1] for p in parts])
+    inv = np.empty(len(order), dtype=np.int64)
+    inv[order] = np.arange(len(order))  # the inverse permutation, without a sort
     return [(u, torch.as_tensor(inv, device=dev) if k == 0 else None, rows) for k, (u, _, rows) in enumerate(parts)]
 
 
@@ -787,14 +789,18 @@ def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> dict:
     row = np.zeros(R, np.int64)
     is_u, is_b = kind == int(AtomKind.UNARY), kind == int(AtomKind.BINARY)
     if is_u.any():
-        pairs, inv = np.unique(np.stack([vid[is_u], col[is_u]]), axis=1, return_inverse=True)
+        ncol = int(col.max()) + 1
+        keys, inv = np.unique(vid[is_u] * ncol + col[is_u], return_inverse=True)
+        pairs = np.stack([keys // ncol, keys % ncol])
         d["u_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
         row[is_u] = base + inv.reshape(-1) * N + ta[is_u]
         base += pairs.shape[1] * N
     else:
         d["u_sel"] = None
     if is_b.any():
-        pairs, inv = np.unique(np.stack([vid[is_b], col[is_b]]), axis=1, return_inverse=True)
+        ncol = int(col.max()) + 1
+        keys, inv = np.unique(vid[is_b] * ncol + col[is_b], return_inverse=True)
+        pairs = np.stack([keys // ncol, keys % ncol])
         d["b_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
         row[is_b] = base + inv.reshape(-1) * N * N + ta[is_b] * N + tb[is_b]
         base += pairs.shape[1] * N * N

@@ -36,17 +36,14 @@ How time is vectorized, and why it is exact:
 
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import torch
 
-from stlspec.logics import BOOLEAN_THRESHOLD
+from stlspec.logics import BIG, _suffix_prod, get_logic
 
 __all__ = ["TorchLogic", "next_", "eventually", "always", "until", "quantify"]
 
-#: Stand-in for log(0) in log-space folds: finite, so gradients stay finite.
-BIG = 1e30
 
 
 def bk(x: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -57,59 +54,27 @@ def bk(x: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 class TorchLogic:
-    """The ∧/∨/¬ of one logic on tensors (``boolean``, ``godel``, ``product``, ``smooth``)."""
+    """The tensor side of one :class:`stlspec.logics.Logic` (``boolean``, ``godel``, ``product``, ``smooth``).
+
+    A thin view: every operation is the logic's own tensor method (one definition per logic, shared with
+    the scalar reference), plus the attributes the kernels branch on (``name``, ``tau``, ``minmax``).
+    """
 
     def __init__(self, name: str, temperature: float = 0.1):
         if name not in ("boolean", "godel", "product", "smooth"):
             raise ValueError(name)
+        self.logic = get_logic(name, temperature)
         self.name = name
         self.tau = float(temperature)
         self.minmax = name in ("boolean", "godel")
+        self.atom = self.logic.tensor_atom
+        self.not_ = self.logic.tensor_not
+        self.and_ = self.logic.tensor_and
+        self.or_ = self.logic.tensor_or
+        self.fold_space = self.logic.fold_space
 
-    def atom(self, p: torch.Tensor) -> torch.Tensor:
-        if self.name == "boolean":
-            return (p >= BOOLEAN_THRESHOLD).to(p.dtype)
-        return p
-
-    def not_(self, x: torch.Tensor) -> torch.Tensor:
-        return 1.0 - x
-
-    def and_(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(xs) == 1:
-            return xs[0]
-        if self.minmax:
-            return functools.reduce(torch.minimum, xs)
-        if self.name == "product":
-            return functools.reduce(torch.mul, xs)
-        ys = torch.broadcast_tensors(*xs)
-        return -self.tau * torch.logsumexp(torch.stack(ys) / -self.tau, dim=0)
-
-    def or_(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        if len(xs) == 1:
-            return xs[0]
-        if self.minmax:
-            return functools.reduce(torch.maximum, xs)
-        if self.name == "product":
-            return 1.0 - functools.reduce(torch.mul, [1.0 - x for x in xs])
-        ys = torch.broadcast_tensors(*xs)
-        return self.tau * torch.logsumexp(torch.stack(ys) / self.tau, dim=0)
-
-    # -- folds in a transformed space: (to, op, identity, back)
-
-    def fold_space(self, disjunction: bool):
-        """How to fold ∨ (or ∧) as an associative op in a space with an identity element."""
-        tau = self.tau
-        if self.minmax:
-            if disjunction:  # godel values lie in [0, 1], so 0 is max's identity
-                return (lambda x: x), torch.maximum, 0.0, (lambda y: y)
-            return (lambda x: x), torch.minimum, 1.0, (lambda y: y)
-        if self.name == "product":
-            if disjunction:
-                return (lambda x: 1.0 - x), torch.mul, 1.0, (lambda y: 1.0 - y)
-            return (lambda x: x), torch.mul, 1.0, (lambda y: y)
-        if disjunction:
-            return (lambda x: x / tau), torch.logaddexp, -BIG, (lambda y: tau * y)
-        return (lambda x: -x / tau), torch.logaddexp, -BIG, (lambda y: -tau * y)
+    def until_maps(self):
+        return self.logic.until_maps()
 
 
 def masked(x: torch.Tensor, keep: torch.Tensor, fill: float) -> torch.Tensor:
@@ -126,36 +91,9 @@ def masked(x: torch.Tensor, keep: torch.Tensor, fill: float) -> torch.Tensor:
     return torch.addcmul(fill * (1.0 - m), x, m)
 
 
-class _SuffixProd(torch.autograd.Function):
-    """``p_t = ∏_{s ≥ t} z_s`` along the last dim, with a cheap exact backward.
-
-    ``∂L/∂z_s = Σ_{t ≤ s} g_t p_t / z_s`` is a *forward* cumulative sum divided by ``z`` (torch's
-    own ``cumprod`` backward uses the same formula), so no time flips are needed in the backward
-    pass. Where some ``z`` is exactly 0 the division is undefined: the backward then
-    differentiates the plain ``flip∘cumprod∘flip`` composition instead (exact, rare).
-    """
-
-    @staticmethod
-    def forward(ctx, z):
-        p = z.flip(-1).cumprod(-1).flip(-1)
-        ctx.save_for_backward(z, p)
-        return p
-
-    @staticmethod
-    def backward(ctx, g):
-        z, p = ctx.saved_tensors
-        if bool((z == 0).any()):
-            with torch.enable_grad():
-                zz = z.detach().requires_grad_(True)
-                return torch.autograd.grad(zz.flip(-1).cumprod(-1).flip(-1), zz, g)[0]
-        return (g * p).cumsum(-1) / z
-
-
 def suffix_prod(z: torch.Tensor) -> torch.Tensor:
-    """``∏_{s ≥ t} z_s`` along the last dim (reversed cumulative product)."""
-    if torch.is_grad_enabled() and z.requires_grad:
-        return _SuffixProd.apply(z)
-    return z.flip(-1).cumprod(-1).flip(-1)
+    """``∏_{s ≥ t} z_s`` along the last dim (reversed cumulative product, cheap exact backward)."""
+    return _suffix_prod(z)
 
 
 # ---------------------------------------------------------------------- time helpers
@@ -352,80 +290,7 @@ def always(x, logic, lo, hi, T_b, full=False):
 # ---------------------------------------------------------------------- until as a scan of maps
 
 
-class _Maps:
-    """The monoid of maps ``x ↦ ψ ∨ (φ ∧ x)`` of one logic, with composition ``f ∘ g``."""
-
-    def __init__(self, logic: TorchLogic):
-        self.logic = logic
-
-    def f(self, phi, psi):
-        """The map ``x ↦ ψ ∨ (φ ∧ x)``."""
-        L = self.logic
-        if L.minmax:
-            return (psi, phi)  # max(a, min(b, x))
-        if L.name == "product":
-            return (psi, (1.0 - psi) * phi)  # a + b·x
-        u, v = psi / L.tau, phi / L.tau
-        # X ↦ ((Ψ+Φ)X + ΨΦ) / (X + Φ), X = e^{x/τ}; entries in log space.
-        return (torch.logaddexp(u, v), u + v, torch.zeros_like(v), v)
-
-    def g(self, phi):
-        """The map ``x ↦ φ ∧ x``."""
-        L = self.logic
-        if L.minmax:
-            return (torch.zeros_like(phi), phi)
-        if L.name == "product":
-            return (torch.zeros_like(phi), phi)
-        v = phi / L.tau
-        return (v, torch.full_like(v, -BIG), torch.zeros_like(v), v)
-
-    def identity(self, like):
-        L = self.logic
-        z, o = torch.zeros_like(like), torch.ones_like(like)
-        if L.minmax or L.name == "product":
-            return (z, o)
-        nb = torch.full_like(like, -BIG)
-        return (z, nb, nb, z)
-
-    def identity_value(self):
-        L = self.logic
-        return (0.0, 1.0) if (L.minmax or L.name == "product") else (0.0, -BIG, -BIG, 0.0)
-
-    def compose(self, m1, m2):
-        """``m1 ∘ m2`` (apply ``m2`` first)."""
-        L = self.logic
-        if L.minmax:
-            a1, b1 = m1
-            a2, b2 = m2
-            return (torch.maximum(a1, torch.minimum(b1, a2)), torch.minimum(b1, b2))
-        if L.name == "product":
-            a1, b1 = m1
-            a2, b2 = m2
-            return (a1 + b1 * a2, b1 * b2)
-        p1, q1, r1, s1 = m1
-        p2, q2, r2, s2 = m2
-        p = torch.logaddexp(p1 + p2, q1 + r2)
-        q = torch.logaddexp(p1 + q2, q1 + s2)
-        r = torch.logaddexp(r1 + p2, s1 + r2)
-        s = torch.logaddexp(r1 + q2, s1 + s2)
-        # Projective: rescale so the largest entry is 0 (keeps log entries bounded).
-        m = torch.maximum(torch.maximum(p, q), torch.maximum(r, s)).detach()
-        return (p - m, q - m, r - m, s - m)
-
-    def apply(self, m, x):
-        L = self.logic
-        if L.minmax:
-            a, b = m
-            return torch.maximum(a, torch.minimum(b, x))
-        if L.name == "product":
-            a, b = m
-            return a + b * x
-        p, q, r, s = m
-        lx = x / L.tau
-        return L.tau * (torch.logaddexp(p + lx, q) - torch.logaddexp(r + lx, s))
-
-
-def _shift_maps(maps: _Maps):
+def _shift_maps(maps):
     ident = maps.identity_value()
 
     def shift(m, k, _identity):
@@ -433,7 +298,7 @@ def _shift_maps(maps: _Maps):
     return shift
 
 
-def _gather_maps(maps: _Maps):
+def _gather_maps(maps):
     ident = maps.identity_value()
 
     def gather(m, pos):
@@ -451,7 +316,7 @@ def until(phi: torch.Tensor, psi: torch.Tensor, logic: TorchLogic, lo: torch.Ten
     means 0 and ``hi=None`` unbounded, as in :func:`window_fold`.
     """
     phi, psi = torch.broadcast_tensors(phi, psi)
-    maps = _Maps(logic)
+    maps = logic.until_maps()
     T = phi.shape[-1]
     t = _time_index(T, phi.device)[None, :]
     last = T_b[:, None] - 1

@@ -320,29 +320,9 @@ class TorchEvaluator:
         return EvalOutput(out_v, out_w, mask)
 
     def _resolve_ids(self, spec_ids, video_ids, B: int):
-        if spec_ids is None:
-            if len(self.specs) == 1:
-                sid = np.zeros(B, dtype=np.int64)
-            elif len(self.specs) == B:
-                sid = np.arange(B)
-            else:
-                raise ValueError(f"pass spec_ids: {len(self.specs)} specs for {B} videos")
-        else:
-            if isinstance(spec_ids, torch.Tensor):
-                spec_ids = spec_ids.tolist()
-            sid = np.asarray([self.spec_ids[s] if isinstance(s, str) else int(s) for s in spec_ids], dtype=np.int64)
-        if video_ids is None:
-            if len(sid) > B:
-                raise ValueError(f"{len(sid)} specs for {B} videos: pass video_ids")
-            vid = np.arange(len(sid))
-        else:
-            vid = np.asarray(video_ids.tolist() if isinstance(video_ids, torch.Tensor) else video_ids,
-                             dtype=np.int64)
-        if vid.shape != sid.shape:
-            raise ValueError("spec_ids and video_ids must have the same length")
-        if len(sid) and (sid.min() < 0 or sid.max() >= len(self.specs) or vid.min() < 0 or vid.max() >= B):
-            raise IndexError("spec or video index out of range")
-        return sid, vid
+        from stlspec.backends.torch.engine import TorchEvaluator as _V2
+
+        return _V2._resolve_ids(self, spec_ids, video_ids, B)  # same checks and errors as the current engine
 
 
 class _BatchContext:
