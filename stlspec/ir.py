@@ -54,11 +54,12 @@ definition (``O(T)``; literal pinning would be ``O(T²)``), see ``docs/semantics
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar, Union, assert_never
 
 from stlspec.traverse import MAX_DEPTH, depth as _depth, structural, traverse, walk as _walk
+
+from stlspec.rounding import fraction_frames
 
 __all__ = [
     "Window", "Const", "Unary", "Binary", "Eq", "Not", "And", "Or", "Next",
@@ -106,11 +107,8 @@ class Window:
         if self.unit == "frames":
             hi = length - 1 if self.hi is None else min(int(self.hi), length - 1)
             return int(self.lo), hi
-        span = max(length - 1, 0)
-        eps = 1e-9  # 0.3 * 10 must count as 3, not 2.9999999999999996
-        lo = math.ceil(self.lo * span - eps)
-        hi = math.floor(self.hi * span + eps)  # type: ignore[operator]
-        return lo, hi
+        # Exact rational rounding of the decimal bounds (stlspec/rounding.py): 0.3 * 10 is exactly 3.
+        return fraction_frames(self.lo, self.hi, length)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

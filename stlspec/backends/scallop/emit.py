@@ -57,8 +57,8 @@ fraction window ``[a, b]`` is turned into frame offsets from ``num_frames`` in a
 helper relation using integer arithmetic in the *head* (``ceil(a·(T−1))`` as
 ``(p * (n - 1) + q - 1) / q`` for ``a = p/q``), because Scallop silently drops
 ``*``/``/`` constraints in rule bodies. Fractions must therefore be ratios with
-a denominator of at most 10 000 (any bound written with up to 4 decimals, or
-such as 1/3 written in full double precision); others are E602.
+a denominator of at most 10 000 (any bound written with up to 4 decimals; the
+exact value is that of ``stlspec/rounding.py``); others are E602.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
 from stlspec import ir
+from stlspec.rounding import fraction_value
 from stlspec.backends.core_text import window_text
 from stlspec.backends import unsupported
 from stlspec.backends.scallop import names as nm
@@ -132,12 +133,10 @@ def format_probability(x: float) -> str:
 
 
 def _fraction(x: float) -> Fraction:
-    """``x`` as an exact small ratio, or E602 (see the module docstring)."""
-    fr = Fraction(x).limit_denominator(MAX_FRACTION_DENOMINATOR)
-    # Exactly the double nearest to p/q: then ceil/floor of p·(T−1)/q agree with
-    # Window.frames' float arithmetic (its 1e-9 slack covers the rounding, and a
-    # non-integer p·(T−1)/q is at least 1/q away from an integer).
-    if float(fr) != x:
+    """``x`` as the exact ratio of stlspec/rounding.py, or E602 when its denominator is too large for i32."""
+    fr = fraction_value(x)
+    # The head computes p * (n - 1) in i32: keep p <= q <= 10 000 (bounds with at most 4 decimals).
+    if fr.denominator > MAX_FRACTION_DENOMINATOR:
         raise unsupported("scallop", f"the fraction-window bound {x!r}",
                           f"write fraction bounds with at most 4 decimals (denominator <= {MAX_FRACTION_DENOMINATOR})")
     return fr
