@@ -1,10 +1,16 @@
 """The reference interpreter: slow, obviously correct, the oracle for every other backend.
 
-It is a direct transcription of the defining equations of ``docs/semantics.md``
-(and ``stlspec/ir.py``): a recursive function ``value(formula, t, env)`` over
-positions ``t`` and variable assignments ``env``, with no vectorization, no
-caching and no algebraic shortcuts. Quantifiers loop over injective
-assignments; temporal operators recurse one position at a time.
+It transcribes the defining equations of ``docs/semantics.md`` (and
+``stlspec/ir.py``) one sub-formula at a time: the value of a sub-formula under
+a variable assignment ``env`` is a *vector* over the frames ``t = 0 … T−1``,
+computed from its operands' vectors by one exhaustive ``match``
+(:meth:`_Interpreter.combine`). The tree is walked with an explicit stack, so
+neither long traces nor deep nesting recurse in Python; each node costs
+``O(T)`` (``O(T·|W|)`` for a bounded window of ``|W|`` frames), times the
+number of assignments of its free variables. No vectorisation library, no
+algebraic shortcuts beyond the equations themselves: an unbounded
+``eventually``/``always``/``until`` is the backward recursion the equations
+state (``φ(t) ∨ next …``), a bounded one folds exactly the frames of its window.
 
 Windows. For a window ``[lo, hi]`` (``Window.frames(T)``; ``None`` is
 ``[0, T−1]``) the positions it covers from ``t`` are
@@ -22,10 +28,14 @@ Logics: ``boolean``, ``godel``, ``product``, ``smooth`` (τ) fold scalars
 facts the formula can read and sums the probabilities of the worlds in which it
 holds (E601 beyond ``max_uncertain_facts``).
 
-Witnesses follow the definition in ``stlspec/ir.py``, literally: for event ``k``
-and frame ``q``, the formula is re-evaluated with the head of the event's
-``then`` chain replaced by "the earlier events fit, in order, before ``q``, and
-event ``k``'s body holds at ``q``" (``Pre_k(q) ∧ Body_k(q)``, see :meth:`pinned`).
+Witnesses follow the factored definition in ``stlspec/ir.py``: for event ``k``
+the head of its ``then`` chain (always read at frame 0: events sit at positive
+top-level positions) is replaced by the vector ``c_k(q) = Pre_k(q) ∧ Body_k(q)``
+over pinned frames ``q``, computed once per assignment (:class:`_Pinned`), and
+its ancestors (``And``/``Or``/``Exists``/``Forall`` only) are combined per ``q``:
+one extra pass per event instead of one per event and frame.
+``tests/unfolding_oracle.py`` keeps the literal position-by-position unfolding
+(with per-frame pinning) that this interpreter is differentially tested against.
 """
 
 from __future__ import annotations
@@ -34,6 +44,12 @@ import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
+
+try:
+    from typing import assert_never
+except ImportError:  # Python 3.10
+    def assert_never(value: Any) -> Any:  # type: ignore[misc]
+        raise AssertionError(f"unhandled case: {value!r}")
 
 from stlspec import ir
 from stlspec.diagnostics import Diagnostic, StlError
@@ -58,11 +74,17 @@ class Result:
 # ---------------------------------------------------------------------- interpreter
 
 Env = Mapping[str, int]
-Pin = tuple[int, int]  # (event index, pinned frame)
+Vector = list[float]  # one value per frame (or, for the pinned head's ancestors, per pinned frame q)
 
 
 class _Interpreter:
-    """``value(f, t, env)`` for one trace (as plain lists), one logic and an optional pin."""
+    """Truth vectors ``[value at t for t in range(T)]`` of sub-formulas, for one trace and one logic.
+
+    :meth:`vector` walks the formula with an explicit stack (post-order): each
+    task is ``(node, env)``; a node's operands are evaluated first and its value
+    is then combined from theirs, frame by frame, by :meth:`combine` -- one
+    exhaustive ``match`` that transcribes the defining equations.
+    """
 
     def __init__(self, trace: Trace, logic: Logic, names: list, unary: list, binary: list):
         self.trace = trace
@@ -72,17 +94,20 @@ class _Interpreter:
         # Plain nested lists: the ``exact`` logic overwrites entries in place per world.
         self.names, self.unary, self.binary = names, unary, binary
         self.present = trace.present.tolist()
-        self.pin: Pin | None = None
+
+    # -- windows
 
     def window(self, w: ir.Window | None) -> tuple[int, int]:
-        return (0, self.T - 1) if w is None else w.frames(self.T)
+        """Frame offsets ``(lo, hi)`` with ``hi`` capped at ``T − 1`` (may be empty: ``lo > hi``)."""
+        if w is None:
+            return 0, self.T - 1
+        lo, hi = w.frames(self.T)
+        return lo, min(hi, self.T - 1)
 
-    def covered(self, w: ir.Window | None, t: int) -> tuple[int, int]:
-        """``(lo, hi)`` offsets and whether ``W(t)`` is non-empty, as ``(lo, hi)`` or ``(1, 0)``."""
-        lo, hi = self.window(w)
-        if lo > hi or t + lo > self.T - 1:
-            return 1, 0
-        return lo, hi
+    def covered(self, lo: int, hi: int, t: int) -> tuple[int, int] | None:
+        """``W(t) = [t+lo, t+hi] ∩ [0, T)`` as absolute ``(first, last)``, or ``None`` when empty."""
+        first, last = t + lo, min(t + hi, self.T - 1)
+        return (first, last) if lo <= hi and first <= last else None
 
     # -- atoms
 
@@ -102,134 +127,218 @@ class _Interpreter:
         col = self.trace.category_index.get(cat)
         return 0.0 if col is None else self.logic.atom(self.names[n][col])
 
-    # -- formulas
+    def assignments(self, block: tuple[tuple[str, str | None], ...], env: Env) -> list[tuple[dict, list[float]]]:
+        """Injective assignments of ``block``: ``(extended env, category values)`` in a fixed order."""
+        out = []
+        for ns in itertools.permutations(range(self.N), len(block)):
+            inner = {**env, **{v: n for (v, _), n in zip(block, ns)}}
+            out.append((inner, [self.category(c, n) for (_, c), n in zip(block, ns) if c is not None]))
+        return out
 
-    def value(self, f: ir.Formula, t: int, env: Env) -> float:
-        L = self.logic
+    # -- the evaluator
+
+    def operands(self, f: ir.Formula, env: Env) -> list[tuple[ir.Formula, Env]]:
+        """The ``(sub-formula, env)`` tasks whose vectors :meth:`combine` needs for ``f``."""
+        match f:
+            case ir.Exists(block, body) | ir.Forall(block, body):
+                return [(body, inner) for inner, _ in self.assignments(block, env)]
+            case _:
+                return [(c, env) for c in ir.children(f)]
+
+    def vector(self, root: ir.Formula, env: Env, head: "_Pinned | None" = None) -> Vector:
+        """``root``'s truth vector under ``env``; with ``head``, its values per pinned frame (see :class:`_Pinned`)."""
+        results: list[tuple[Vector, bool]] = []  # (vector, indexed by the pinned frame q)
+        stack: list[tuple[ir.Formula, Env, int]] = [(root, env, -1)]
+        while stack:
+            f, e, arity = stack.pop()
+            if arity < 0:
+                if head is not None and f is head.node:
+                    results.append((head.scores(self, e), True))
+                    continue
+                tasks = self.operands(f, e)
+                stack.append((f, e, len(tasks)))
+                stack.extend((c, ce, -1) for c, ce in reversed(tasks))
+                continue
+            args = results[len(results) - arity:]
+            del results[len(results) - arity:]
+            pinned = any(p for _, p in args)
+            if pinned:
+                # Only And/Or/Exists/Forall lie above an event's head (ir.py), and they combine frame by
+                # frame: the other operands enter with their value at frame 0, where the head is read.
+                assert isinstance(f, (ir.And, ir.Or, ir.Exists, ir.Forall)), type(f).__name__
+                vecs = [v if p else [v[0]] * self.T for v, p in args]
+            else:
+                vecs = [v for v, _ in args]
+            results.append((self.combine(f, e, vecs), pinned))
+        return results[0][0]
+
+    def combine(self, f: ir.Formula, env: Env, args: list[Vector]) -> Vector:
+        """``f``'s vector from its operands' vectors (``args``, in :meth:`operands` order)."""
+        L, T = self.logic, self.T
         match f:
             case ir.Const(v):
-                return 1.0 if v else 0.0
+                return [1.0 if v else 0.0] * T
             case ir.Unary(pred, var):
-                return self.unary_fact(pred, env[var], t)
+                return [self.unary_fact(pred, env[var], t) for t in range(T)]
             case ir.Binary(pred, a, b):
-                return self.binary_fact(pred, env[a], env[b], t)
+                return [self.binary_fact(pred, env[a], env[b], t) for t in range(T)]
             case ir.Eq(a, b):
-                return 1.0 if env[a] == env[b] else 0.0
-            case ir.Not(arg):
-                return L.not_(self.value(arg, t, env))
-            case ir.And(args):
-                return L.and_([self.value(a, t, env) for a in args])
-            case ir.Or(args):
-                return L.or_([self.value(a, t, env) for a in args])
-            case ir.Next(arg, weak, steps):
+                return [1.0 if env[a] == env[b] else 0.0] * T
+            case ir.Not():
+                return [L.not_(x) for x in args[0]]
+            case ir.And():
+                return [L.and_([a[t] for a in args]) for t in range(T)]
+            case ir.Or():
+                return [L.or_([a[t] for a in args]) for t in range(T)]
+            case ir.Next(_, weak):
                 # Strong next is false past the end, weak next is true.
-                if t + steps < self.T:
-                    return self.value(arg, t + steps, env)
-                return 1.0 if weak else 0.0
-            case ir.Eventually(arg, w, event):
-                if self.pin is not None and event is not None:
-                    chain = _chain_to(f, self.pin[0])
-                    if chain is not None:
-                        return self.pinned(chain, t, env)
-                lo, hi = self.covered(w, t)
-                return 0.0 if lo > hi else self.eventually(arg, lo, hi, t, env)
-            case ir.Always(arg, w):
-                lo, hi = self.covered(w, t)
-                return 1.0 if lo > hi else self.always(arg, lo, hi, t, env)
-            case ir.Until(left, right, w):
-                lo, hi = self.covered(w, t)
-                return 0.0 if lo > hi else self.until(left, right, lo, hi, t, env)
-            case ir.Exists(block, body):
+                a = args[0]
+                return [a[t + 1] if t + 1 < T else (1.0 if weak else 0.0) for t in range(T)]
+            case ir.Eventually(_, w):
+                return self.fold_window(args[0], w, L.or_, 0.0)
+            case ir.Always(_, w):
+                return self.fold_window(args[0], w, L.and_, 1.0)
+            case ir.Until(_, _, w):
+                return self.until(args[0], args[1], w)
+            case ir.Exists(block, _):
                 # ∨ over injective assignments of (category conjuncts ∧ body).
-                values = []
-                for ns in itertools.permutations(range(self.N), len(block)):
-                    inner = {**env, **{v: n for (v, _), n in zip(block, ns)}}
-                    cats = [self.category(c, n) for (_, c), n in zip(block, ns) if c is not None]
-                    values.append(L.and_(cats + [self.value(body, t, inner)]))
-                return L.or_(values)
-            case ir.Forall(block, body):
+                cats = [c for _, c in self.assignments(block, env)]
+                return [L.or_([L.and_(c + [b[t]]) for c, b in zip(cats, args)]) for t in range(T)]
+            case ir.Forall(block, _):
                 # ∧ over injective assignments of (¬ category conjuncts ∨ body).
-                values = []
-                for ns in itertools.permutations(range(self.N), len(block)):
-                    inner = {**env, **{v: n for (v, _), n in zip(block, ns)}}
-                    cats = [self.category(c, n) for (_, c), n in zip(block, ns) if c is not None]
-                    b = self.value(body, t, inner)
-                    values.append(L.or_([L.not_(L.and_(cats)), b]) if cats else b)
-                return L.and_(values)
-        raise TypeError(f"not a core formula: {f!r}")
+                cats = [c for _, c in self.assignments(block, env)]
+                return [L.and_([L.or_([L.not_(L.and_(c)), b[t]]) if c else b[t] for c, b in zip(cats, args)])
+                        for t in range(T)]
+            case _:
+                assert_never(f)
 
-    # The three unfoldings below assume W(t) is non-empty (checked by ``covered``):
-    # ``lo > 0`` steps forward with next, then position by position until ``hi``
-    # or the last frame, where the next step would leave the window or trace.
+    # The temporal folds. With W(t) = [t+lo, t+hi] ∩ [0, T): empty gives 0 (eventually, until) or 1
+    # (always); otherwise the unfolding runs exactly over W(t) (no phantom operand past the end).
 
-    def eventually(self, arg: ir.Formula, lo: int, hi: int, t: int, env: Env) -> float:
-        if lo > 0:
-            return self.eventually(arg, lo - 1, hi - 1, t + 1, env)
-        here = self.value(arg, t, env)
-        if hi == 0 or t + 1 == self.T:
-            return here
-        return self.logic.or_([here, self.eventually(arg, 0, hi - 1, t + 1, env)])
+    def fold_window(self, a: Vector, w: ir.Window | None, op, empty: float) -> Vector:
+        """``op`` (the logic's ∨ or ∧) of ``a`` over ``W(t)``, for every ``t``."""
+        T = self.T
+        lo, hi = self.window(w)
+        if lo <= hi and hi >= T - 1:
+            # Unbounded: the suffix fold s(t) = a(t) op s(t+1), read at t + lo. O(T).
+            suffix = list(a)
+            for t in range(T - 2, -1, -1):
+                suffix[t] = op([a[t], suffix[t + 1]])
+            return [suffix[t + lo] if t + lo < T else empty for t in range(T)]
+        out = []
+        for t in range(T):
+            cov = self.covered(lo, hi, t)
+            out.append(empty if cov is None else op(a[cov[0]:cov[1] + 1]))
+        return out
 
-    def always(self, arg: ir.Formula, lo: int, hi: int, t: int, env: Env) -> float:
-        if lo > 0:
-            return self.always(arg, lo - 1, hi - 1, t + 1, env)
-        here = self.value(arg, t, env)
-        if hi == 0 or t + 1 == self.T:
-            return here
-        return self.logic.and_([here, self.always(arg, 0, hi - 1, t + 1, env)])
+    def until(self, phi: Vector, psi: Vector, w: ir.Window | None) -> Vector:
+        """``u(t) = ψ(t) ∨ (φ(t) ∧ u(t+1))`` over ``W(t)``, preceded by ``φ(t) ∧ …`` for the ``lo`` steps before it."""
+        L, T = self.logic, self.T
+        lo, hi = self.window(w)
+        suffix: Vector | None = None
+        if lo <= hi and hi >= T - 1:
+            # Unbounded: one backward recursion serves every t (the window ends at the last frame).
+            suffix = list(psi)
+            for s in range(T - 2, -1, -1):
+                suffix[s] = L.or_([psi[s], L.and_([phi[s], suffix[s + 1]])])
+        out = []
+        for t in range(T):
+            cov = self.covered(lo, hi, t)
+            if cov is None:
+                out.append(0.0)
+                continue
+            first, last = cov
+            if suffix is not None:
+                v = suffix[first]
+            else:
+                v = psi[last]
+                for s in range(last - 1, first - 1, -1):
+                    v = L.or_([psi[s], L.and_([phi[s], v])])
+            for s in range(first - 1, t - 1, -1):  # the lo steps before the window: φ must hold
+                v = L.and_([phi[s], v])
+            out.append(v)
+        return out
 
-    def until(self, left: ir.Formula, right: ir.Formula, lo: int, hi: int, t: int, env: Env) -> float:
-        L = self.logic
-        if lo > 0:
-            # Before the window: φ must hold and the until continues at t+1.
-            return L.and_([self.value(left, t, env), self.until(left, right, lo - 1, hi - 1, t + 1, env)])
-        here = self.value(right, t, env)
-        if hi == 0 or t + 1 == self.T:
-            return here
-        return L.or_([here, L.and_([self.value(left, t, env), self.until(left, right, 0, hi - 1, t + 1, env)])])
 
-    def pinned(self, chain: list[ir.Eventually], u: int, env: Env) -> float:
-        """The chain ``chain[0] … chain[-1]`` (evaluated at ``u``) with its last event pinned at ``q``.
+@dataclass(frozen=True, eq=False)
+class _Pinned:
+    """Event ``k``'s witness scores: the chain head's value replaced by ``c_k(q)`` (see ``stlspec/ir.py``).
 
-        ``Pre ∧ Body_k(q)``: ``Pre_0(q)`` is "q is in the head's window from u" (an
-        indicator, not a conjunct); ``Pre_{j+1}(q) = ∨_{s : q ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))``:
-        the earlier events fit, in order, before ``q``. ``Body_k`` is the pinned event's own body
-        (its condition and, through ``next``, the events after it).
-        """
-        assert self.pin is not None
-        L, q, T = self.logic, self.pin[1], self.T
-        lo, hi = self.covered(chain[0].window, u)
-        in_head = [lo <= s - u <= hi for s in range(T)]
+    The head lies at a positive top-level position, so it is read at frame 0 only:
+    ``c_k(q) = Pre_k(q) ∧ Body_k(q)`` with ``Pre_0(q) = [q ∈ W_0(0)]`` and
+    ``Pre_{j+1}(r) = ∨_{s : r ∈ W_{j+1}(s+1)} (Pre_j(s) ∧ A_j(s))``. Computed once
+    per assignment of the head's free variables (memoised), ``O(T·|W|)`` per chain link.
+    """
+
+    node: ir.Eventually
+    chain: tuple[ir.Eventually, ...]
+
+    def scores(self, interp: _Interpreter, env: Env) -> Vector:
+        L, T, chain = interp.logic, interp.T, self.chain
+        lo, hi = interp.window(chain[0].window)
+        cov = interp.covered(lo, hi, 0)
+        in_head = [cov is not None and cov[0] <= s <= cov[1] for s in range(T)]
+        body = interp.vector(chain[-1].arg, env)
         if len(chain) == 1:
-            return self.value(chain[0].arg, q, env) if in_head[q] else 0.0
-
-        def cond(j: int) -> ir.Formula:
-            return chain[j].arg.args[0]  # type: ignore[attr-defined]  # chain shape: And((A_j, Next(...)))
-
+            return [body[q] if in_head[q] else 0.0 for q in range(T)]
         # x(s) = Pre_j(s) ∧ A_j(s); Pre_0 is the head's window, an indicator rather than a conjunct.
-        x = [self.value(cond(0), s, env) if in_head[s] else 0.0 for s in range(T)]
+        cond = interp.vector(_condition(chain[0]), env)
+        x = [cond[s] if in_head[s] else 0.0 for s in range(T)]
         for j in range(1, len(chain)):
-            windows = [self.covered(chain[j].window, s + 1) if s + 1 < T else (1, 0) for s in range(T)]
-            pre = [L.or_([x[s] for s in range(T) if windows[s][0] <= r - (s + 1) <= windows[s][1]])
-                   for r in range(T)]
+            pre = self.spread(interp, x, chain[j].window)
             if j == len(chain) - 1:
-                return L.and_([pre[q], self.value(chain[j].arg, q, env)])
-            x = [L.and_([pre[s], self.value(cond(j), s, env)]) for s in range(T)]
+                return [L.and_([pre[q], body[q]]) for q in range(T)]
+            cond = interp.vector(_condition(chain[j]), env)
+            x = [L.and_([pre[s], cond[s]]) for s in range(T)]
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @staticmethod
+    def spread(interp: _Interpreter, x: Vector, w: ir.Window | None) -> Vector:
+        """``pre(r) = ∨ of x(s) over the s with r ∈ W(s+1)``."""
+        L, T = interp.logic, interp.T
+        lo, hi = interp.window(w)
+        if lo == 0 and hi >= T - 1:
+            # Unbounded window from s+1: every s < r, a running prefix ∨. O(T).
+            pre, acc = [0.0] * T, None
+            for r in range(1, T):
+                acc = x[r - 1] if acc is None else L.or_([acc, x[r - 1]])
+                pre[r] = acc
+            return pre
+        sources: list[list[float]] = [[] for _ in range(T)]
+        for s in range(T - 1):
+            cov = interp.covered(lo, hi, s + 1)
+            if cov is not None:
+                for r in range(cov[0], cov[1] + 1):
+                    sources[r].append(x[s])
+        return [L.or_(v) for v in sources]
 
-def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
-    """``[head, …, node of event]`` when ``event`` lies on ``head``'s ``then`` chain, else ``None``."""
+
+def _condition(node: ir.Eventually) -> ir.Formula:
+    return node.arg.args[0]  # type: ignore[attr-defined]  # chain shape: And((A_j, Next(...)))
+
+
+def _chain_to(head: ir.Eventually, event: int) -> tuple[ir.Eventually, ...] | None:
+    """``(head, …, node of event)`` when ``event`` lies on ``head``'s ``then`` chain, else ``None``."""
     chain, node = [head], head
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and body.args[1].steps == 1 and isinstance(body.args[1].arg, ir.Eventually)
+                and not body.args[1].weak and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None
         node = body.args[1].arg
         chain.append(node)
-    return chain
+    return tuple(chain)
+
+
+def _pinned_head(formula: ir.Formula, event: int) -> _Pinned | None:
+    """The chain head whose ``then`` chain (or own node) is event ``event``, searched from the root."""
+    for node in ir.walk(formula):
+        if isinstance(node, ir.Eventually) and node.event is not None:
+            chain = _chain_to(node, event)
+            if chain is not None:
+                return _Pinned(node, chain)
+    return None
 
 
 # ---------------------------------------------------------------------- exact
@@ -281,18 +390,17 @@ def _set(lists: dict[str, list], path: tuple, value: float) -> None:
     target[path[-1]] = value
 
 
-def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, pins: list[Pin | None],
-                  max_uncertain_facts: int) -> list[float]:
-    """The formula's value at position 0 under each pin (``None`` = unpinned)."""
+def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, events: list[int],
+                  max_uncertain_facts: int) -> tuple[float, list[Vector]]:
+    """The formula's value at position 0 and, per event, its unnormalised witness scores ``s_k(q)``."""
     lists = {"names": trace.names.tolist(), "unary": trace.unary.tolist(), "binary": trace.binary.tolist()}
     interp = _Interpreter(trace, logic, lists["names"], lists["unary"], lists["binary"])
+    heads = [_pinned_head(formula, k) for k in events]
 
-    def run() -> list[float]:
-        out = []
-        for pin in pins:
-            interp.pin = pin
-            out.append(interp.value(formula, 0, {}))
-        return out
+    def run() -> tuple[float, list[Vector]]:
+        value = interp.vector(formula, {})[0]
+        scores = [[0.0] * trace.num_frames if h is None else interp.vector(formula, {}, h) for h in heads]
+        return value, scores
 
     if not logic.enumerates:
         return run()
@@ -306,7 +414,8 @@ def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, pins: list[Pi
             hints=("use logic='product' (exact for facts read once along independent positions) or 'godel'",
                    "or raise the limit with max_uncertain_facts=... (the cost doubles with each fact)"))])
     probs = [float(getattr(trace, path[0])[path[1:]]) for path in facts]
-    totals = [0.0] * len(pins)
+    total = 0.0
+    totals = [[0.0] * trace.num_frames for _ in heads]
     # Every world sets every uncertain fact, so the lists can be overwritten in place.
     for world in itertools.product((0.0, 1.0), repeat=len(facts)):
         weight = 1.0
@@ -315,9 +424,12 @@ def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, pins: list[Pi
             weight *= p if bit else 1.0 - p
         if weight == 0.0:
             continue
-        for i, v in enumerate(run()):
-            totals[i] += weight * v
-    return totals
+        value, scores = run()
+        total += weight * value
+        for acc, sc in zip(totals, scores):
+            for q, v in enumerate(sc):
+                acc[q] += weight * v
+    return total, totals
 
 
 # ---------------------------------------------------------------------- public API
@@ -333,29 +445,27 @@ def evaluate_formula(formula: ir.Formula, trace: Trace, logic: str | Logic = "go
                      *, max_uncertain_facts: int = MAX_UNCERTAIN_FACTS) -> float:
     """The value of a closed formula at position 0."""
     _check_closed(formula)
-    return _evaluate_all(formula, trace, get_logic(logic, temperature), [None], max_uncertain_facts)[0]
+    return _evaluate_all(formula, trace, get_logic(logic, temperature), [], max_uncertain_facts)[0]
 
 
 def evaluate(spec: ir.Spec, trace: Trace, logic: str | Logic = "godel", temperature: float = 0.1, *,
              witnesses: bool = True, max_uncertain_facts: int = MAX_UNCERTAIN_FACTS) -> Result:
     """Evaluate ``spec`` on ``trace``: its value at position 0 and, per event, a witness distribution.
 
-    ``witnesses=False`` skips the (T times more expensive) pinning runs and
-    returns an empty ``witnesses`` tuple. Raises E603 for an unknown logic and
+    ``witnesses=False`` skips the witness passes (one more evaluation per event)
+    and returns an empty ``witnesses`` tuple. Raises E603 for an unknown logic and
     E601 when ``exact`` would enumerate more than ``2**max_uncertain_facts`` worlds.
     """
     _check_closed(spec.formula)
     L = get_logic(logic, temperature)
-    T = trace.num_frames
     events = [e.index for e in spec.events] if witnesses else []
-    pins: list[Pin | None] = [None] + [(k, t) for k in events for t in range(T)]
-    values = _evaluate_all(spec.formula, trace, L, pins, max_uncertain_facts)
+    value, scores = _evaluate_all(spec.formula, trace, L, events, max_uncertain_facts)
     dists = []
-    for i in range(len(events)):
-        s = [max(v, 0.0) for v in values[1 + i * T: 1 + (i + 1) * T]]
+    for sc in scores:
+        s = [max(v, 0.0) for v in sc]
         total = math.fsum(s)
         dists.append(tuple(x / total for x in s) if total > 0 else tuple(0.0 for _ in s))
-    return Result(values[0], tuple(dists))
+    return Result(value, tuple(dists))
 
 
 def evaluate_program(program: ir.CoreProgram, trace: Trace, logic: str | Logic = "godel",
