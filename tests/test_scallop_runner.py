@@ -65,7 +65,7 @@ def test_minmaxprob_equals_godel(standalone):
     from stlspec.backends.scallop import run
 
     trace = _trace()
-    prog = compile_program(PROGRAM, trace=trace if standalone else None)
+    prog = compile_program(PROGRAM, trace=trace if standalone else None, witnesses=True)
     result = run(prog, None if standalone else trace, provenance="minmaxprob")
     ref = evaluate(SPEC, trace, "godel")
     assert result.values["s"] == pytest.approx(ref.value, abs=1e-6)

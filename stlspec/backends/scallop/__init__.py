@@ -28,13 +28,14 @@ class ScallopBackend:
 
     name = "scallop"
 
-    def compile(self, program: Any, *, trace: Any = None, specs: Any = None,
+    def compile(self, program: Any, *, trace: Any = None, specs: Any = None, witnesses: bool = False,
                 validate_output: bool = True) -> ScallopProgram:
         """Compile ``program`` (a :class:`stlspec.ir.CoreProgram`).
 
         ``trace``: a :class:`stlspec.trace.Trace` (or a path to a JSON trace)
         to embed as probabilistic facts (standalone mode); ``specs``: names of
-        the specs to include (default all). ``validate_output=False`` skips the
+        the specs to include (default all); ``witnesses=True`` adds the
+        ``witness_*`` relations and queries. ``validate_output=False`` skips the
         self-check of the emitted text (grammar + semantic rules; embedded
         facts beyond 200 kB are checked line by line instead of parsed).
         """
@@ -42,7 +43,7 @@ class ScallopBackend:
             from stlspec.trace import load_trace
 
             trace = load_trace(str(trace), program.vocabulary)
-        result = compile_program(program, trace=trace, specs=specs)
+        result = compile_program(program, trace=trace, specs=specs, witnesses=witnesses)
         if validate_output:
             try:
                 validate_program(result.text, result.fact_block)

@@ -35,7 +35,6 @@ the pinned-frame column ``p``, ``track(v)`` for an entity variable)::
     a and b         r(t, V) = a(t, Va) and b(t, Vb)            (min)
     a or b          r(t, V) = a(t, Va) and G(V - Va); ... one rule per operand (max)
     next a          r(t, V) = succ(t, s) and a(s, V)          weak: + last(t) and G(V)
-    next[k] a       r(t, V) = stepk(t, s) and a(s, V)         weak: + stepk_end(t) and G(V)
     eventually a    r(t, V) = a(t, V);  r(t, V) = succ(t, s) and r(s, V)
     eventually[w] a r(t, V) = win(t, s) and a(s, V)
     always a        r(t, V) = last(t) and a(t, V);  r(t, V) = a(t, V) and succ(t, s) and r(s, V)
@@ -68,6 +67,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterable, Sequence
 
+try:
+    from typing import assert_never
+except ImportError:  # Python 3.10
+    def assert_never(value: Any) -> Any:  # type: ignore[misc]
+        raise AssertionError(f"unhandled case: {value!r}")
+
 from stlspec import ir
 from stlspec.rounding import fraction_value
 from stlspec.backends.core_text import window_text
@@ -81,6 +86,7 @@ INPUT_RELATIONS: dict[str, tuple[tuple[str, str], ...]] = {
     "frame": (("t", "i32"),),
     "num_frames": (("n", "i32"),),
     "track": (("n", "i32"),),
+    "candidate": (("n", "i32"), ("c", "String")),
     "name": (("n", "i32"), ("c", "String")),
     "unary": (("p", "String"), ("t", "i32"), ("n", "i32")),
     "binary": (("r", "String"), ("t", "i32"), ("n", "i32"), ("m", "i32")),
@@ -90,6 +96,12 @@ OUTPUT_SAT = "sat"
 
 #: Largest denominator of a fraction-window bound (keeps ``p * (n - 1)`` inside i32).
 MAX_FRACTION_DENOMINATOR = 10_000
+
+#: Traces run by Scallop have fewer frames than this (frame numbers and ``t + offset`` stay inside i32).
+MAX_FRAMES = 999_999_999
+#: Frame-window offsets are capped here: from any frame of a trace shorter than :data:`MAX_FRAMES`, an offset
+#: of at least this lies past the end, so a larger ``lo`` (an empty window) or ``hi`` (to the end) means the same.
+MAX_OFFSET = 999_999_999
 
 PIN = "p"  # the pinned-frame column; entity variables are all ``v_…`` so they cannot clash
 
@@ -183,8 +195,18 @@ def _describe(f: ir.Formula, rel_of) -> str:
     return f"{type(f).__name__.lower()} {kids}"
 
 
-def _contains_event(f: ir.Formula, event: int) -> bool:
-    return any(isinstance(n, ir.Eventually) and n.event == event for n in ir.walk(f))
+Scope = dict  # encoded variable name -> its category (or None) at this point of the formula
+
+
+def _capped(w: ir.Window | None) -> ir.Window | None:
+    """``w`` with frame offsets capped at :data:`MAX_OFFSET` (``None`` for "to the end from t")."""
+    if w is None or w.unit != "frames":
+        return w
+    lo = min(int(w.lo), MAX_OFFSET)
+    hi = None if w.hi is None or int(w.hi) >= MAX_OFFSET else int(w.hi)
+    if lo == 0 and hi is None:
+        return None
+    return ir.Window(lo, hi) if (lo, hi) != (w.lo, w.hi) else w
 
 
 @dataclass(frozen=True)
@@ -202,13 +224,27 @@ class _Rel:
 
 
 class _Emitter:
+    """Emits one relation per (sub-formula, pinned event, categories of its free variables).
+
+    Sub-formulas are hash-consed bottom-up (:meth:`intern`: structurally equal
+    nodes share one id, with their free variables and events), and every
+    traversal uses an explicit stack, so neither deep nesting nor structural
+    hashing of deep trees recurses in Python.
+    """
+
     def __init__(self) -> None:
         self.blocks: list[list[str]] = []  # one block of lines per relation, in dependency order
-        self.memo: dict[tuple[ir.Formula, int | None], _Rel] = {}
+        self.memo: dict[tuple, _Rel] = {}
         self.windows: dict[tuple, str] = {}
         self.helpers: set[str] = set()
         self.literals: dict[str, str] = {}
         self.counter = 0
+        # Hash-consing: id(node) -> canonical id; canonical key -> id; per id: free vars, events.
+        self.by_obj: dict[int, int] = {}
+        self.by_key: dict[tuple, int] = {}
+        self.keep: list[ir.Formula] = []  # keeps interned nodes alive (their id() must not be reused)
+        self.free: list[frozenset[str]] = []
+        self.events: list[frozenset[int]] = []
 
     # -- names
 
@@ -225,8 +261,22 @@ class _Emitter:
         self.counter += 1
         return f"r{self.counter}_{kind}" + ("" if pin is None else f"_pin{pin}")
 
-    def ground(self, cols: Iterable[str]) -> list[str]:
-        return [f"frame({c})" if c == PIN else f"track({c})" for c in cols]
+    def ground(self, cols: Iterable[str], scope: "Scope") -> list[str]:
+        """Atoms grounding ``cols``: ``frame(p)``; ``candidate(v, "c")`` for a variable of category c, else ``track(v)``."""
+        out = []
+        for c in cols:
+            if c == PIN:
+                out.append(f"frame({c})")
+            elif scope.get(c) is not None:
+                out.append(f"candidate({c}, {self.lit(scope[c])})")  # type: ignore[arg-type]
+            else:
+                out.append(f"track({c})")
+        return out
+
+    def restrict(self, variables: Iterable[str], scope: "Scope") -> list[str]:
+        """``candidate`` atoms for the categorised ``variables``: a leaf's early domain restriction."""
+        return [f"candidate({self.var(v)}, {self.lit(scope[self.var(v)])})"  # type: ignore[arg-type]
+                for v in dict.fromkeys(variables) if scope.get(self.var(v)) is not None]
 
     def declare(self, name: str, fields: Sequence[tuple[str, str]], comment: str, rules: list[str]) -> None:
         decl = f"type {name}({', '.join(f'{f}: {ty}' for f, ty in fields)})"
@@ -244,31 +294,72 @@ class _Emitter:
         self.helpers.add(name)
         return name
 
-    # -- next[k]
+    # -- hash-consing
 
-    def steps(self, k: int, weak: bool) -> tuple[str, str | None]:
-        """Helper relations ``S(t, s)`` (``s = t + k`` is a frame) and, for weak next, ``E(t)`` (``t + k``
-        is past the last frame)."""
-        if k == 1:
-            return self.helper("succ"), (self.helper("last") if weak else None)
-        k = min(k, 999_999_999)  # Scallop integers are i32; no trace is that long, so the value is the same
-        name = f"step{k}"
-        if ("steps", k) not in self.windows:
-            self.windows[("steps", k)] = name
-            self.declare(name, [("t", "i32"), ("s", "i32")], f"s is the frame {k} after t",
-                         [f"rel {name}(t, s) = frame(t) and frame(s) and s == t + {k}"])
-        if not weak:
-            return name, None
-        if ("steps_end", k) not in self.windows:
-            self.windows[("steps_end", k)] = f"{name}_end"
-            self.declare(f"{name}_end", [("t", "i32")], f"t + {k} is past the last frame",
-                         [f"rel {name}_end(t) = frame(t) and num_frames(n) and t + {k} >= n"])
-        return name, f"{name}_end"
+    def intern(self, root: ir.Formula) -> int:
+        """The canonical id of ``root`` (structurally equal formulas get the same id)."""
+        stack: list[tuple[ir.Formula, bool]] = [(root, False)]
+        while stack:
+            f, ready = stack.pop()
+            if id(f) in self.by_obj:
+                continue
+            kids = ir.children(f)
+            if not ready:
+                stack.append((f, True))
+                stack.extend((k, False) for k in kids)
+                continue
+            ids = tuple(self.by_obj[id(k)] for k in kids)
+            match f:
+                case ir.Exists(block, _) | ir.Forall(block, _):
+                    fields: tuple = (block,)
+                case ir.Const(v):
+                    fields = (v,)
+                case ir.Unary(p, v):
+                    fields = (p, v)
+                case ir.Binary(p, a, b):
+                    fields = (p, a, b)
+                case ir.Eq(a, b):
+                    fields = (a, b)
+                case ir.Next(_, weak):
+                    fields = (weak,)
+                case ir.Eventually(_, w, ev):
+                    fields = (w, ev)
+                case ir.Always(_, w) | ir.Until(_, _, w):
+                    fields = (w,)
+                case ir.Not() | ir.And() | ir.Or():
+                    fields = ()
+                case _:
+                    assert_never(f)
+            key = (type(f).__name__, fields, ids)
+            cid = self.by_key.get(key)
+            if cid is None:
+                cid = len(self.free)
+                self.by_key[key] = cid
+                free: frozenset[str] = frozenset().union(*(self.free[i] for i in ids)) if ids else frozenset()
+                match f:
+                    case ir.Unary(_, v):
+                        free = frozenset((v,))
+                    case ir.Binary(_, a, b) | ir.Eq(a, b):
+                        free = frozenset((a, b))
+                    case ir.Exists(block, _) | ir.Forall(block, _):
+                        free = free - {v for v, _ in block}
+                evs = frozenset().union(*(self.events[i] for i in ids)) if ids else frozenset()
+                if isinstance(f, ir.Eventually) and f.event is not None:
+                    evs = evs | {f.event}
+                self.free.append(free)
+                self.events.append(evs)
+            self.by_obj[id(f)] = cid
+            self.keep.append(f)
+        return self.by_obj[id(root)]
+
+    def contains_event(self, f: ir.Formula, event: int) -> bool:
+        return event in self.events[self.intern(f)]
 
     # -- windows
 
     def window(self, w: ir.Window | None) -> str:
         """A helper relation ``W(t, s)``: ``s`` lies in the window from ``t`` (and in the trace)."""
+        w = _capped(w)
         if w is None or (w.unit == "frames" and w.lo == 0 and w.hi is None):
             return self.helper("later")
         key = (w.lo, w.hi, w.unit)
@@ -284,124 +375,139 @@ class _Emitter:
             self.declare(name, [("t", "i32"), ("s", "i32")], f"window {window_text(w)}: frame s is in it from t",
                          [f"rel {name}(t, s) = frame(t) and frame(s) and {' and '.join(cons)}"])
         else:
-            lo, hi = _fraction(float(w.lo)), _fraction(float(w.hi))  # type: ignore[arg-type]
-            bounds = f"{name}_bounds"
-            self.declare(bounds, [("lo", "i32"), ("hi", "i32")],
-                         f"window {window_text(w)} in frames: [ceil({lo} (T - 1)), floor({hi} (T - 1))]",
-                         [f"rel {bounds}({_round_expr(lo, True)}, {_round_expr(hi, False)}) = num_frames(n)"])
+            bounds = self.bounds(w)
             self.declare(name, [("t", "i32"), ("s", "i32")], f"window {window_text(w)}: frame s is in it from t",
                          [f"rel {name}(t, s) = {bounds}(lo, hi) and frame(t) and frame(s) "
                           f"and s >= t + lo and t + hi >= s"])
         return name
 
+    def bounds(self, w: ir.Window) -> str:
+        """The helper relation ``B(lo, hi)`` of a fraction window's frame offsets for this trace."""
+        key = ("bounds", w.lo, w.hi)
+        if key not in self.windows:
+            lo, hi = _fraction(float(w.lo)), _fraction(float(w.hi))  # type: ignore[arg-type]
+            self.counter += 1
+            name = f"bounds{self.counter}"
+            self.windows[key] = name
+            self.declare(name, [("lo", "i32"), ("hi", "i32")],
+                         f"window {window_text(w)} in frames: [ceil({lo} (T - 1)), floor({hi} (T - 1))]",
+                         [f"rel {name}({_round_expr(lo, True)}, {_round_expr(hi, False)}) = num_frames(n)"])
+        return self.windows[key]
+
     # -- formulas
 
-    def emit(self, f: ir.Formula, pin: int | None = None) -> _Rel:
-        if pin is not None and not _contains_event(f, pin):
-            pin = None
-        key = (f, pin)
-        if key not in self.memo:
-            self.memo[key] = self._emit(f, pin)
-        return self.memo[key]
+    def key(self, f: ir.Formula, pin: int | None, scope: "Scope") -> tuple:
+        cid = self.intern(f)
+        cats = tuple(sorted((v, scope.get(self.var(v))) for v in self.free[cid]))
+        return cid, (pin if pin is not None and pin in self.events[cid] else None), cats
+
+    def emit(self, f: ir.Formula, pin: int | None = None, scope: "Scope | None" = None) -> _Rel:
+        """The relation of ``f`` (emitting it and every sub-formula first, with an explicit stack)."""
+        scope = {} if scope is None else scope
+        stack: list[tuple[ir.Formula, int | None, Scope, bool]] = [(f, pin, scope, False)]
+        while stack:
+            node, p, sc, ready = stack.pop()
+            k = self.key(node, p, sc)
+            if k in self.memo:
+                continue
+            p = k[1]
+            if ready:
+                self.memo[k] = self._emit(node, p, sc)
+                continue
+            stack.append((node, p, sc, True))
+            match node:
+                case ir.Exists(block, body) | ir.Forall(block, body):
+                    inner = {**sc, **{self.var(v): c for v, c in block}}
+                    stack.append((body, p, inner, False))
+                case ir.Eventually(arg, _, event) if p is not None and event == p:
+                    stack.append((arg, None, sc, False))  # the pinned event reads its body unpinned
+                case _:
+                    # Reversed, so operands are emitted first to last (stable relation numbering).
+                    stack.extend((c, p, sc, False) for c in reversed(ir.children(node)))
+        return self.memo[self.key(f, pin, scope)]
 
     def cols_of(self, f: ir.Formula, pin: int | None) -> tuple[str, ...]:
-        cols = {self.var(v) for v in ir.free_vars(f)}
-        if pin is not None and _contains_event(f, pin):
+        cid = self.intern(f)
+        cols = {self.var(v) for v in self.free[cid]}
+        if pin is not None and pin in self.events[cid]:
             cols.add(PIN)
         return tuple(sorted(cols))  # "p" sorts before every "v_…"
 
-    def _emit(self, f: ir.Formula, pin: int | None) -> _Rel:
+    def _emit(self, f: ir.Formula, pin: int | None, scope: "Scope") -> _Rel:
+        """``f``'s relation; its operands' relations are already in the memo (see :meth:`emit`)."""
         cols = self.cols_of(f, pin)
-        name_of = lambda k: self.emit(k, pin).name  # noqa: E731
+        sub = lambda k, p=pin: self.emit(k, p, scope)  # noqa: E731  (a memo hit for every operand)
+        name_of = lambda k: sub(k).name  # noqa: E731
         head = ", ".join(("t", *cols))
         match f:
             case ir.Const(True):
                 return self.relation(self.fresh("true", pin), cols, "true", [(head, ["frame(t)"])])
             case ir.Const(False):
                 return self.relation(self.fresh("false", pin), cols, "false (no rule: always empty)", [])
+            case ir.Const():
+                raise AssertionError("unreachable")  # pragma: no cover
             case ir.Unary(p, v):
                 return self.relation(self.fresh("unary", pin), cols, _describe(f, name_of),
-                                     [(head, [f"unary({self.lit(p)}, t, {self.var(v)})"])])
+                                     [(head, [f"unary({self.lit(p)}, t, {self.var(v)})", *self.restrict([v], scope)])])
             case ir.Binary(p, a, b):
                 return self.relation(self.fresh("binary", pin), cols, _describe(f, name_of),
-                                     [(head, [f"binary({self.lit(p)}, t, {self.var(a)}, {self.var(b)})"])])
+                                     [(head, [f"binary({self.lit(p)}, t, {self.var(a)}, {self.var(b)})",
+                                              *self.restrict([a, b], scope)])])
             case ir.Eq(a, b):
-                body = ["frame(t)", *self.ground(cols)]
+                body = ["frame(t)", *self.ground(cols, scope)]
                 if a != b:
                     body.append(f"{self.var(a)} == {self.var(b)}")
                 return self.relation(self.fresh("eq", pin), cols, _describe(f, name_of), [(head, body)])
             case ir.Not(arg):
-                a = self.emit(arg, pin)
+                a = sub(arg)
                 return self.relation(self.fresh("not", pin), cols, _describe(f, name_of),
-                                     [(head, ["frame(t)", *self.ground(cols), f"not {a.atom()}"])])
+                                     [(head, ["frame(t)", *self.ground(cols, scope), f"not {a.atom()}"])])
             case ir.And(args):
-                rels = [self.emit(x, pin) for x in args]
+                rels = [sub(x) for x in args]
                 return self.relation(self.fresh("and", pin), cols, _describe(f, name_of),
                                      [(head, [r.atom() for r in rels])])
             case ir.Or(args):
-                rels = [self.emit(x, pin) for x in args]
-                bodies = [(head, [r.atom(), *self.ground(c for c in cols if c not in r.cols)]) for r in rels]
+                rels = [sub(x) for x in args]
+                bodies = [(head, [r.atom(), *self.ground((c for c in cols if c not in r.cols), scope)])
+                          for r in rels]
                 return self.relation(self.fresh("or", pin), cols, _describe(f, name_of), bodies)
-            case ir.Next(arg, weak, steps):
-                a = self.emit(arg, pin)
-                step, past_end = self.steps(steps, weak)
-                bodies = [(head, [f"{step}(t, s)", a.atom("s")])]
-                if past_end is not None:
-                    bodies.append((head, [f"{past_end}(t)", *self.ground(cols)]))
+            case ir.Next(arg, weak):
+                a = sub(arg)
+                bodies = [(head, [f"{self.helper('succ')}(t, s)", a.atom("s")])]
+                if weak:
+                    bodies.append((head, [f"{self.helper('last')}(t)", *self.ground(cols, scope)]))
                 return self.relation(self.fresh("wnext" if weak else "next", pin), cols,
                                      _describe(f, name_of), bodies)
             case ir.Eventually(arg, w, event):
                 if pin is not None and event == pin:
                     # The pinned event: its body at exactly frame p, if p is in the window from t.
-                    a = self.emit(arg, None)
+                    a = sub(arg, None)
                     win = self.window(w)
                     return self.relation(self.fresh("event", pin), cols,
                                          f"event {event} pinned at frame p: {a.name} at p, p in window from t",
                                          [(head, [f"{win}(t, p)", a.atom(PIN)])])
-                a = self.emit(arg, pin)
+                a = sub(arg)
                 name = self.fresh("eventually", pin)
-                if w is None:
+                if _capped(w) is None:
                     bodies = [(head, [a.atom()]),
                               (head, [f"{self.helper('succ')}(t, s)", _Rel(name, cols).atom("s")])]
                 else:
                     bodies = [(head, [f"{self.window(w)}(t, s)", a.atom("s")])]
                 return self.relation(name, cols, _describe(f, name_of), bodies)
             case ir.Always(arg, w):
-                if w is not None:
+                if _capped(w) is not None:
                     # min over a window = 1 - max of (1 - a) over it: exact under godel.
-                    rel = self.emit(ir.Not(ir.Eventually(ir.Not(arg), w)), pin)
-                    return rel
-                a = self.emit(arg, pin)
+                    return sub(ir.Not(ir.Eventually(ir.Not(arg), w)))
+                a = sub(arg)
                 name = self.fresh("always", pin)
                 bodies = [(head, [f"{self.helper('last')}(t)", a.atom()]),
                           (head, [a.atom(), f"{self.helper('succ')}(t, s)", _Rel(name, cols).atom("s")])]
                 return self.relation(name, cols, _describe(f, name_of), bodies)
             case ir.Until(left, right, w):
-                a, b = self.emit(left, pin), self.emit(right, pin)
-                name = self.fresh("until", pin)
-                if w is None:
-                    bodies = [(head, [b.atom(), *self.ground(c for c in cols if c not in b.cols)]),
-                              (head, [a.atom(), f"{self.helper('succ')}(t, s)", _Rel(name, cols).atom("s")])]
-                    return self.relation(name, cols, _describe(f, name_of), bodies)
-                # q(t, s, Va) = min of `left` over [t, s): the prefix that must hold before `right` at s.
-                win = self.window(w)
-                q = f"{name}_prefix"
-                qhead = ", ".join(("t", "s", *a.cols))
-                step_bound = []
-                lo_hi = (w.lo, w.hi) if w.unit == "frames" else None
-                if lo_hi is not None and lo_hi[1] is not None:
-                    step_bound = [f"t + {int(lo_hi[1])} >= u"]
-                self.declare(q, [("t", "i32"), ("s", "i32"), *((c, "i32") for c in a.cols)],
-                             f"{a.name} holds at every frame of [t, s)",
-                             [f"rel {q}({qhead}) = frame(t) and frame(s) and s == t"
-                              + "".join(f" and {g}" for g in self.ground(a.cols)),
-                              f"rel {q}({', '.join(('t', 'u', *a.cols))}) = {q}({qhead}) and {a.atom('s')} "
-                              f"and {self.helper('succ')}(s, u)" + "".join(f" and {c}" for c in step_bound)])
-                body = [f"{win}(t, s)", f"{q}({qhead})", b.atom("s"),
-                        *self.ground(c for c in cols if c not in a.cols and c not in b.cols)]
-                return self.relation(name, cols, _describe(f, name_of), [(head, body)])
+                return self.until(f, left, right, _capped(w), pin, scope, cols, head, name_of)
             case ir.Exists(block, body_f):
-                body = self.emit(body_f, pin)
+                inner = {**scope, **{self.var(v): c for v, c in block}}
+                body = self.emit(body_f, pin, inner)
                 atoms = [body.atom()]
                 bound = [self.var(v) for v, _ in block]
                 for (v, cat), mv in zip(block, bound):
@@ -415,15 +521,59 @@ class _Emitter:
                 return self.relation(self.fresh("exists", pin), cols, _describe(f, name_of), [(head, atoms)])
             case ir.Forall(block, body_f):
                 # ∧ over assignments of (¬cats ∨ body) = ¬ ∨ over assignments of (cats ∧ ¬body).
-                return self.emit(ir.Not(ir.Exists(block, ir.Not(body_f))), pin)
-        raise TypeError(f"not a core formula: {f!r}")  # pragma: no cover
+                return sub(ir.Not(ir.Exists(block, ir.Not(body_f))))
+            case _:
+                assert_never(f)
+
+    def until(self, f: ir.Until, left: ir.Formula, right: ir.Formula, w: ir.Window | None, pin: int | None,
+              scope: "Scope", cols: tuple[str, ...], head: str, name_of) -> _Rel:
+        a, b = self.emit(left, pin, scope), self.emit(right, pin, scope)
+        name = self.fresh("until", pin)
+        if w is None:
+            bodies = [(head, [b.atom(), *self.ground((c for c in cols if c not in b.cols), scope)]),
+                      (head, [a.atom(), f"{self.helper('succ')}(t, s)", _Rel(name, cols).atom("s")])]
+            return self.relation(name, cols, _describe(f, name_of), bodies)
+        if w.unit == "frames" and w.hi is None:
+            # φ until[lo, ∞) ψ (t) = (∧ of φ over [t, t+lo)) ∧ (φ until ψ)(t + lo): O(T), no pair relation.
+            pre = self.emit(ir.Always(left, ir.Window(0, int(w.lo) - 1)), pin, scope)
+            unb = self.emit(ir.Until(left, right), pin, scope)
+            shift = self.shift(int(w.lo))
+            body = [pre.atom(), f"{shift}(t, s)", unb.atom("s")]
+            return self.relation(name, cols, _describe(f, name_of) + f" = {pre.name} and {unb.name} {w.lo} later",
+                                 [(head, body)])
+        # q(t, s, Va) = ∧ of `left` over [t, s), for s up to the window's end: O(T·|W|) tuples.
+        win = self.window(w)
+        q = f"{name}_prefix"
+        qhead = ", ".join(("t", "s", *a.cols))
+        if w.unit == "frames":
+            step = [f"t + {int(w.hi)} >= u"]  # type: ignore[arg-type]
+        else:
+            step = [f"{self.bounds(w)}(lo, hi)", "t + hi >= u"]
+        self.declare(q, [("t", "i32"), ("s", "i32"), *((c, "i32") for c in a.cols)],
+                     f"{a.name} holds at every frame of [t, s)",
+                     [f"rel {q}({qhead}) = frame(t) and frame(s) and s == t"
+                      + "".join(f" and {g}" for g in self.ground(a.cols, scope)),
+                      f"rel {q}({', '.join(('t', 'u', *a.cols))}) = {q}({qhead}) and {a.atom('s')} "
+                      f"and {self.helper('succ')}(s, u)" + "".join(f" and {c}" for c in step)])
+        body = [f"{win}(t, s)", f"{q}({qhead})", b.atom("s"),
+                *self.ground((c for c in cols if c not in a.cols and c not in b.cols), scope)]
+        return self.relation(name, cols, _describe(f, name_of), [(head, body)])
+
+    def shift(self, k: int) -> str:
+        """A helper ``shiftK(t, s)``: ``s = t + k`` (both frames), built in O(T) from ``s``."""
+        name = f"shift{k}"
+        if name not in self.helpers:
+            self.helpers.add(name)
+            self.blocks.insert(0, [f"// s is {k} frames after t", f"type {name}(t: i32, s: i32)",
+                                   f"rel {name}(s - {k}, s) = frame(s) and s >= {k}"])
+        return name
 
     # -- helpers and program assembly
 
     def helper_lines(self) -> list[str]:
         defs = {
             "succ": ("succ(t: i32, s: i32)", "s is the frame after t",
-                     "rel succ(t, s) = frame(t) and frame(s) and s == t + 1"),
+                     "rel succ(s - 1, s) = frame(s) and s >= 1"),
             "last": ("last(t: i32)", "t is the last frame",
                      "rel last(t) = frame(t) and num_frames(n) and t + 1 == n"),
             "later": ("later(t: i32, s: i32)", "s is t or a later frame",
@@ -437,10 +587,23 @@ class _Emitter:
         return out
 
 
-def _facts_lines(trace: Any, literal) -> list[str]:
-    """The trace as Scallop facts (probability-0 facts are left out: a missing tuple is 0)."""
+def check_frames(num_frames: int) -> None:
+    """E602 unless a trace of ``num_frames`` frames fits Scallop's i32 frame arithmetic."""
+    if num_frames >= MAX_FRAMES:
+        raise unsupported("scallop", f"a trace of {num_frames} frames",
+                          f"Scallop programs use i32 frame numbers: traces must have fewer than {MAX_FRAMES} frames")
+
+
+def _facts_lines(trace: Any, literal, used: set[str]) -> list[str]:
+    """The trace as Scallop facts, for the names in ``used`` only (encoded literals).
+
+    Probability-0 facts are left out (a missing tuple is 0); ``candidate(n, c)``
+    (untagged) lists the tracks whose category score is non-zero, the domain the
+    quantified variables of category ``c`` range over.
+    """
     import numpy as np
 
+    check_frames(trace.num_frames)
     T, N = trace.num_frames, trace.num_tracks
     lines = [f"rel frame = {{{', '.join(f'({t},)' for t in range(T))}}}",
              f"rel num_frames = {{({T},)}}"]
@@ -453,16 +616,26 @@ def _facts_lines(trace: Any, literal) -> list[str]:
         if items:
             lines.append(f"rel {rel} = {{\n  " + ",\n  ".join(items) + "\n}")
 
-    names = []
-    for n, c in zip(*np.nonzero(trace.names)):
+    def keep(names: Sequence[str]) -> list[int]:
+        return [i for i, x in enumerate(names) if nm.literal(x) in used]
+
+    cats, preds, rels = keep(trace.categories), keep(trace.unary_preds), keep(trace.binary_preds)
+    names, candidates = [], []
+    sub = trace.names[:, cats]
+    for n, j in zip(*np.nonzero(sub)):
+        c = cats[j]
         names.append(f"{format_probability(trace.names[n, c])}::({n}, {literal(trace.categories[c])})")
+        candidates.append(f"({n}, {literal(trace.categories[c])})")
+    emit_set("candidate", candidates)
     emit_set("name", names)
     unary = []
-    for t, n, p in zip(*np.nonzero(trace.unary)):
+    for t, n, j in zip(*np.nonzero(trace.unary[:, :, preds])):
+        p = preds[j]
         unary.append(f"{format_probability(trace.unary[t, n, p])}::({literal(trace.unary_preds[p])}, {t}, {n})")
     emit_set("unary", unary)
     binary = []
-    for t, n, m, r in zip(*np.nonzero(trace.binary)):
+    for t, n, m, j in zip(*np.nonzero(trace.binary[:, :, :, rels])):
+        r = rels[j]
         binary.append(f"{format_probability(trace.binary[t, n, m, r])}::"
                       f"({literal(trace.binary_preds[r])}, {t}, {n}, {m})")
     emit_set("binary", binary)
@@ -470,13 +643,16 @@ def _facts_lines(trace: Any, literal) -> list[str]:
 
 
 def compile_program(program: ir.CoreProgram, *, trace: Any = None,
-                    specs: Sequence[str] | None = None) -> ScallopProgram:
+                    specs: Sequence[str] | None = None, witnesses: bool = False) -> ScallopProgram:
     """Compile ``program`` (all specs, or those named in ``specs``) to a :class:`ScallopProgram`.
 
     With a ``trace`` (a :class:`stlspec.trace.Trace`) its facts are embedded as
-    probabilistic facts and the program runs standalone
-    (``scli -p minmaxprob -q sat out.scl``); without one the input relations
-    are only declared, to be filled from Python (:mod:`.runner`).
+    probabilistic facts (only those of the names some spec reads) and the
+    program runs standalone (``scli -p minmaxprob -q sat out.scl``); without one
+    the input relations are only declared, to be filled from Python
+    (:mod:`.runner`). ``witnesses=True`` adds a ``witness_*`` relation and query
+    per event; they cost far more than ``sat`` under top-k provenances, so they
+    are emitted only when asked for.
     """
     chosen = list(program.specs)
     if specs is not None:
@@ -492,7 +668,7 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
     outputs: dict[str, tuple[tuple[str, str], ...]] = {OUTPUT_SAT: (("spec", "String"),)}
     out_rules: list[str] = []
     sat_keys: dict[str, str] = {}
-    witnesses: dict[str, tuple[tuple[int, str], ...]] = {}
+    witness_rels: dict[str, tuple[tuple[int, str], ...]] = {}
     for i, spec in enumerate(chosen):
         root = em.emit(spec.formula)
         key = em.lit(spec.name)
@@ -501,8 +677,8 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
                       + (f" -- {nm.comment(spec.caption)}" if spec.caption else ""),
                       f"rel sat({key}) = {root.name}(0)"]
         evs = []
-        for ev in sorted(spec.events, key=lambda e: e.index):
-            if not _contains_event(spec.formula, ev.index):
+        for ev in sorted(spec.events, key=lambda e: e.index) if witnesses else ():
+            if not em.contains_event(spec.formula, ev.index):
                 continue
             pinned = em.emit(spec.formula, ev.index)
             rel = f"witness_s{i}_e{ev.index}"
@@ -513,16 +689,18 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
                           f"type {rel}(t: i32)",
                           f"rel {rel}(t) = {pinned.name}(0, t)"]
             evs.append((ev.index, rel))
-        witnesses[spec.name] = tuple(evs)
+        witness_rels[spec.name] = tuple(evs)
 
     lines = ["// Generated by stlspec (target: scallop). Run with: scli -p minmaxprob -q sat FILE",
              "// Tags under minmaxprob equal stlspec's godel logic; a missing tuple means 0.", ""]
-    lines += ["// ---- input relations (facts about absent tracks must be left out)"]
+    lines += ["// ---- input relations (facts about absent tracks must be left out; candidate(n, c) without a",
+              "// tag for every track n whose name score for c is non-zero: the domain of variables of category c)"]
     lines += [f"type {r}({', '.join(f'{f}: {ty}' for f, ty in fs)})" for r, fs in INPUT_RELATIONS.items()]
     fact_block = ""
     if trace is not None:
         lines += ["", "// ---- the trace, embedded as probabilistic facts"]
-        fact_block = "\n".join(_facts_lines(trace, em.lit)) + "\n"
+        used = set(em.literals)
+        fact_block = "\n".join(_facts_lines(trace, em.lit, used)) + "\n"
         lines.append(fact_block[:-1])
     helpers = em.helper_lines()
     if helpers:
@@ -531,7 +709,7 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
     for block in em.blocks:
         lines += block
     lines += ["", "// ---- outputs", "type sat(spec: String)", *out_rules, "", f"query {OUTPUT_SAT}"]
-    lines += [f"query {rel}" for evs in witnesses.values() for _, rel in evs]
+    lines += [f"query {rel}" for evs in witness_rels.values() for _, rel in evs]
     if em.literals:
         lines += ["", "// ---- string literals -> original names"]
         lines += [f"// {nm.comment(repr(body))} = {nm.comment(repr(orig))}"
@@ -539,6 +717,6 @@ def compile_program(program: ir.CoreProgram, *, trace: Any = None,
     text = "\n".join(lines) + "\n"
     return ScallopProgram(
         text=text, inputs=dict(INPUT_RELATIONS), outputs=outputs, specs=tuple(s.name for s in chosen),
-        sat_keys=sat_keys, witnesses=witnesses, literals=dict(em.literals), standalone=trace is not None,
+        sat_keys=sat_keys, witnesses=witness_rels, literals=dict(em.literals), standalone=trace is not None,
         fact_block=fact_block,
     )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from stlspec.backends.scallop import names as nm
-from stlspec.backends.scallop.emit import OUTPUT_SAT, ScallopProgram, compile_program
+from stlspec.backends.scallop.emit import OUTPUT_SAT, ScallopProgram, check_frames, compile_program
 
 __all__ = ["require_scallopy", "run", "RunResult", "ScallopModule", "trace_facts", "INSTALL_HINT"]
 
@@ -45,7 +45,7 @@ INSTALL_HINT = (
 )
 
 #: Input relations whose facts are certain (no tag): the domains.
-NON_PROBABILISTIC = ("frame", "num_frames", "track")
+NON_PROBABILISTIC = ("frame", "num_frames", "track", "candidate")
 
 
 def require_scallopy():
@@ -70,18 +70,21 @@ class RunResult:
 def trace_facts(trace: Any, used_literals: Sequence[str] | None = None) -> dict[str, list[tuple[float | None, tuple]]]:
     """The input facts of a :class:`stlspec.trace.Trace` as ``{relation: [(prob or None, tuple)]}``.
 
-    Probability-0 facts are left out (a missing tuple is 0). ``used_literals``
-    (encoded names) restricts the facts to the names a program mentions.
+    Probability-0 facts are left out (a missing tuple is 0); ``candidate``
+    holds, untagged, the ``(track, category)`` pairs with a non-zero name score.
+    ``used_literals`` (encoded names) restricts the facts to the names a
+    program mentions.
     """
     import numpy as np
 
+    check_frames(trace.num_frames)
     keep = None if used_literals is None else set(used_literals)
     T, N = trace.num_frames, trace.num_tracks
     out: dict[str, list] = {
         "frame": [(None, (t,)) for t in range(T)],
         "num_frames": [(None, (T,))],
         "track": [(None, (n,)) for n in range(N)],
-        "name": [], "unary": [], "binary": [],
+        "candidate": [], "name": [], "unary": [], "binary": [],
     }
 
     def ok(lit: str) -> bool:
@@ -91,6 +94,7 @@ def trace_facts(trace: Any, used_literals: Sequence[str] | None = None) -> dict[
         lit = nm.literal(trace.categories[c])
         if ok(lit):
             out["name"].append((float(trace.names[n, c]), (int(n), lit)))
+            out["candidate"].append((None, (int(n), lit)))
     for t, n, p in zip(*np.nonzero(trace.unary)):
         lit = nm.literal(trace.unary_preds[p])
         if ok(lit):
@@ -117,16 +121,20 @@ def _normalise(scores: list[float]) -> tuple[float, ...]:
 
 
 def run(program: Any, trace: Any = None, *, provenance: str = "difftopkproofs", k: int = 3,
-        specs: Sequence[str] | None = None) -> RunResult:
-    """Run ``program`` with scallopy and read ``sat`` and the witness relations.
+        specs: Sequence[str] | None = None, witnesses: bool = False) -> RunResult:
+    """Run ``program`` with scallopy and read ``sat`` (and, with ``witnesses=True``, the witness relations).
 
     ``program`` is a :class:`ScallopProgram` or a :class:`stlspec.ir.CoreProgram`
-    (compiled here). A non-standalone program needs ``trace``; a standalone one
-    must not get another.
+    (compiled here, with witness relations only when ``witnesses=True``: under
+    top-k provenances they cost far more than ``sat``). A non-standalone
+    program needs ``trace``; a standalone one must not get another. Without
+    ``witnesses`` the result's witness tuples are empty; a compiled program is
+    read for whatever witness relations it has.
     """
     scallopy = require_scallopy()
     if not isinstance(program, ScallopProgram):
-        program = compile_program(program, specs=specs)
+        program = compile_program(program, specs=specs, witnesses=witnesses)
+
     if program.standalone and trace is not None:
         raise ValueError("this program already embeds a trace; compile it without `trace` to run another one")
     if not program.standalone and trace is None:
@@ -248,15 +256,19 @@ class ScallopModule(_ModuleBase):
         cat_cols, u_cols, b_cols = self.cols
         th = self.threshold
         keep = (lambda x: True) if th is None else (lambda x: float(x) > th)
-        inputs: dict[str, list] = {r: [] for r in ("frame", "num_frames", "track", "name", "unary", "binary")}
+        inputs: dict[str, list] = {r: [] for r in ("frame", "num_frames", "track", "candidate", "name", "unary",
+                                                   "binary")}
         for b in range(B):
             Tb = T if frame_mask is None else int(frame_mask[b].sum())
             tracks = list(range(N)) if track_mask is None else [n for n in range(N) if bool(track_mask[b, n])]
             inputs["frame"].append([(t,) for t in range(Tb)])
             inputs["num_frames"].append([(Tb,)])
             inputs["track"].append([(n,) for n in tracks])
-            inputs["name"].append([(names[b, n, i], (n, lit)) for n in tracks for i, lit in cat_cols
-                                   if keep(names[b, n, i])])
+            name_facts = [(names[b, n, i], (n, lit)) for n in tracks for i, lit in cat_cols if keep(names[b, n, i])]
+            inputs["name"].append(name_facts)
+            # The quantifiers' domains: every track with a name fact (all of them without a threshold,
+            # so that gradients reach every name score).
+            inputs["candidate"].append([tup for _, tup in name_facts])
             inputs["unary"].append([(unary[b, t, n, i], (lit, t, n)) for t in range(Tb) for n in tracks
                                     for i, lit in u_cols if keep(unary[b, t, n, i])])
             inputs["binary"].append([(binary[b, t, n, m, i], (lit, t, n, m)) for t in range(Tb)
