@@ -84,9 +84,10 @@ class _Interpreter:
             case ir.Or(args):
                 return L.or_([self.value(a, t, env) for a in args])
             case ir.Next(arg, weak):
-                # Strong next is false past the end, weak next is true.
-                if t + 1 < self.T:
-                    return self.value(arg, t + 1, env)
+                # Strong next is false past the end, weak next is true (next[k]: k frames on).
+                k = getattr(f, "steps", 1)
+                if t + k < self.T:
+                    return self.value(arg, t + k, env)
                 return 1.0 if weak else 0.0
             case ir.Eventually(arg, w, event):
                 if self.pin is not None and event is not None:
@@ -186,7 +187,8 @@ def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and isinstance(body.args[1].arg, ir.Eventually)
+                and not body.args[1].weak and getattr(body.args[1], "steps", 1) == 1
+                and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None
         node = body.args[1].arg

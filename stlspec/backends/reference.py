@@ -191,9 +191,9 @@ class _Interpreter:
             case ir.Or():
                 return [L.or_([a[t] for a in args]) for t in range(T)]
             case ir.Next(_, weak):
-                # Strong next is false past the end, weak next is true.
-                a = args[0]
-                return [a[t + 1] if t + 1 < T else (1.0 if weak else 0.0) for t in range(T)]
+                # φ at t + k (next[k] is one node); past the end strong next is false, weak next true.
+                a, k = args[0], getattr(f, "steps", 1)
+                return [a[t + k] if t + k < T else (1.0 if weak else 0.0) for t in range(T)]
             case ir.Eventually(_, w):
                 return self.fold_window(args[0], w, L.or_, 0.0)
             case ir.Always(_, w):
@@ -323,7 +323,8 @@ def _chain_to(head: ir.Eventually, event: int) -> tuple[ir.Eventually, ...] | No
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and isinstance(body.args[1].arg, ir.Eventually)
+                and not body.args[1].weak and getattr(body.args[1], "steps", 1) == 1
+                and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None
         node = body.args[1].arg

@@ -35,6 +35,7 @@ the pinned-frame column ``p``, ``track(v)`` for an entity variable)::
     a and b         r(t, V) = a(t, Va) and b(t, Vb)            (min)
     a or b          r(t, V) = a(t, Va) and G(V - Va); ... one rule per operand (max)
     next a          r(t, V) = succ(t, s) and a(s, V)          weak: + last(t) and G(V)
+    next[k] a       r(t, V) = shiftk(t, s) and a(s, V)        weak: + pastk(t) and G(V)
     eventually a    r(t, V) = a(t, V);  r(t, V) = succ(t, s) and r(s, V)
     eventually[w] a r(t, V) = win(t, s) and a(s, V)
     always a        r(t, V) = last(t) and a(t, V);  r(t, V) = a(t, V) and succ(t, s) and r(s, V)
@@ -321,7 +322,7 @@ class _Emitter:
                 case ir.Eq(a, b):
                     fields = (a, b)
                 case ir.Next(_, weak):
-                    fields = (weak,)
+                    fields = (weak, getattr(f, "steps", 1))
                 case ir.Eventually(_, w, ev):
                     fields = (w, ev)
                 case ir.Always(_, w) | ir.Until(_, _, w):
@@ -473,9 +474,11 @@ class _Emitter:
                 return self.relation(self.fresh("or", pin), cols, _describe(f, name_of), bodies)
             case ir.Next(arg, weak):
                 a = sub(arg)
-                bodies = [(head, [f"{self.helper('succ')}(t, s)", a.atom("s")])]
+                k = getattr(f, "steps", 1)  # next[k] is one node: s = t + k
+                step = self.helper("succ") if k == 1 else self.shift(min(k, MAX_OFFSET))
+                bodies = [(head, [f"{step}(t, s)", a.atom("s")])]
                 if weak:
-                    bodies.append((head, [f"{self.helper('last')}(t)", *self.ground(cols, scope)]))
+                    bodies.append((head, [f"{self.past_end(min(k, MAX_OFFSET))}(t)", *self.ground(cols, scope)]))
                 return self.relation(self.fresh("wnext" if weak else "next", pin), cols,
                                      _describe(f, name_of), bodies)
             case ir.Eventually(arg, w, event):
@@ -558,6 +561,17 @@ class _Emitter:
         body = [f"{win}(t, s)", f"{q}({qhead})", b.atom("s"),
                 *self.ground((c for c in cols if c not in a.cols and c not in b.cols), scope)]
         return self.relation(name, cols, _describe(f, name_of), [(head, body)])
+
+    def past_end(self, k: int) -> str:
+        """A helper ``E(t)``: ``t + k`` is past the last frame (``last`` for ``k = 1``)."""
+        if k == 1:
+            return self.helper("last")
+        name = f"past{k}"
+        if name not in self.helpers:
+            self.helpers.add(name)
+            self.blocks.insert(0, [f"// t + {k} is past the last frame", f"type {name}(t: i32)",
+                                   f"rel {name}(t) = frame(t) and num_frames(n) and t + {k} >= n"])
+        return name
 
     def shift(self, k: int) -> str:
         """A helper ``shiftK(t, s)``: ``s = t + k`` (both frames), built in O(T) from ``s``."""

@@ -255,7 +255,7 @@ class ScallopModule(_ModuleBase):
             binary = binary * both[..., None].to(binary.dtype)
         cat_cols, u_cols, b_cols = self.cols
         th = self.threshold
-        keep = (lambda x: True) if th is None else (lambda x: float(x) > th)
+        keep = (lambda x: True) if th is None else (lambda x: float(x.detach() if hasattr(x, "detach") else x) > th)
         inputs: dict[str, list] = {r: [] for r in ("frame", "num_frames", "track", "candidate", "name", "unary",
                                                    "binary")}
         for b in range(B):
