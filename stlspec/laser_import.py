@@ -351,7 +351,7 @@ def import_laser_lines(lines: list[str], source: str = "<laser>",
                        vocabulary: str | ir.Vocabulary | None = None) -> ImportResult:
     import stlspec
     from stlspec.diagnostics import StlError
-    from stlspec.llm.records import spec_name_for
+    from stlspec.naming import spec_name_for
 
     if isinstance(vocabulary, str):
         from stlspec.loader import load_vocabulary
@@ -374,6 +374,8 @@ def import_laser_lines(lines: list[str], source: str = "<laser>",
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ConversionError(f"not valid JSON: {exc.msg}") from None
+            except (ValueError, RecursionError):  # nested too deeply, or an integer of thousands of digits
+                raise ConversionError("not valid JSON (nested too deeply or a number too long)") from None
             if isinstance(record, dict) and record.get("caption") is not None:
                 rid = str(record["caption"])
             name = spec_name_for(rid if rid != f"line {n}" else f"laser_{n}", set(used))
@@ -408,7 +410,9 @@ def _render(specs, arities, categories, source, result, vocab_path) -> str:
     import stlspec
     from stlspec.formatter import quote_name
 
-    out = [f"// Imported from LASER spec records: {Path(source).name}",
+    from stlspec.naming import comment_line
+
+    out = [f"// Imported from LASER spec records: {comment_line(Path(source).name)}",
            f"// {len(result.converted)} of {result.total} records converted; Until-chains are written as `then`",
            "// chains (the intended event order, which LASER's own rules did not enforce)."]
     if vocab_path:
@@ -422,5 +426,5 @@ def _render(specs, arities, categories, source, result, vocab_path) -> str:
         if decls:
             out += ["", *decls]
     for rid, spec in specs:
-        out += ["", f"// video {rid}", stlspec.format(ast.Program((spec,))).rstrip()]
+        out += ["", f"// video {comment_line(rid)}", stlspec.format(ast.Program((spec,))).rstrip()]
     return "\n".join(out) + "\n"

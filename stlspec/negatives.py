@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
 from stlspec import ast, ir
-from stlspec.llm.astops import iter_formula, map_formula
+from stlspec.naming import comment_line
 
 __all__ = ["KINDS", "Negative", "candidates", "generate_negatives", "negatives_for_program",
            "random_traces", "ANTONYMS", "SYMMETRIC"]
@@ -68,15 +68,15 @@ class Negative:
 
 
 def _replace(formula: ast.Formula, target, new) -> ast.Formula:
-    return map_formula(formula, lambda node: new if node is target else node)
+    return ast.map_formula(formula, lambda node: new if node is target else node)
 
 
 def _sequences(f: ast.Formula) -> list[ast.Sequence]:
-    return [n for n in iter_formula(f) if isinstance(n, ast.Sequence)]
+    return [n for n in ast.walk(f) if isinstance(n, ast.Sequence)]
 
 
 def _single_events(f: ast.Formula) -> list[ast.Hinted]:
-    return [n for n in iter_formula(f) if isinstance(n, ast.Hinted) and isinstance(n.formula, ast.Eventually)]
+    return [n for n in ast.walk(f) if isinstance(n, ast.Hinted) and isinstance(n.formula, ast.Eventually)]
 
 
 def _label(f) -> str:
@@ -119,7 +119,7 @@ def candidates(spec: ast.Spec, vocabulary: ir.Vocabulary, others: Sequence[ast.S
             _replace(f, h, ast.Always(ast.Not(body)))
 
     preds = {1: list(vocabulary.unary_names), 2: list(vocabulary.binary_names)}
-    for node in iter_formula(f):
+    for node in ast.walk(f):
         if isinstance(node, ast.Atom) and len(node.args) in (1, 2):
             name = node.pred.text
             pool = [p for p in preds[len(node.args)] if p != name]
@@ -290,7 +290,8 @@ def negatives_for_program(program: ast.Program, *, per_spec: int = 6, kinds: Ite
     checked = stlspec.check(program)
     vocabulary = checked.vocabulary
     specs = program.specs
-    lines = [f"// Negative specs for {program.path}: each differs in meaning from its positive on random traces."]
+    lines = [f"// Negative specs for {comment_line(program.path)}: each differs in meaning from its positive on "
+             "random traces."]
     src_dir = os.path.dirname(os.path.abspath(program.path)) if program.path != "<string>" else os.getcwd()
     out_dir = os.path.abspath(output_dir) if output_dir else src_dir
     for item in program.items:
@@ -304,9 +305,11 @@ def negatives_for_program(program: ast.Program, *, per_spec: int = 6, kinds: Ite
         negs = generate_negatives(spec, vocabulary, others=specs, kinds=kinds, limit=per_spec, seed=seed + i,
                                   allow_weaker=allow_weaker)
         lines.append("")
-        lines.append(f"// ---- negatives of {spec.name}" + (f": {spec.caption}" if spec.caption else ""))
+        lines.append(f"// ---- negatives of {comment_line(spec.name)}"
+                     + (f": {comment_line(spec.caption)}" if spec.caption else ""))
         for neg in negs:
             lines.append("")
-            lines.append(f"// {neg.kind}: {neg.description}" + (" (weaker: implied by the positive)" if neg.weaker else ""))
+            lines.append(f"// {neg.kind}: {comment_line(neg.description)}"
+                         + (" (weaker: implied by the positive)" if neg.weaker else ""))
             lines.append(stlspec.format(ast.Program((neg.spec,))).rstrip())
     return "\n".join(lines) + "\n"

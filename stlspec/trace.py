@@ -44,6 +44,30 @@ _UNARY_KEYS = ("pred", "track", "frame", "frames", "p")
 _BINARY_KEYS = ("pred", "subject", "object", "frame", "frames", "p")
 
 
+#: Largest trace file read (bytes).
+MAX_TRACE_BYTES = 512 * 2**20
+#: Most frames a trace may have.
+MAX_TRACE_FRAMES = 1_000_000
+#: Most scores (``T·N·N·R + T·N·P``) a trace may hold: 400 MB as float64.
+MAX_TRACE_CELLS = 50_000_000
+
+
+def _magnitude(n: int) -> str:
+    """``n`` for messages: huge integers (10^400) as their digit count, never thousands of digits."""
+    digits = len(str(n)) if n < 10**4300 else 4301
+    return f"{n:,}" if digits <= 15 else f"a {digits}-digit number of"
+
+
+def _short_json(x: Any) -> str:
+    """At most ~40 characters of ``x`` as JSON, for messages (never thousands of digits)."""
+    if isinstance(x, int) and not isinstance(x, bool) and abs(x) >= 10**15:
+        return f"a {len(str(abs(x)))}-digit integer" if abs(x) < 10**4300 else "an integer of > 4300 digits"
+    try:
+        return json.dumps(x)[:40]
+    except (ValueError, TypeError, RecursionError):  # pragma: no cover - JSON values always dump
+        return type(x).__name__
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.array(a, copy=True)
     a.setflags(write=False)
@@ -196,14 +220,16 @@ class Trace:
 
 
 def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
-    """Read a JSON trace file (see :meth:`Trace.from_dict`); all problems raise one :class:`StlError`."""
-    from stlspec.span import Span
+    """Read a JSON trace file (see :meth:`Trace.from_dict`); all problems raise one :class:`StlError`.
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except OSError as e:
-        raise StlError([Diagnostic("E501", f"cannot read trace file: {e.strerror or e}", path=str(path))]) from None
+    Unreadable paths (missing, directories, devices, non-UTF-8, over
+    :data:`MAX_TRACE_BYTES`), invalid or too deeply nested JSON and traces over
+    the size limits (:data:`MAX_TRACE_FRAMES`, :data:`MAX_TRACE_CELLS`) are
+    E501 with the position or JSON path of the problem.
+    """
+    from stlspec.files import parse_json, read_text
+
+    text = read_text(path, code="E501", what="trace file", max_bytes=MAX_TRACE_BYTES)
     dup_keys: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
@@ -215,13 +241,9 @@ def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
             seen[k] = val
         return seen
 
-    try:
-        data = json.loads(text, object_pairs_hook=pairs)
-    except json.JSONDecodeError as e:
-        span = Span(e.pos, e.pos + 1, e.lineno, e.colno, e.lineno, e.colno + 1)
-        raise StlError([Diagnostic("E501", f"invalid JSON: {e.msg}", span=span, path=str(path))],
-                       sources={str(path): text}) from None
-    diags = [Diagnostic("E505", f"key {k!r} appears twice in one JSON object", path=str(path)) for k in dup_keys]
+    data = parse_json(text, code="E501", path=str(path), what="JSON", object_pairs_hook=pairs)
+    diags = [Diagnostic("E505", f"key {k[:80]!r} appears twice in one JSON object", path=str(path))
+             for k in dup_keys]
     try:
         trace = Trace.from_dict(data, vocabulary, path=str(path))
     except StlError as e:
@@ -281,20 +303,20 @@ class _Reader:
         if isinstance(x, bool) or not isinstance(x, int):
             if isinstance(x, float) and x.is_integer():
                 return int(x)
-            self.err("E501", where, f"expected an integer frame, got {json.dumps(x)[:40]}")
+            self.err("E501", where, f"expected an integer frame, got {_short_json(x)}")
             return None
         return x
 
     def _frame(self, where: str, x: Any, T: int | None) -> int | None:
         t = self._int(where, x)
         if t is not None and T is not None and not 0 <= t < T:
-            self.err("E503", where, f"frame {t} is out of range [0, {T})")
+            self.err("E503", where, f"frame {_short_json(t)} is out of range [0, {T})")
             return None
         return t
 
     def _prob(self, where: str, x: Any) -> float | None:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
-            self.err("E504", where, f"probability must be a number in [0, 1], got {json.dumps(x)[:40]}")
+            self.err("E504", where, f"probability must be a number in [0, 1], got {_short_json(x)}")
             return None
         if math.isnan(x) or not 0 <= x <= 1:
             self.err("E504", where, f"probability {x} is not in [0, 1]")
@@ -303,7 +325,7 @@ class _Reader:
 
     def _name(self, where: str, x: Any) -> str | None:
         if not isinstance(x, str) or not x:
-            self.err("E501", where, f"expected a non-empty string, got {json.dumps(x)[:40]}")
+            self.err("E501", where, f"expected a non-empty string, got {_short_json(x)}")
             return None
         return x
 
@@ -378,13 +400,18 @@ class _Reader:
             raise StlError(self.diags)
         self._keys("", data, _TOP_KEYS, ("num_frames", "tracks"))
         if "version" in data and data["version"] != TRACE_VERSION:
-            self.err("E501", "version", f"unsupported trace version {json.dumps(data['version'])[:20]}; "
+            self.err("E501", "version", f"unsupported trace version {_short_json(data['version'])}; "
                                         f"this is version {TRACE_VERSION}")
         T = None
         if "num_frames" in data:
             T = self._int("num_frames", data["num_frames"])
             if T is not None and T < 1:
                 self.err("E501", "num_frames", f"a trace has at least one frame, got {T}")
+                T = None
+            elif T is not None and T > MAX_TRACE_FRAMES:
+                self.err("E501", "num_frames", f"{_magnitude(T)} frames is more than the limit of "
+                                               f"{MAX_TRACE_FRAMES:,} frames per trace",
+                         ("sample the video's frames more sparsely",))
                 T = None
         cols = self._columns(data)
         # Declared columns (when given without a vocabulary) are closed: a fact
@@ -445,6 +472,13 @@ class _Reader:
 
         assert T is not None
         N = len(track_ids)
+        cells = T * N * N * max(len(cols["binary_preds"]), 1) + T * N * max(len(cols["unary_preds"]), 1)
+        if cells > MAX_TRACE_CELLS:
+            self.err("E501", "", f"the trace would hold {cells:,} scores (T={T}, N={N}, "
+                                 f"{len(cols['unary_preds'])} unary and {len(cols['binary_preds'])} binary "
+                                 f"predicates), more than the limit of {MAX_TRACE_CELLS:,}",
+                     ("split the video, or keep fewer tracks or frames",))
+            raise StlError(self.diags)
         names = np.zeros((N, len(cols["categories"])))
         unary = np.zeros((T, N, len(cols["unary_preds"])))
         binary = np.zeros((T, N, N, len(cols["binary_preds"])))

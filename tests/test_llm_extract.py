@@ -146,11 +146,9 @@ def test_cache_tables(tmp_path):
 
 
 def test_ast_helpers_rebuild_only_what_changes():
-    from stlspec.llm.astops import iter_formula, map_formula
-
     import stlspec
 
     f = stlspec.parse(SPEC).specs[0].formula
-    assert map_formula(f, lambda n: n) is f
-    atoms = [n for n in iter_formula(f) if isinstance(n, ast.Atom)]
+    assert ast.map_formula(f, lambda n: n) is f
+    atoms = [n for n in ast.walk(f) if isinstance(n, ast.Atom)]
     assert [a.pred.text for a in atoms] == ["running"]

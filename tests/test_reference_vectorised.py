@@ -80,9 +80,7 @@ def test_three_event_chain_with_witnesses_is_linear():
     assert timings[1000] < 10 * max(timings[250], 0.05)
 
 
-@pytest.mark.xfail(raises=RecursionError, strict=False,
-                   reason="ir.free_vars recurses until the shared iterative IR traversal lands (issue 13, item 11)")
-@pytest.mark.parametrize("depth", [1500])
+@pytest.mark.parametrize("depth", [ir.MAX_IR_DEPTH])
 def test_deep_nesting(depth):
     f: ir.Formula = ir.Unary("walking", "x")
     for i in range(depth):

@@ -186,7 +186,7 @@ def test_huge_window_bounds(w):
 
 def test_deep_nesting_compiles():
     f: ir.Formula = ir.Unary("walking", "x")
-    for i in range(1500):
+    for i in range(ir.MAX_IR_DEPTH):
         f = ir.Not(f) if i % 2 else ir.Next(f)
     out = stlspec.compile(ir.CoreProgram(VOCAB, (ir.Spec("s", ir.Exists((("x", None),), f)),)), target="scallop")
-    assert out.text.count("_not(") >= 750
+    assert out.text.count("_not(") >= ir.MAX_IR_DEPTH // 2

@@ -85,7 +85,7 @@ class _Interpreter:
                 return L.or_([self.value(a, t, env) for a in args])
             case ir.Next(arg, weak):
                 # Strong next is false past the end, weak next is true (next[k]: k frames on).
-                k = getattr(f, "steps", 1)
+                k = f.steps
                 if t + k < self.T:
                     return self.value(arg, t + k, env)
                 return 1.0 if weak else 0.0
@@ -187,7 +187,7 @@ def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and getattr(body.args[1], "steps", 1) == 1
+                and not body.args[1].weak and body.args[1].steps == 1
                 and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None

@@ -43,13 +43,8 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, assert_never
 
-try:
-    from typing import assert_never
-except ImportError:  # Python 3.10
-    def assert_never(value: Any) -> Any:  # type: ignore[misc]
-        raise AssertionError(f"unhandled case: {value!r}")
 
 from stlspec import ir
 from stlspec.diagnostics import Diagnostic, StlError
@@ -192,7 +187,7 @@ class _Interpreter:
                 return [L.or_([a[t] for a in args]) for t in range(T)]
             case ir.Next(_, weak):
                 # φ at t + k (next[k] is one node); past the end strong next is false, weak next true.
-                a, k = args[0], getattr(f, "steps", 1)
+                a, k = args[0], f.steps
                 return [a[t + k] if t + k < T else (1.0 if weak else 0.0) for t in range(T)]
             case ir.Eventually(_, w):
                 return self.fold_window(args[0], w, L.or_, 0.0)
@@ -323,7 +318,7 @@ def _chain_to(head: ir.Eventually, event: int) -> tuple[ir.Eventually, ...] | No
     while node.event != event:
         body = node.arg
         if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and getattr(body.args[1], "steps", 1) == 1
+                and not body.args[1].weak and body.args[1].steps == 1
                 and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
             return None

@@ -25,7 +25,6 @@ import re
 from dataclasses import dataclass, field
 
 from stlspec import ast, ir
-from stlspec.llm.astops import map_formula
 
 __all__ = ["normalize_name", "SYNONYMS", "VocabularyMapper", "Mapping"]
 
@@ -185,5 +184,5 @@ class VocabularyMapper:
                 return ast.Quantified(node.kind, binders, node.body, node.span)
             return node
 
-        formula = map_formula(spec.formula, fn)
+        formula = ast.map_formula(spec.formula, fn)
         return ast.Spec(spec.name, formula, spec.caption, spec.span, spec.name_span), mapping

@@ -98,19 +98,7 @@ class SpecRecord:
         return f"{first['code']} {first['message']}{more}"
 
 
-from stlspec.lexicon import KEYWORDS as _KEYWORDS  # noqa: E402 - next to its one use
-
-
-def spec_name_for(caption_id: str, used: set[str]) -> str:
-    """A spec name (identifier) for a caption id, unique among ``used`` (which it extends)."""
-    base = re.sub(r"[^A-Za-z0-9_]", "_", str(caption_id)).strip("_") or "caption"
-    if not re.match(r"[A-Za-z_]", base) or base in _KEYWORDS:
-        base = "c_" + base
-    name, k = base, 2
-    while name in used:
-        name, k = f"{base}_{k}", k + 1
-    used.add(name)
-    return name
+from stlspec.naming import comment_block as _comment, spec_name_for  # noqa: E402,F401 - re-exported
 
 
 _ID_KEYS = ("id", "caption_id", "video_id", "key", "name")
@@ -165,10 +153,6 @@ def _atomic_write(path: Path, text: str) -> None:
 def write_report(records: Iterable[SpecRecord], path: str | os.PathLike) -> None:
     """One JSON object per record, in input order."""
     _atomic_write(Path(path), "".join(json.dumps(r.to_dict(), ensure_ascii=False) + "\n" for r in records))
-
-
-def _comment(text: str) -> str:
-    return "\n".join("// " + line if line else "//" for line in text.splitlines())
 
 
 def write_stl(records: Sequence[SpecRecord], path: str | os.PathLike, *, header: str = "",

@@ -66,13 +66,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, assert_never
 
-try:
-    from typing import assert_never
-except ImportError:  # Python 3.10
-    def assert_never(value: Any) -> Any:  # type: ignore[misc]
-        raise AssertionError(f"unhandled case: {value!r}")
 
 from stlspec import ir
 from stlspec.rounding import fraction_value
@@ -181,8 +176,8 @@ def _describe(f: ir.Formula, rel_of) -> str:
             return f"{c(a)} == {c(b)}"
     kids = ", ".join(rel_of(k) for k in ir.children(f))
     match f:
-        case ir.Next(_, weak):
-            return f"{'weak next' if weak else 'next'} {kids}"
+        case ir.Next(_, weak, steps):
+            return f"{'weak next' if weak else 'next'}{'' if steps == 1 else f'[{steps}]'} {kids}"
         case ir.Eventually(_, w, ev):
             return f"eventually{window_text(w)} {kids}" + ("" if ev is None else f"  (event {ev})")
         case ir.Always(_, w):
@@ -322,7 +317,7 @@ class _Emitter:
                 case ir.Eq(a, b):
                     fields = (a, b)
                 case ir.Next(_, weak):
-                    fields = (weak, getattr(f, "steps", 1))
+                    fields = (weak, f.steps)
                 case ir.Eventually(_, w, ev):
                     fields = (w, ev)
                 case ir.Always(_, w) | ir.Until(_, _, w):
@@ -474,7 +469,7 @@ class _Emitter:
                 return self.relation(self.fresh("or", pin), cols, _describe(f, name_of), bodies)
             case ir.Next(arg, weak):
                 a = sub(arg)
-                k = getattr(f, "steps", 1)  # next[k] is one node: s = t + k
+                k = f.steps  # next[k] is one node: s = t + k
                 step = self.helper("succ") if k == 1 else self.shift(min(k, MAX_OFFSET))
                 bodies = [(head, [f"{step}(t, s)", a.atom("s")])]
                 if weak:
