@@ -28,7 +28,7 @@ from typing import Any, Callable
 from stlspec.diagnostics import Diagnostic, StlError
 from stlspec.span import Span
 
-__all__ = ["read_text", "parse_json", "MAX_JSON_DEPTH", "DEFAULT_MAX_BYTES"]
+__all__ = ["read_text", "parse_json", "first_too_deep", "MAX_JSON_DEPTH", "DEFAULT_MAX_BYTES"]
 
 #: Default size limit of an input file (bytes).
 DEFAULT_MAX_BYTES = 256 * 2**20
@@ -80,7 +80,7 @@ def read_text(path: str | os.PathLike, *, code: str, what: str, max_bytes: int =
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def _too_deep(text: str, limit: int) -> int | None:
+def first_too_deep(text: str, limit: int) -> int | None:
     """Offset of the first bracket nested deeper than ``limit`` (outside strings), else ``None``."""
     depth, in_str, esc = 0, False, False
     for i, ch in enumerate(text):
@@ -117,7 +117,7 @@ def parse_json(text: str, *, code: str, path: str, what: str = "JSON",
 
     ``line``: ``text`` is that line of a JSONL file (positions become columns of it).
     """
-    deep = _too_deep(text, MAX_JSON_DEPTH) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
+    deep = first_too_deep(text, MAX_JSON_DEPTH) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
     if deep is not None:
         raise StlError([Diagnostic(code, f"{what} nests arrays/objects more than {MAX_JSON_DEPTH} deep",
                                    _span_at(text, deep, line), path)])

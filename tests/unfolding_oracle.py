@@ -17,52 +17,33 @@ from typing import Mapping
 
 from stlspec import ir
 from stlspec.logics import Logic, get_logic
+from stlspec.backends.reference import _Interpreter as _Atoms, _chain_to  # the chain shape of ir.py
 from stlspec.trace import Trace
 
 Env = Mapping[str, int]
 Pin = tuple[int, int]  # (event index, pinned frame)
 
 
-class _Interpreter:
-    """``value(f, t, env)`` for one trace (as plain lists), one logic and an optional pin."""
+class _Interpreter(_Atoms):
+    """``value(f, t, env)`` for one trace (as plain lists), one logic and an optional pin.
+
+    Reads facts like the reference interpreter (its atom helpers are shared: they are one line each); the
+    temporal and quantifier semantics below are this module's own, position by position.
+    """
 
     def __init__(self, trace: Trace, logic: Logic, names: list, unary: list, binary: list):
-        self.trace = trace
-        self.logic = logic
-        self.T = trace.num_frames
-        self.N = trace.num_tracks
-        # Plain nested lists: the ``exact`` logic overwrites entries in place per world.
-        self.names, self.unary, self.binary = names, unary, binary
-        self.present = trace.present.tolist()
+        super().__init__(trace, logic, names, unary, binary)
         self.pin: Pin | None = None
 
     def window(self, w: ir.Window | None) -> tuple[int, int]:
         return (0, self.T - 1) if w is None else w.frames(self.T)
 
-    def covered(self, w: ir.Window | None, t: int) -> tuple[int, int]:
+    def covered(self, w: ir.Window | None, t: int) -> tuple[int, int]:  # type: ignore[override]
         """``(lo, hi)`` offsets and whether ``W(t)`` is non-empty, as ``(lo, hi)`` or ``(1, 0)``."""
         lo, hi = self.window(w)
         if lo > hi or t + lo > self.T - 1:
             return 1, 0
         return lo, hi
-
-    # -- atoms
-
-    def unary_fact(self, pred: str, n: int, t: int) -> float:
-        col = self.trace.unary_index.get(pred)
-        if col is None or not self.present[t][n]:  # unknown predicate / absent track: 0
-            return 0.0
-        return self.logic.atom(self.unary[t][n][col])
-
-    def binary_fact(self, pred: str, n: int, m: int, t: int) -> float:
-        col = self.trace.binary_index.get(pred)
-        if col is None or not (self.present[t][n] and self.present[t][m]):
-            return 0.0
-        return self.logic.atom(self.binary[t][n][m][col])
-
-    def category(self, cat: str, n: int) -> float:
-        col = self.trace.category_index.get(cat)
-        return 0.0 if col is None else self.logic.atom(self.names[n][col])
 
     # -- formulas
 
@@ -179,21 +160,6 @@ class _Interpreter:
                 return L.and_([pre[q], self.value(chain[j].arg, q, env)])
             x = [L.and_([pre[s], self.value(cond(j), s, env)]) for s in range(T)]
         raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _chain_to(head: ir.Eventually, event: int) -> list[ir.Eventually] | None:
-    """``[head, …, node of event]`` when ``event`` lies on ``head``'s ``then`` chain, else ``None``."""
-    chain, node = [head], head
-    while node.event != event:
-        body = node.arg
-        if not (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
-                and not body.args[1].weak and body.args[1].steps == 1
-                and isinstance(body.args[1].arg, ir.Eventually)
-                and body.args[1].arg.event is not None):
-            return None
-        node = body.args[1].arg
-        chain.append(node)
-    return chain
 
 
 def evaluate_literal(spec: ir.Spec, trace: Trace, logic: str = "godel", temperature: float = 0.1

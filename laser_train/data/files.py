@@ -19,6 +19,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
+from stlspec.files import first_too_deep
+
 __all__ = ["DataError", "FileProblem", "read_text", "read_json", "loads_json", "MANIFEST_LIMIT", "TRACKS_LIMIT",
            "SCENE_GRAPH_LIMIT", "SPEC_LIMIT", "MAX_JSON_DEPTH", "safe_name"]
 
@@ -72,38 +74,13 @@ def read_text(path: str | os.PathLike, limit: int, what: str = "file") -> str:
                           "save it as UTF-8") from None
 
 
-def _depth(text: str) -> int:
-    """Maximum nesting of ``[``/``{`` outside JSON strings (a linear scan; no recursion)."""
-    depth = best = 0
-    in_str = esc = False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth > best:
-                best = depth
-                if best > MAX_JSON_DEPTH:
-                    return best
-        elif ch in "]}":
-            depth -= 1
-    return best
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON (use a number or null)")
 
 
 def loads_json(text: str, where: str) -> Any:
     """``json.loads`` with a depth limit, no NaN/Infinity, and errors as :class:`FileProblem` at ``where``."""
-    if ("[" in text or "{" in text) and _depth(text) > MAX_JSON_DEPTH:
+    if ("[" in text or "{" in text) and first_too_deep(text, MAX_JSON_DEPTH) is not None:
         raise FileProblem(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return json.loads(text, parse_constant=_reject_constant)
