@@ -84,6 +84,39 @@ def register(subparsers) -> None:
 # --------------------------------------------------------------------- from-captions
 
 
+#: Largest ``--synonyms`` file (bytes) and most entries.
+MAX_SYNONYMS_BYTES = 16 * 2**20
+MAX_SYNONYMS = 100_000
+
+
+def load_synonyms(path: str) -> dict[str, str]:
+    """Read and validate a ``--synonyms`` file: a JSON object of non-empty, single-line strings."""
+    from stlspec.diagnostics import Diagnostic, StlError
+    from stlspec.files import parse_json, read_text
+
+    text = read_text(path, code="E706", what="synonyms file", max_bytes=MAX_SYNONYMS_BYTES)
+    data = parse_json(text, code="E706", path=path, what="synonyms JSON")
+    problems = []
+    if not isinstance(data, dict):
+        problems.append(f"expected a JSON object, got {type(data).__name__}")
+    else:
+        if len(data) > MAX_SYNONYMS:
+            problems.append(f"{len(data):,} entries is more than the limit of {MAX_SYNONYMS:,}")
+        for k, v in list(data.items())[:MAX_SYNONYMS]:
+            if not isinstance(v, str):
+                problems.append(f"{k[:60]!r}: the value must be a string (a vocabulary name), "
+                                f"got {type(v).__name__}")
+            elif not k.strip() or not v.strip() or len(k) > 200 or len(v) > 200 \
+                    or any(c in k + v for c in "\n\r\x00\u2028\u2029"):
+                problems.append(f"{k[:60]!r}: keys and values must be non-empty single-line names of at most "
+                                f"200 characters")
+            if len(problems) >= 20:
+                break
+    if problems:
+        raise StlError([Diagnostic("E706", f"synonyms file: {p}", path=path) for p in problems])
+    return data
+
+
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 2
@@ -126,9 +159,9 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
     synonyms = None
     if args.synonyms:
         try:
-            synonyms = json.loads(Path(args.synonyms).read_text(encoding="utf-8"))
-            assert isinstance(synonyms, dict)
-        except (OSError, ValueError, AssertionError):
+            synonyms = load_synonyms(args.synonyms)
+        except StlError as err:
+            print(err.render(), file=sys.stderr)
             return _err(f"{args.synonyms}: expected a JSON object {{\"synonym\": \"vocabulary name\"}}")
     cache_path = args.cache or str(default_cache_path())
     out = Path(args.output)

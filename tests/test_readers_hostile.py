@@ -148,3 +148,53 @@ def test_read_text_strips_bom(tmp_path):
     p = tmp_path / "x.txt"
     p.write_bytes(b"\xef\xbb\xbfhello")
     assert read_text(p, code="E501", what="file") == "hello"
+
+
+# ---------------------------------------------------------------------- captions and --synonyms
+
+from stlspec.llm.records import CaptionFileError, load_captions  # noqa: E402
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (b'{"id": "a", "caption": "x\xff"}\n', "not valid UTF-8"),
+    (b'{"id": "a", "caption": ' + b"[" * 1000 + b"]" * 1000 + b"}\n", "nested more than"),
+    (b'{"id": 1' + b"0" * 5000 + b', "caption": "x"}\n', "not valid JSON"),
+    (b'{"id": [1], "caption": "x"}\n', "must be a string or an integer"),
+    (b'{"id": "a", "caption": "' + b"w" * 30_000 + b'"}\n', "too long"),
+])
+def test_hostile_captions_files(tmp_path, content, fragment):
+    p = tmp_path / "c.jsonl"
+    p.write_bytes(content)
+    with pytest.raises(CaptionFileError, match=fragment):
+        load_captions(p)
+
+
+@pytest.mark.parametrize("target", ["dir", "/dev/zero"])
+def test_captions_file_must_be_a_regular_file(tmp_path, target):
+    with pytest.raises(CaptionFileError, match="directory|not a regular file"):
+        load_captions(tmp_path if target == "dir" else target)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("[1, 2]", "expected a JSON object"),
+    ('{"grasping": 3}', "must be a string"),
+    ('{"grasping": "hold\\ning"}', "single-line"),
+    ('{"": "x"}', "non-empty"),
+    ("[" * 1000, "nests arrays/objects"),
+])
+def test_synonyms_are_validated(tmp_path, content, fragment):
+    from stlspec.cli_llm import load_synonyms
+
+    p = tmp_path / "syn.json"
+    p.write_text(content)
+    with pytest.raises(StlError, match=fragment) as info:
+        load_synonyms(str(p))
+    assert info.value.diagnostics[0].code == "E706"
+
+
+def test_good_synonyms(tmp_path):
+    from stlspec.cli_llm import load_synonyms
+
+    p = tmp_path / "syn.json"
+    p.write_text('{"grasping": "holding"}')
+    assert load_synonyms(str(p)) == {"grasping": "holding"}

@@ -44,3 +44,18 @@ def test_core_modules_do_not_import_the_llm_package():
     code = ("import sys, stlspec.negatives, stlspec.laser_import, stlspec.cli; "
             "bad = [m for m in sys.modules if m.startswith('stlspec.llm')]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("body", [
+    "(" * 5000 + "walking(a)" + ")" * 5000,
+    "not " * 5000 + "walking(a)",
+    "eventually " * 3000 + "walking(a)",
+    "next[100000000] walking(a)",
+    "next[" + "9" * 400 + "] walking(a)",
+])
+def test_pathological_model_answers_fail_that_record_only(body):
+    from stlspec.llm.generate import validate_answer
+
+    answer = "```stl\nspec s {\n  exists a. " + body + "\n}\n```"
+    outcome = validate_answer(answer, "a caption", "s", None)
+    assert outcome.ok or outcome.diagnostics, outcome  # a result or diagnostics, never an exception

@@ -101,6 +101,10 @@ class SpecRecord:
 from stlspec.naming import comment_block as _comment, spec_name_for  # noqa: E402,F401 - re-exported
 
 
+#: Largest captions file read (bytes), and longest caption.
+MAX_CAPTIONS_BYTES = 512 * 2**20
+MAX_CAPTION_CHARS = 20_000
+
 _ID_KEYS = ("id", "caption_id", "video_id", "key", "name")
 _TEXT_KEYS = ("caption", "text", "description")
 
@@ -112,11 +116,16 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
     ``caption``/``text``; a line without an id gets ``line<N>``. Blank lines are
     skipped. Any malformed line raises :class:`CaptionFileError` naming it.
     """
+    from stlspec.diagnostics import StlError
+    from stlspec.files import MAX_JSON_DEPTH, first_too_deep, read_text
+
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CaptionFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        lines = read_text(path, code="E706", what="captions file", max_bytes=MAX_CAPTIONS_BYTES).splitlines()
+    except StlError as err:
+        d = err.diagnostics[0]
+        where = f"{path}:{d.span.line}:{d.span.column}" if d.span.line else str(path)
+        raise CaptionFileError(f"{where}: {d.message}") from None
     out: list[Caption] = []
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or any(
         ln.lstrip().startswith("{") for ln in lines[:5])
@@ -126,10 +135,14 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
         if not jsonl:
             out.append(Caption(f"line{n}", line.strip()))
             continue
+        if first_too_deep(line, MAX_JSON_DEPTH) is not None:
+            raise CaptionFileError(f"{path}:{n}: JSON nested more than {MAX_JSON_DEPTH} deep")
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise CaptionFileError(f"{path}:{n}: not valid JSON: {exc.msg}") from None
+            raise CaptionFileError(f"{path}:{n}:{exc.colno}: not valid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
+            raise CaptionFileError(f"{path}:{n}: not valid JSON: {str(exc)[:100]}") from None
         if isinstance(obj, str):
             out.append(Caption(f"line{n}", obj))
             continue
@@ -139,6 +152,10 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
         if text is None or not text.strip():
             raise CaptionFileError(f"{path}:{n}: no caption text (expected one of the keys {', '.join(_TEXT_KEYS)})")
         cid = next((obj[k] for k in _ID_KEYS if obj.get(k) not in (None, "")), f"line{n}")
+        if not isinstance(cid, (str, int)) or isinstance(cid, bool):
+            raise CaptionFileError(f"{path}:{n}: the caption id must be a string or an integer")
+        if len(str(cid)) > 1000 or len(text) > MAX_CAPTION_CHARS:
+            raise CaptionFileError(f"{path}:{n}: caption or id too long (at most {MAX_CAPTION_CHARS} characters)")
         out.append(Caption(str(cid), text.strip()))
     return out
 
