@@ -39,13 +39,14 @@ from stlspec import ir  # noqa: E402
 from stlspec.backends.torch import SceneGraphBatch, compile_specs  # noqa: E402
 
 
-def _video(T: int, N: int, seed: int = 0):
+def _video(T: int, N: int, spec_categories: list[int], seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     C, P, R = len(VOCAB.categories), len(VOCAB.unary), len(VOCAB.binary)
     names = torch.zeros(1, N, C)
     for n in range(N):
-        cats = torch.randperm(C, generator=g)[:2]
-        names[0, n, cats] = torch.rand(2, generator=g)
+        # One of the spec's categories (so every variable has candidates) and one other.
+        cats = [spec_categories[n % len(spec_categories)], int(torch.randint(C, (1,), generator=g))]
+        names[0, n, cats] = torch.rand(2, generator=g) * 0.9 + 0.1
     unary = torch.rand(1, T, N, P, generator=g) ** 4
     binary = torch.rand(1, T, N, N, R, generator=g) ** 4
     return names, unary, binary
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)  # a shared machine: see docs/performance.md
     spec = laser_specs(1, seed=1)[0]
     program = ir.CoreProgram(VOCAB, (spec,))
-    names, unary, binary = _video(T, N)
+    cats = [VOCAB.categories.index(c) for _, c in spec.formula.vars]  # type: ignore[attr-defined]
+    names, unary, binary = _video(T, N, cats)
     row: dict = {"workload": "scallop_runner", "T": T, "N": N, "spec": "3-event chain, 3 variables",
                  "load_average": os.getloadavg()}
 
