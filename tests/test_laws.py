@@ -32,8 +32,8 @@ def rewrite(f: ir.Formula, fn) -> ir.Formula:
             f = ir.And(tuple(map(r, args)))
         case ir.Or(args):
             f = ir.Or(tuple(map(r, args)))
-        case ir.Next(a, weak):
-            f = ir.Next(r(a), weak)
+        case ir.Next(a, weak, steps):
+            f = ir.Next(r(a), weak, steps)
         case ir.Eventually(a, w, e):
             f = ir.Eventually(r(a), w, e)
         case ir.Always(a, w):
