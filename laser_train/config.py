@@ -46,23 +46,27 @@ class DataConfig:
     """Where the videos come from. ``path=""`` means: generate the synthetic world."""
 
     path: str = ""  # a dataset directory in the documented format; empty = synthetic
+    world: str = "playroom"  # which synthetic world (laser_train.data.worlds): playroom or toy
     seed: int = 0  # synthetic world seed (video i depends only on (seed, i))
-    num_train: int = 400
-    num_test: int = 100
-    num_frames: int = 12  # frames sampled per video (0 = every frame), and frames per synthetic video
+    num_train: int = 120  # small enough for the 10-minute default run on 2 CPU cores (docs/training.md)
+    num_test: int = 60
+    # frames sampled per video (0 = every frame), and frames per synthetic video (0 = the world's: playroom 24, toy 12)
+    num_frames: int = 0
     fps: float = 0.0  # subsample each video to this rate before picking num_frames (0 = the source rate)
     sampling: str = "uniform"  # "uniform" (segment centres) or "segment" (a random frame per segment in training)
     clip_seconds: float = 0.0  # longer videos: a window this long (random in training, centred in eval); 0 = all
     crop: str = "box"  # "box", "mask" (zero outside the track's mask) or "mask_box" (the mask's bounding box)
     num_workers: int = 0  # DataLoader worker processes decoding videos (0 = in the training process)
     prefetch_factor: int = 2  # batches each worker prepares ahead
-    image_size: int = 64
-    min_objects: int = 3
-    max_objects: int = 4
+    image_size: int = 0  # synthetic: 0 = the world's (playroom 96, toy 64); likewise the next two
+    min_objects: int = 0  # playroom 4, toy 3
+    max_objects: int = 0  # playroom 10, toy 4
     num_negatives: int = 8  # synthetic: negative specs stored with each video (made by stlspec.negatives)
     crop_size: int = 16  # every track box is resampled to crop_size x crop_size pixels
     skip_invalid: bool = False  # report and skip malformed records instead of failing
-    background: str = "builtin:background.stl"  # background-knowledge specs for the semantic loss
+    # background-knowledge specs for the semantic loss: "auto" = the dataset's background.stl (the
+    # synthetic worlds write theirs there), "builtin:NAME" (laser_train/configs), a path, or "" (none)
+    background: str = "auto"
 
 
 #: Perception models (:func:`laser_train.model.build_model`).
@@ -131,7 +135,7 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    epochs: int = 14
+    epochs: int = 6
     batch_size: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -159,6 +163,8 @@ class RunConfig:
     variants: tuple[str, ...] = (
         "weak", "full", "no_alignment", "no_contrastive", "no_temporal", "no_semantic",
     )
+    seeds: tuple[int, ...] = (0, 1, 2)  # train.seed of each weak and full run (mean ± sd); others use the first
+    workers: int = 2  # training runs in parallel processes (each single-threaded: results do not change)
     resume: bool = False
     allow_config_change: bool = False  # resume even if the configuration differs (recorded in the run)
     plots: bool = True
@@ -283,6 +289,12 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     if bad:  # checked here, not after hours of training
         raise ConfigError(f"eval.protocol: unknown protocol {bad[0]!r} (choose from {', '.join(EVAL_PROTOCOLS)})")
     _check_objective(cfg)
+    if not cfg.data.path:  # the synthetic world must exist (checked here, not after generating nothing)
+        from laser_train.data.worlds import get_world
+
+        get_world(cfg.data.world)
+    if cfg.run.workers < 1:
+        raise ConfigError(f"run.workers must be at least 1, got {cfg.run.workers}")
     return cfg
 
 

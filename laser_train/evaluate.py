@@ -28,14 +28,22 @@ from typing import Any
 import torch
 
 __all__ = ["recall_at_k", "scene_graph_metrics", "chance_metrics", "predict", "binarize", "spec_accuracy",
-           "truth_spec_accuracy", "evaluate_model", "RecallAccumulator", "SpecAccuracy"]
+           "truth_spec_accuracy", "evaluate_model", "RecallAccumulator", "SpecAccuracy", "PriorModel",
+           "rule_free_predicates", "per_predicate_recall"]
 
 
 def _hits(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, k: int):
-    """Expected hit@k of every column [M, K] (random tie-breaking) and the truth [M, K] at ``valid`` rows."""
+    """Expected hit@k of every column [M, K] (random tie-breaking) and the truth [M, K] at ``valid`` rows.
+
+    Ranks by sorting each row (O(M·K log K) memory and time, not O(M·K²): binary rows are many).
+    """
     s, y = scores[valid].double(), truth[valid] > 0.5
-    greater = (s[:, None, :] > s[:, :, None]).sum(-1)  # [M, K]: how many columns beat column j
-    equal = (s[:, None, :] == s[:, :, None]).sum(-1) - 1
+    K = s.shape[-1]
+    ordered = s.sort(-1).values.contiguous()
+    right = torch.searchsorted(ordered, s.contiguous(), right=True)
+    left = torch.searchsorted(ordered, s.contiguous(), right=False)
+    greater = K - right  # how many columns beat column j
+    equal = right - left - 1  # how many others tie with it
     return ((k - greater).double() / (equal + 1).double()).clamp(0, 1), y
 
 
@@ -66,16 +74,22 @@ def _valid_masks(data) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 class RecallAccumulator:
-    """Recall@k and macro recall@1 summed over batches: the same numbers as over the whole split at once
-    (each a sum of per-fact hits over a count of facts), without holding the split in memory."""
+    """Micro and macro recall@k (and the same over the rule-free predicates) summed over batches: the
+    same numbers as over the whole split at once (each a sum of per-fact hits over a count of facts),
+    without holding the split in memory.
+
+    Keys: ``{kind}_r{k}`` (every true fact counts once), ``{kind}_macro_r{k}`` (the mean over predicates
+    of each predicate's recall), and with ``rule_free`` (predicate columns per kind that no background
+    rule mentions) ``{kind}_free_r{k}`` / ``{kind}_free_macro_r{k}`` over those predicates' facts (still
+    ranked among all predicates; nan when a kind has none).
+    """
 
     KINDS = ("names", "unary", "binary")
 
-    def __init__(self, ks=(1, 5)):
+    def __init__(self, ks=(1, 5), rule_free: dict[str, list[int]] | None = None):
         self.ks = tuple(ks)
-        self.hits: dict[tuple[str, int], float] = {(kind, k): 0.0 for kind in self.KINDS for k in self.ks}
-        self.facts: dict[str, int] = {kind: 0 for kind in self.KINDS}
-        self.col_hits: dict[str, torch.Tensor] = {}
+        self.rule_free = rule_free
+        self.col_hits: dict[tuple[str, int], torch.Tensor] = {}
         self.col_facts: dict[str, torch.Tensor] = {}
 
     def add(self, pred, data) -> None:
@@ -89,58 +103,130 @@ class RecallAccumulator:
             scores, truth, valid = scores.detach().cpu(), truth.cpu(), valid.cpu()
             for k in self.ks:
                 hit, y = _hits(scores, truth, valid, k)
-                self.hits[(kind, k)] += float(hit[y].sum())
-                if k == self.ks[0]:
-                    self.facts[kind] += int(y.sum())
-            hit1, y1 = _hits(scores, truth, valid, 1)
-            ch = (hit1 * y1).sum(0)
-            cf = y1.sum(0).double()
-            self.col_hits[kind] = self.col_hits.get(kind, torch.zeros_like(ch)) + ch
+                ch = (hit * y).sum(0)
+                self.col_hits[(kind, k)] = self.col_hits.get((kind, k), torch.zeros_like(ch)) + ch
+            cf = y.sum(0).double()
             self.col_facts[kind] = self.col_facts.get(kind, torch.zeros_like(cf)) + cf
 
     def merge(self, other: "RecallAccumulator") -> None:
         """Add ``other``'s sums (another share of the same split, e.g. another rank's)."""
-        for key, v in other.hits.items():
-            self.hits[key] += v
-        for kind, n in other.facts.items():
-            self.facts[kind] += n
         for mine, theirs in ((self.col_hits, other.col_hits), (self.col_facts, other.col_facts)):
-            for kind, v in theirs.items():
-                mine[kind] = mine[kind] + v if kind in mine else v.clone()
+            for key, v in theirs.items():
+                mine[key] = mine[key] + v if key in mine else v.clone()
+
+    def per_predicate(self, kind: str, k: int = 1) -> tuple[list[float], list[int]]:
+        """Recall@k of every column of ``kind`` (nan where it has no true fact) and its number of facts."""
+        cf, ch = self.col_facts.get(kind), self.col_hits.get((kind, k))
+        if cf is None:
+            return [], []
+        return ([float(h / f) if f > 0 else float("nan") for h, f in zip(ch.tolist(), cf.tolist())],
+                [int(f) for f in cf.tolist()])
+
+    def _micro_macro(self, kind: str, k: int, cols: list[int] | None) -> tuple[float, float]:
+        cf, ch = self.col_facts.get(kind), self.col_hits.get((kind, k))
+        if cf is None:
+            return float("nan"), float("nan")
+        idx = list(range(len(cf))) if cols is None else list(cols)
+        f, h = cf[idx], ch[idx]
+        micro = float(h.sum() / f.sum()) if f.sum() > 0 else float("nan")
+        per = (h[f > 0] / f[f > 0]).tolist()
+        return micro, (sum(per) / len(per) if per else float("nan"))
 
     def result(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for kind in self.KINDS:
-            n = self.facts[kind]
+            free = (self.rule_free or {}).get(kind)
             for k in self.ks:
-                out[f"{kind}_r{k}"] = self.hits[(kind, k)] / n if n else float("nan")
-            cf, ch = self.col_facts.get(kind), self.col_hits.get(kind)
-            if cf is None or not (cf > 0).any():
-                out[f"{kind}_macro_r1"] = float("nan")
-            else:
-                per = (ch[cf > 0] / cf[cf > 0]).tolist()
-                out[f"{kind}_macro_r1"] = sum(per) / len(per)
-            out[f"{kind}_facts"] = n
+                out[f"{kind}_r{k}"], out[f"{kind}_macro_r{k}"] = self._micro_macro(kind, k, None)
+                if free is not None:
+                    out[f"{kind}_free_r{k}"], out[f"{kind}_free_macro_r{k}"] = self._micro_macro(kind, k, free)
+            cf = self.col_facts.get(kind)
+            out[f"{kind}_facts"] = int(cf.sum()) if cf is not None else 0
         return out
 
 
-def scene_graph_metrics(pred, data, ks=(1, 5)) -> dict[str, float]:
+def scene_graph_metrics(pred, data, ks=(1, 5), rule_free: dict[str, list[int]] | None = None) -> dict[str, float]:
     """Recall@k of ``pred`` (a :class:`~laser_train.model.SceneGraphScores`) against ``data`` (see
     :meth:`RecallAccumulator.add`)."""
-    acc = RecallAccumulator(ks)
+    acc = RecallAccumulator(ks, rule_free)
     acc.add(pred, data)
     return acc.result()
 
 
-def chance_metrics(data, ks=(1, 5)) -> dict[str, float]:
-    """Expected recall of a uniformly random ranking (``data``: anything with a ``vocabulary``)."""
+def chance_metrics(data, ks=(1, 5), rule_free: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """Expected recall of a uniformly random ranking (the same for micro, macro and every subset;
+    ``data``: anything with a ``vocabulary``)."""
     voc = data.vocabulary
     out: dict[str, float] = {}
     for kind, K in (("names", len(voc.categories)), ("unary", len(voc.unary)), ("binary", len(voc.binary))):
         for k in ks:
-            out[f"{kind}_r{k}"] = min(k, K) / K
-        out[f"{kind}_macro_r1"] = 1 / K
+            out[f"{kind}_r{k}"] = out[f"{kind}_macro_r{k}"] = min(k, K) / K
+            if (rule_free or {}).get(kind) is not None:
+                out[f"{kind}_free_r{k}"] = out[f"{kind}_free_macro_r{k}"] = (
+                    min(k, K) / K if rule_free[kind] else float("nan"))
     return out
+
+
+class PriorModel(torch.nn.Module):
+    """The **prior** predictor: training-set frequencies, no pixels, no time.
+
+    * names: every track gets the categories' frequencies among the training tracks;
+    * unary ``p`` of a track of category ``c``: the fraction of training (frame, track of category
+      ``c``) where ``p`` holds; binary ``r`` of a pair of categories ``(c, d)`` likewise over pairs.
+      Each is shrunk towards the predicate's overall frequency with ``smoothing`` pseudo-observations.
+
+    It reads the *true* categories of the tracks it scores (``gt_names`` of the batch: an oracle on
+    names): what knowing what each object is and how often each predicate holds for such objects
+    gives, constant over time. It subsumes the vocabulary's type gates. :meth:`fit` on a loader of
+    training batches with ground truth, then use it like a model.
+    """
+
+    def __init__(self, vocabulary, smoothing: float = 5.0):
+        super().__init__()
+        C, P, R = len(vocabulary.categories), len(vocabulary.unary), len(vocabulary.binary)
+        self.smoothing = smoothing
+        self.register_buffer("name_count", torch.ones(C, dtype=torch.float64))
+        self.register_buffer("u_count", torch.zeros(C, P, dtype=torch.float64))
+        self.register_buffer("u_total", torch.zeros(C, dtype=torch.float64))
+        self.register_buffer("b_count", torch.zeros(C * C, R, dtype=torch.float64))
+        self.register_buffer("b_total", torch.zeros(C * C, dtype=torch.float64))
+
+    def fit(self, loader) -> "PriorModel":
+        from types import SimpleNamespace
+
+        C = self.u_count.shape[0]
+        for batch in loader:
+            d = SimpleNamespace(**batch)
+            tracks, present, pairs = _valid_masks(d)
+            cat = d.gt_names.argmax(-1)
+            self.name_count += torch.bincount(cat[tracks], minlength=C).double()
+            cu = cat[:, None].expand_as(present)[present]
+            self.u_count.index_add_(0, cu, d.gt_unary[present].double())
+            self.u_total += torch.bincount(cu, minlength=C).double()
+            T, N = present.shape[1], present.shape[2]
+            key = (cat[:, None, :, None].expand(-1, T, N, N)[pairs] * C
+                   + cat[:, None, None, :].expand(-1, T, N, N)[pairs])
+            self.b_count.index_add_(0, key, d.gt_binary[pairs].double())
+            self.b_total += torch.bincount(key, minlength=C * C).double()
+        return self
+
+    def forward(self, batch):
+        from laser_train.model import SceneGraphScores
+
+        C = self.u_count.shape[0]
+        m = self.smoothing
+        base_u = self.u_count.sum(0) / self.u_total.sum().clamp_min(1)
+        p_u = (self.u_count + m * base_u) / (self.u_total[:, None] + m)
+        base_b = self.b_count.sum(0) / self.b_total.sum().clamp_min(1)
+        p_b = ((self.b_count + m * base_b) / (self.b_total[:, None] + m)).reshape(C, C, -1)
+        cat = batch["gt_names"].argmax(-1)  # [B, N] the oracle categories
+        B, T, N = batch["present"].shape
+        logit = lambda p: torch.logit(p.clamp(1e-9, 1 - 1e-9)).float()  # noqa: E731
+        names = self.name_count.log().float().expand(B, N, C).clone()
+        unary = logit(p_u[cat])[:, None].expand(B, T, N, p_u.shape[-1]).clone()
+        binary = logit(p_b[cat[:, :, None], cat[:, None, :]])[:, None].expand(B, T, N, N, p_b.shape[-1]).clone()
+        return SceneGraphScores(names, unary, binary, torch.ones(B, N, p_u.shape[-1]),
+                                torch.ones(B, N, N, p_b.shape[-1]))
 
 
 @torch.no_grad()
@@ -228,7 +314,8 @@ def truth_spec_accuracy(supervision: Any, loader, negatives: list[list[int]]) ->
 
 
 def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], ks=(1, 5),
-                   threshold: float = 0.5, protocols=("facts",), dist=None) -> dict[str, float]:
+                   threshold: float = 0.5, protocols=("facts",), dist=None,
+                   rule_free: dict[str, list[int]] | None = None) -> dict[str, float]:
     """Recall against the hidden scene graphs (when the data has them) under each of ``protocols``
     (:mod:`laser_train.protocols`; ``facts`` is :func:`scene_graph_metrics`) and the spec accuracy,
     streamed over ``loader`` (a DataLoader of :func:`laser_train.data.dataset.collate` batches, any order).
@@ -241,7 +328,7 @@ def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], 
     from laser_train.protocols import ProtocolAccumulator
 
     data = loader.dataset
-    recall = ProtocolAccumulator(protocols, ks) if data.has_ground_truth else None
+    recall = ProtocolAccumulator(protocols, ks, rule_free) if data.has_ground_truth else None
     specs = SpecAccuracy(supervision, data, negatives)
     for batch in loader:
         pred = predict(model, batch)
@@ -260,3 +347,31 @@ def evaluate_model(model, loader, supervision: Any, negatives: list[list[int]], 
     metrics: dict[str, float] = recall.result() if recall is not None else {}
     metrics.update(specs.result())
     return metrics
+
+
+def rule_free_predicates(background: list[Any], vocabulary: Any) -> dict[str, list[int]]:
+    """Column indices of the unary and binary predicates that no background spec mentions."""
+    from stlspec import ir
+
+    used = {node.pred for spec in background for node in ir.walk(spec.formula)
+            if isinstance(node, (ir.Unary, ir.Binary))}
+    return {"unary": [i for i, p in enumerate(vocabulary.unary_names) if p not in used],
+            "binary": [i for i, p in enumerate(vocabulary.binary_names) if p not in used]}
+
+
+def per_predicate_recall(model, loader, k: int = 1) -> dict[str, dict[str, float]]:
+    """Recall@k of every unary and binary predicate (``{kind: {name: recall}}``, nan where no fact) and
+    each predicate's share of the true facts of its kind (``{kind}_share``)."""
+    from types import SimpleNamespace
+
+    acc = RecallAccumulator((k,))
+    for batch in loader:
+        acc.add(predict(model, batch), SimpleNamespace(**batch))
+    voc = loader.dataset.vocabulary
+    out: dict[str, dict[str, float]] = {}
+    for kind, names in (("unary", voc.unary_names), ("binary", voc.binary_names)):
+        rec, facts = acc.per_predicate(kind, k)
+        total = sum(facts) or 1
+        out[kind] = dict(zip(names, rec))
+        out[f"{kind}_share"] = {n: f / total for n, f in zip(names, facts)}
+    return out

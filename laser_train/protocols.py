@@ -229,11 +229,11 @@ class ProtocolAccumulator:
     """The protocols' metrics summed over batches (streamed evaluation): adding the batches of a split one
     by one gives the numbers of the whole split at once (up to float rounding)."""
 
-    def __init__(self, protocols=PROTOCOLS, ks=(1, 5)):
+    def __init__(self, protocols=PROTOCOLS, ks=(1, 5), rule_free=None):
         from laser_train.evaluate import RecallAccumulator
 
         self.protocols, self.ks = check_protocols(protocols), tuple(ks)
-        self.facts = RecallAccumulator(self.ks) if "facts" in self.protocols else None
+        self.facts = RecallAccumulator(self.ks, rule_free) if "facts" in self.protocols else None
         self.total: Partial = {}
 
     def add(self, pred, data) -> None:

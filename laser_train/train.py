@@ -78,9 +78,13 @@ class Setup:
 
 def synthetic_cache_dir(cfg: ExperimentConfig) -> Path:
     """Where the synthetic world for ``cfg.data`` is written: next to the run directories, keyed by its settings."""
+    from laser_train.data.worlds import world_settings
+
     d = cfg.data
-    key = (f"synthetic-s{d.seed}-{d.num_train}-{d.num_test}-f{d.num_frames}-i{d.image_size}"
-           f"-o{d.min_objects}{d.max_objects}-n{d.num_negatives}")
+    s = world_settings(d.world, num_frames=d.num_frames, image_size=d.image_size, min_objects=d.min_objects,
+                       max_objects=d.max_objects)
+    key = (f"{d.world}-s{d.seed}-{d.num_train}-{d.num_test}-f{s['num_frames']}-i{s['image_size']}"
+           f"-o{s['min_objects']}-{s['max_objects']}-n{d.num_negatives}")
     return Path(cfg.run.out).parent / "data" / key
 
 
@@ -99,15 +103,20 @@ def ensure_dataset(cfg: ExperimentConfig, progress: bool = False) -> Path:
         d = cfg.data
         write_dataset(root, seed=d.seed, num_train=d.num_train, num_test=d.num_test, num_frames=d.num_frames,
                       image_size=d.image_size, min_objects=d.min_objects, max_objects=d.max_objects,
-                      num_negatives=d.num_negatives, progress=progress)
+                      num_negatives=d.num_negatives, progress=progress, world=d.world)
     dist.barrier()
     return root
 
 
-def load_background(spec: str, vocabulary: Any) -> list[Any]:
-    """Background-knowledge specs: ``builtin:NAME`` (a file in ``laser_train/configs``), a path, or ``""``."""
+def load_background(spec: str, vocabulary: Any, root: Path | None = None) -> list[Any]:
+    """Background-knowledge specs: ``auto`` (``root/background.stl`` if the dataset has one, else none),
+    ``builtin:NAME`` (a file in ``laser_train/configs``), a path, or ``""`` (none)."""
     import stlspec
 
+    if spec == "auto":
+        if root is None or not (Path(root) / "background.stl").exists():
+            return []
+        spec = str(Path(root) / "background.stl")
     if not spec:
         return []
     if spec.startswith("builtin:"):
@@ -191,7 +200,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
     sup.register(train)
     sup.register(test)
-    background_ids = sup.add_many(load_background(cfg.data.background, ds.vocabulary))
+    background_ids = sup.add_many(load_background(cfg.data.background, ds.vocabulary, root))
     k = cfg.loss.num_negatives
     mode = cfg.loss.negatives
     pool: list[list[int]] = [list(sup.add_many(n or ())) for n in train.negatives]  # the manifest's
@@ -470,14 +479,19 @@ def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoDataset | No
     checkpoint gets the same numbers both ways. Under torchrun each rank evaluates its block of the
     videos and the sums are gathered.
     """
+    from laser_train.evaluate import rule_free_predicates
+
     data = data if data is not None else setup.test
     negatives = negatives if negatives is not None else setup.test_negatives
-    return evaluate_data(model, data, setup.supervision, negatives, cfg, dist)
+    free = rule_free_predicates([setup.supervision.specs[i] for i in setup.background_ids], setup.vocabulary)
+    return evaluate_data(model, data, setup.supervision, negatives, cfg, dist, free)
 
 
 def evaluate_data(model, data: VideoDataset, supervision: SpecSupervision, negatives: list[list[int]],
-                  cfg: ExperimentConfig, dist: Dist | None = None) -> dict[str, float]:
-    """:func:`laser_train.evaluate.evaluate_model` over ``data`` with ``cfg``'s loader and eval settings."""
+                  cfg: ExperimentConfig, dist: Dist | None = None,
+                  rule_free: dict[str, list[int]] | None = None) -> dict[str, float]:
+    """:func:`laser_train.evaluate.evaluate_model` over ``data`` with ``cfg``'s loader and eval settings
+    (``rule_free``: predicate columns no background rule mentions, for the ``free`` recall columns)."""
     from laser_train.data.dataset import make_loader
     from laser_train.evaluate import evaluate_model
 
@@ -486,7 +500,7 @@ def evaluate_data(model, data: VideoDataset, supervision: SpecSupervision, negat
     loader = make_loader(data, 64, sampler=sampler, num_workers=cfg.data.num_workers,
                          prefetch_factor=cfg.data.prefetch_factor)
     return evaluate_model(model, loader, supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
-                          cfg.eval.protocol, dist=dist)
+                          cfg.eval.protocol, dist=dist, rule_free=rule_free)
 
 
 # ---------------------------------------------------------------------------------------------- main

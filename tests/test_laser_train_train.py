@@ -129,24 +129,46 @@ def test_eval_cli_on_a_checkpoint_and_dataset(tiny, tmp_path):
 
 def test_experiment_writes_run_directory_table_and_plots(tiny, tmp_path, capsys):
     from laser_train.config import from_dict, to_dict
-    from laser_train.experiment import run_experiment
+    from laser_train.experiment import RATIO_KEYS, TABLE_COLUMNS, run_experiment
 
     cfg, _, _ = tiny
     cfg = from_dict(to_dict(cfg))
     cfg.train.epochs, cfg.run.plots, cfg.eval.plot_videos = 2, True, 1
-    cfg.run.variants, cfg.run.out = ("weak", "no_semantic"), str(tmp_path / "run")
+    cfg.run.variants, cfg.run.out, cfg.run.seeds = ("weak", "no_semantic"), str(tmp_path / "run"), (0, 1)
     metrics = run_experiment(cfg)
     run = Path(metrics["run_dir"])
     assert run == tmp_path / "run"
-    assert set(metrics["results"]) == {"chance", "untrained", "weak", "no_semantic"}
-    for f in ("config.json", "metrics.json", "weak/checkpoint.pt", "plots/loss_curves.png", "plots/results.png"):
+    assert list(metrics["results"]) == ["chance", "prior", "untrained", "weak", "no_semantic"]
+    for f in ("config.json", "metrics.json", "weak/checkpoint.pt", "weak-seed1/checkpoint.pt",
+              "plots/loss_curves.png", "plots/results.png"):
         assert (run / f).exists(), f
+    assert not (run / "no_semantic-seed1").exists()  # ablations: the first seed only
     assert len(list((run / "plots").glob("timeline_*.png"))) == 1
     assert len(list((run / "plots").glob("frames_*.png"))) == 1
     out = capsys.readouterr().out
-    assert "unary R@1" in out and "chance" in out and "no_semantic" in out
+    assert "unary mR@1" in out and "prior" in out and "no_semantic" in out and "wall time" in out
     saved = json.loads((run / "metrics.json").read_text())
-    assert saved["results"]["weak"] == metrics["results"]["weak"]
+    # every row carries every column, its seeds and spreads; ratios are against the prior row
+    assert [c[0] for c in saved["columns"]][:len(TABLE_COLUMNS)] == [k for k, _ in TABLE_COLUMNS]
+    for row, info in saved["rows"].items():
+        for key, _ in TABLE_COLUMNS:
+            assert key in info["mean"] and key in info["sd"], (row, key)
+    assert saved["rows"]["weak"]["seeds"] == [0, 1] and len(saved["rows"]["weak"]["per_seed"]) == 2
+    assert saved["rows"]["no_semantic"]["seeds"] == [0]
+    w = [m["unary_macro_r1"] for m in saved["rows"]["weak"]["per_seed"]]
+    assert saved["results"]["weak"]["unary_macro_r1"] == pytest.approx(sum(w) / 2)
+    assert saved["ratio_base"] == "prior"
+    checked = 0
+    for key in RATIO_KEYS:
+        base, got = saved["results"]["prior"][key], saved["ratios_vs_prior"]["weak"][key]
+        if math.isnan(base) or base == 0:
+            assert math.isnan(got), key  # undefined, not silently 0 or inf
+            continue
+        assert got == pytest.approx(saved["results"]["weak"][key] / base), key
+        assert saved["ratios_vs_prior"]["prior"][key] == pytest.approx(1.0), key
+        checked += 1
+    assert checked >= 8
+    assert saved["rule_free"]["binary"] == [] and "left_of" in saved["rule_constrained"]["binary"]  # toy
     # a second run with the same run.out goes to a fresh numbered directory
-    cfg.run.variants, cfg.run.plots = ("weak",), False
+    cfg.run.variants, cfg.run.plots, cfg.run.seeds = ("weak",), False, (0,)
     assert Path(run_experiment(cfg)["run_dir"]) == tmp_path / "run-1"

@@ -628,11 +628,16 @@ def validate_dataset(root: str | Path, *, skip_invalid: bool = False, vocabulary
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def write_record_files(root: Path, video, split: str) -> dict:
-    """Write one synthetic video's frames, tracks and ground truth; return its manifest record."""
+def write_record_files(root: Path, video, split: str, world=None) -> dict:
+    """Write one synthetic video's frames, tracks and ground truth; return its manifest record.
+
+    ``world`` is the world module the video comes from (its column orders; default: the toy world).
+    """
     from stlspec.trace import Trace
 
-    from laser_train.data.synthetic import BINARY, CATEGORIES, UNARY
+    if world is None:
+        from laser_train.data import synthetic as world
+    CATEGORIES, UNARY, BINARY = world.CATEGORIES, world.UNARY, world.BINARY
 
     vid = video.video_id
     np.save(root / "videos" / f"{vid}.npy", video.frames)

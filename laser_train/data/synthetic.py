@@ -50,6 +50,8 @@ binary left_of(any, any), right_of(any, any), above(any, any), below(any, any), 
 binary holding(person, any)
 """
 
+BACKGROUND = "background.stl"  # its background-knowledge rules, in laser_train/configs
+DEFAULTS = {"num_frames": 12, "image_size": 64, "min_objects": 3, "max_objects": 4}
 NEAR = 15.0  # pixels between centres (64-pixel frames)
 MOVING = 0.5  # pixels per frame: slower counts as still
 _SIZE = {"person": (8, 14), "dog": (13, 8), "ball": (7, 7), "cup": (6, 8), "box": (12, 11), "lamp": (8, 12)}
@@ -328,17 +330,31 @@ def _describe(rng, cats, unary, binary, present):
                 for r in np.flatnonzero(binary[t, i, j]):
                     cands.append((BINARY[r], i, j))
                     weights.append((4.0 if r == 5 else 1.0) * (2.0 if changes_b[i, j, r] else 1.0))
-        atoms: list[tuple] = []
-        for _ in range(1 + int(rng.random() < 0.5)):
-            ok = [k for k, a in enumerate(cands)
-                  if a not in atoms and len(set(used) | set(a[1:])) <= 3]
-            if not ok:
-                break
-            w = np.array([weights[k] for k in ok])
-            a = cands[ok[int(rng.choice(len(ok), p=w / w.sum()))]]
-            atoms.append(a)
-            used.extend(i for i in a[1:] if i not in used)
-        events.append((hint, t, atoms))
+        events.append((hint, t, choose_atoms(rng, cands, weights, used, 0.5)))
+    caption, spec_body = caption_and_spec(events, used, cats, _UNARY_TEXT, _BINARY_TEXT)
+    return caption, spec_body, [{"frame": t, "hint": h} for h, t, _ in events]
+
+
+def choose_atoms(rng: np.random.Generator, cands: list[tuple], weights: list[float], used: list[int],
+                 p_second: float) -> list[tuple]:
+    """One fact (two with probability ``p_second``) of ``cands`` by ``weights``, keeping at most three
+    tracks mentioned in all; ``used`` (tracks in order of first mention) is extended in place."""
+    atoms: list[tuple] = []
+    for _ in range(1 + int(rng.random() < p_second)):
+        ok = [k for k, a in enumerate(cands)
+              if a not in atoms and len(set(used) | set(a[1:])) <= 3]
+        if not ok:
+            break
+        w = np.array([weights[k] for k in ok])
+        a = cands[ok[int(rng.choice(len(ok), p=w / w.sum()))]]
+        atoms.append(a)
+        used.extend(i for i in a[1:] if i not in used)
+    return atoms
+
+
+def caption_and_spec(events: list[tuple[str, int, list[tuple]]], used: list[int], cats: list[str],
+                     unary_text: dict[str, str], binary_text: dict[str, str]) -> tuple[str, str]:
+    """The caption text and the spec body (``exists ... . <events>``) of ordered ``(hint, frame, atoms)``."""
     var = {track: "abc"[k] for k, track in enumerate(used)}
     binders = ", ".join(f"{var[i]}: {cats[i]}" for i in used)
 
@@ -348,8 +364,8 @@ def _describe(rng, cats, unary, binary, present):
     def text(atoms):
         parts = []
         for a in atoms:
-            table = _UNARY_TEXT if len(a) == 2 else _BINARY_TEXT
-            parts.append(table[a[0]].format(*(cats[i] for i in a[1:])))
+            table = unary_text if len(a) == 2 else binary_text
+            parts.append(table[a[0]].format(*(cats[i].replace("_", " ") for i in a[1:])))
         return " and ".join(parts)
 
     if len(events) == 1:
@@ -359,8 +375,7 @@ def _describe(rng, cats, unary, binary, present):
         body = "\n    then ".join(f"{formula(atoms)} @{hint}" for hint, _, atoms in events)
     caption = ", then ".join(f"{text(atoms)} {_HINT_TEXT[hint]}" for hint, _, atoms in events)
     caption = caption[0].upper() + caption[1:] + "."
-    spec_body = f"exists {binders}.\n    {body}"
-    return caption, spec_body, [{"frame": t, "hint": h} for h, t, _ in events]
+    return caption, f"exists {binders}.\n    {body}"
 
 
 # ---------------------------------------------------------------------------------------------- api
@@ -385,64 +400,73 @@ def generate(seed: int, count: int, start: int = 0, **kwargs) -> list[SyntheticV
 
 
 def write_dataset(out: str | Path, *, seed: int = 0, num_train: int = 600, num_test: int = 150,
-                  num_frames: int = 12, image_size: int = 64, min_objects: int = 3, max_objects: int = 4,
-                  num_negatives: int = 8, progress: bool = False) -> Path:
-    """Write the world to ``out`` in the dataset format of :mod:`laser_train.data.format`.
+                  num_frames: int = 0, image_size: int = 0, min_objects: int = 0, max_objects: int = 0,
+                  num_negatives: int = 8, progress: bool = False, world: str = "toy") -> Path:
+    """Write synthetic ``world`` (:mod:`laser_train.data.worlds`) to ``out`` in the dataset format.
 
-    Each record carries ``num_negatives`` negative specs made by :mod:`stlspec.negatives`
-    (verified to differ in meaning), so training does not have to generate them.
+    Sizes left at 0 take the world's defaults. Each record carries ``num_negatives`` negative
+    specs made by :mod:`stlspec.negatives` (verified to differ in meaning), so training does not
+    have to generate them. The world's background rules are copied to ``out/background.stl``.
     """
-    from laser_train.data.format import write_record_files
+    import shutil
 
+    from laser_train.data.format import write_record_files
+    from laser_train.data.worlds import background_path, get_world, world_settings
+
+    W = get_world(world)
+    sizes = world_settings(world, num_frames=num_frames, image_size=image_size, min_objects=min_objects,
+                           max_objects=max_objects)
     out = Path(out)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "tracks").mkdir(exist_ok=True)
     (out / "scene_graphs").mkdir(exist_ok=True)
-    (out / "vocabulary.stl").write_text(VOCABULARY_STL, encoding="utf-8")
+    (out / "vocabulary.stl").write_text(W.VOCABULARY_STL, encoding="utf-8")
+    shutil.copyfile(background_path(world), out / "background.stl")
     total = num_train + num_test
     indices = range(total)
     if progress:
         from tqdm import tqdm
 
-        indices = tqdm(indices, desc="synthetic videos", unit="video", leave=False)
+        indices = tqdm(indices, desc=f"{world} videos", unit="video", leave=False)
     records = []
     for i in indices:
-        v = generate_video(seed, i, num_frames=num_frames, image_size=image_size,
-                           min_objects=min_objects, max_objects=max_objects)
+        v = W.generate_video(seed, i, **sizes)
         split = "train" if i < num_train else "test"
-        records.append(write_record_files(out, v, split))
+        records.append(write_record_files(out, v, split, W))
     if num_negatives:
         import stlspec
 
         from laser_train.data.negatives import make_negatives
 
-        vocabulary = stlspec.compile_text(VOCABULARY_STL).vocabulary
+        vocabulary = stlspec.compile_text(W.VOCABULARY_STL).vocabulary
         texts = make_negatives([r["spec"] for r in records], vocabulary, num_negatives, seed, progress=progress)
         for r, text in zip(records, texts):
             r["negatives"] = text  # "" when the generator found none: do not look again at start-up
     with open(out / "manifest.jsonl", "w", encoding="utf-8") as fh:
         for r in records:
             fh.write(json.dumps(r) + "\n")
-    meta = {"generator": "laser_train.data.synthetic", "seed": seed, "num_train": num_train,
-            "num_test": num_test, "num_frames": num_frames, "image_size": image_size,
-            "min_objects": min_objects, "max_objects": max_objects, "num_negatives": num_negatives}
+    meta = {"generator": W.__name__, "world": world, "seed": seed, "num_train": num_train,
+            "num_test": num_test, **sizes, "num_negatives": num_negatives}
     (out / "synthetic.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m laser_train.data.synthetic", description=__doc__.split("\n")[0])
+    from laser_train.data.worlds import WORLDS
+
     ap.add_argument("--out", required=True, help="dataset directory to write")
+    ap.add_argument("--world", default="toy", choices=tuple(WORLDS), help="which world (default: toy)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--num-train", type=int, default=600)
     ap.add_argument("--num-test", type=int, default=150)
-    ap.add_argument("--num-frames", type=int, default=12)
-    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--num-frames", type=int, default=0, help="frames per video (default: the world's)")
+    ap.add_argument("--image-size", type=int, default=0, help="frame size in pixels (default: the world's)")
     ap.add_argument("--num-negatives", type=int, default=8, help="negative specs per video (0: none)")
     args = ap.parse_args(argv)
     path = write_dataset(args.out, seed=args.seed, num_train=args.num_train, num_test=args.num_test,
                          num_frames=args.num_frames, image_size=args.image_size,
-                         num_negatives=args.num_negatives, progress=True)
+                         num_negatives=args.num_negatives, progress=True, world=args.world)
     print(f"wrote {args.num_train + args.num_test} videos to {path}")
     return 0
 
