@@ -52,7 +52,7 @@ def main() -> None:
         import tempfile
 
         args.steps, args.batch_sizes = 2, "4"
-        overrides = [f"--run.out={tempfile.mkdtemp()}/runs", "--train.progress=false", "--data.num_train=16",
+        overrides = [f"--run.out={tempfile.mkdtemp()}/runs", "--train.progress=false", "--data.world=toy", "--data.num_train=16",
                      "--data.num_test=8", "--data.num_negatives=2"]
         args.engines = "v2,v1"
     torch.set_num_threads(args.threads)

@@ -130,7 +130,7 @@ def test_ratios_are_against_prior_and_targets_use_macro_recall():
 def test_prior_predictor_ranks_by_category_frequency():
     from types import SimpleNamespace
 
-    from laser_train.evaluate import prior_scores, scene_graph_metrics
+    from laser_train.evaluate import PriorModel, scene_graph_metrics
 
     V, T, N, C, P, R = 4, 3, 2, 2, 3, 2
     names = torch.zeros(V, N, C)
@@ -141,9 +141,11 @@ def test_prior_predictor_ranks_by_category_frequency():
     binary = torch.zeros(V, T, N, N, R)
     binary[:, :, 0, 1, 1] = 1
     binary[:, :, 1, 0, 0] = 1
-    data = SimpleNamespace(gt_names=names, gt_unary=unary, gt_binary=binary,
-                           present=torch.ones(V, T, N, dtype=torch.bool))
-    pred = prior_scores(data, data)
+    batch = {"gt_names": names, "gt_unary": unary, "gt_binary": binary,
+             "present": torch.ones(V, T, N, dtype=torch.bool)}
+    voc = SimpleNamespace(categories=("a", "b"), unary=((0,),) * P, binary=((0,),) * R)
+    pred = PriorModel(voc).fit([batch])(batch)
+    data = SimpleNamespace(**batch)
     m = scene_graph_metrics(pred, data, ks=(1,))
     assert m["unary_r1"] == 1.0 and m["binary_r1"] == 1.0 and m["unary_macro_r1"] == 1.0
     assert m["names_r1"] == pytest.approx(0.5)  # names: the frequencies, equal here -> a tie
