@@ -77,7 +77,8 @@ def render(m: dict[str, Any]) -> str:
     world = d.get("world", "toy")
     videos = m.get("videos", {"train": d["num_train"], "test": d["num_test"]})
     if d.get("path"):
-        source = f"the dataset `{d['path']}` ({videos['train']} training and {videos['test']} held-out videos)"
+        source = f"the dataset `{d['path']}`" + (
+            f" ({videos['train']} training and {videos['test']} held-out videos)" if "videos" in m else "")
     else:
         source = f"world `{world}`, {videos['train']} training and {videos['test']} held-out videos"
     overrides = _overrides(cfg)
@@ -152,9 +153,12 @@ def render(m: dict[str, Any]) -> str:
             out.append("")
     total = timings.get("total_s")
     if total is not None:
-        cpu = timings.get("total_cpu_s")
-        out.append(f"Timings of this run: wall {total:.0f} s ({total / 60:.1f} min), CPU {cpu:.0f} s of the main "
-                   f"process; data generation {timings.get('data_generate_s', 0):.0f} s (cached for later runs), "
+        if "total_cpu_s_with_workers" in timings:
+            cpu = f"CPU {timings['total_cpu_s_with_workers']:.0f} s (with the training workers)"
+        else:
+            cpu = f"CPU of the main process {timings.get('total_cpu_s', 0):.0f} s (the workers were not counted)"
+        out.append(f"Timings of this run: wall {total:.0f} s ({total / 60:.1f} min), {cpu}; data generation "
+                   f"{timings.get('data_generate_s', 0):.0f} s (cached for later runs), "
                    f"loading {timings.get('data_load_s', 0):.0f} s, spec compilation "
                    f"{timings.get('spec_compile_s', 0):.0f} s, plots {timings.get('plots_s', 0):.0f} s; "
                    f"load average at the end {load:.1f} (the machine was shared when it is above 2).")
