@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from laser_train.config import ConfigError, load_config, to_dict
@@ -156,7 +157,10 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     negs = T.heldout_negatives(cfg, sup, data, ds.vocabulary)  # the negatives training's evaluation uses
     metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,
                      "videos": len(data), "epoch": state["epoch"]}
-    metrics.update(T.evaluate_data(model, data, sup, negs, cfg, dist))
+    from laser_train.evaluate import rule_free_predicates
+
+    free = rule_free_predicates(T.load_background(cfg.data.background, ds.vocabulary, Path(root)), ds.vocabulary)
+    metrics.update(T.evaluate_data(model, data, sup, negs, cfg, dist, free))  # the same columns as training
     if dist.is_main:
         print(json.dumps(metrics, indent=2))
     return 0

@@ -241,7 +241,10 @@ def predict(model, batch):
     from laser_train.model import SceneGraphScores
 
     model = unwrap(model)
-    device = next(model.parameters()).device
+    import itertools
+
+    # a model without parameters (the prior) has its buffers on its device
+    device = next(itertools.chain(model.parameters(), model.buffers()), torch.empty(0)).device
     was_training = model.training
     model.eval()
     try:
