@@ -236,7 +236,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
             prior = PriorModel(voc).fit(make_loader(setup.train, 64, num_workers=cfg.data.num_workers,
                                                     prefetch_factor=cfg.data.prefetch_factor))
             per_seed["prior"] = [evaluate_model(prior, test_loader, setup.supervision, setup.test_negatives,
-                                                cfg.eval.ks, cfg.eval.threshold, cfg.eval.protocol, free)]
+                                                cfg.eval.ks, cfg.eval.threshold, cfg.eval.protocol, rule_free=free)]
             times_seed["prior"] = [0.0]
             per_predicate["prior"] = per_predicate_recall(prior, test_loader)
     variants = ("untrained",) + tuple(v for v in cfg.run.variants if v != "untrained")
