@@ -36,6 +36,7 @@ examples:
   {PROG} train --variant weak --train.epochs=2 --run.out=runs/try
   {PROG} eval --checkpoint runs/try/weak/checkpoint.pt --split test
   {PROG} config > my.json                   # then edit and pass --config my.json
+  {PROG} compare --run.out=runs/compare     # S-ViLM, Finsta, HERO beside LASER's objective
 
 `{PROG} COMMAND --help` explains each command. Docs: docs/training.md."""
 
@@ -89,6 +90,17 @@ def _run(args: argparse.Namespace, overrides: list[str]) -> int:
     from laser_train.experiment import run_experiment
 
     run_experiment(cfg)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------- compare
+
+
+def _compare(args: argparse.Namespace, overrides: list[str]) -> int:
+    cfg = load_config(args.config, overrides)
+    from laser_train.compare import run_compare
+
+    run_compare(cfg)
     return 0
 
 
@@ -194,6 +206,15 @@ COMMANDS: dict[str, Command] = {
         "dataset in the documented format. The checkpoint's saved configuration is used; overrides apply "
         f"on top. Example: {PROG} eval --checkpoint runs/default/weak/checkpoint.pt --split test",
         _eval_args, _eval),
+    "compare": Command(
+        "the embedding baselines (S-ViLM, Finsta, HERO) beside LASER's objective, every seed",
+        "Train the same perception model on the same data and batches with each objective - S-ViLM, Finsta, "
+        "HERO (laser_train.objectives), LASER's specs, LASER plus the best baseline - and the fully "
+        "supervised upper bound, each with every seed of run.seeds; print the table (mean ± sd) with the "
+        "chance, prior and untrained rows, say where LASER's objective wins and where not, and write "
+        "RUN/metrics.json. It trains (3 baselines + 2 + full) x seeds models: several times the main job's "
+        f"time. Example: {PROG} compare --run.out=runs/compare --train.epochs=6 (docs/baselines.md)",
+        _run_args, _compare),
     "config": Command(
         "print the resolved configuration as JSON (a starting point for --config FILE)",
         "Print the configuration that the given --config file and overrides resolve to, as JSON with every "

@@ -38,7 +38,7 @@ from typing import Any
 from laser_train.config import ExperimentConfig, to_dict
 
 __all__ = ["run_experiment", "format_table", "targets", "pick_run_dir", "TABLE_COLUMNS", "RATIO_KEYS",
-           "summarize", "ratios_vs", "SEEDED_VARIANTS"]
+           "summarize", "ratios_vs", "SEEDED_VARIANTS", "reference_rows", "run_jobs"]
 
 #: (metric key, column title) of the results table, in order. ``free`` = rule-free predicates only.
 TABLE_COLUMNS = (
@@ -200,11 +200,38 @@ def _seed_config(cfg: ExperimentConfig, seed: int) -> ExperimentConfig:
     return out
 
 
+def reference_rows(setup: Any, cfg: ExperimentConfig, test_loader: Any = None
+                   ) -> tuple[dict[str, list[dict[str, float]]], Any]:
+    """The rows that need no training, each a one-element list of metrics: ``chance`` and ``prior`` (when
+    the held-out and training data have ground truth). Also returns the fitted prior (None without).
+    Shared by the main job and ``python -m laser_train compare``."""
+    from laser_train.data.dataset import make_loader
+    from laser_train.evaluate import PriorModel, chance_metrics, evaluate_model, rule_free_predicates
+
+    rows: dict[str, list[dict[str, float]]] = {}
+    test = setup.test
+    if not test.has_ground_truth:
+        return rows, None
+    free = rule_free_predicates([setup.supervision.specs[i] for i in setup.background_ids], setup.vocabulary)
+    chance = chance_metrics(test, cfg.eval.ks, free)
+    chance.update(spec_accuracy=0.5, spec_pos_acc=0.5, spec_neg_acc=0.5)
+    rows["chance"] = [chance]
+    prior = None
+    if setup.train.has_ground_truth:
+        if test_loader is None:
+            test_loader = make_loader(test, 64, num_workers=cfg.data.num_workers,
+                                      prefetch_factor=cfg.data.prefetch_factor)
+        prior = PriorModel(setup.vocabulary).fit(make_loader(setup.train, 64, num_workers=cfg.data.num_workers,
+                                                             prefetch_factor=cfg.data.prefetch_factor))
+        rows["prior"] = [evaluate_model(prior, test_loader, setup.supervision, setup.test_negatives,
+                                        cfg.eval.ks, cfg.eval.threshold, cfg.eval.protocol, rule_free=free)]
+    return rows, prior
+
+
 def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from laser_train import train as T
     from laser_train.data.dataset import make_loader
-    from laser_train.evaluate import (PriorModel, chance_metrics, evaluate_model, per_predicate_recall,
-                                      rule_free_predicates)
+    from laser_train.evaluate import per_predicate_recall, rule_free_predicates
 
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
     _, dist = T.start(cfg)
@@ -228,21 +255,15 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     per_predicate: dict[str, dict[str, dict[str, float]]] = {}
     test = setup.test
     test_loader = make_loader(test, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
-    if test.has_ground_truth:
-        chance = chance_metrics(test, cfg.eval.ks, free)
-        chance.update(spec_accuracy=0.5, spec_pos_acc=0.5, spec_neg_acc=0.5)
-        per_seed["chance"] = [chance]
-        if setup.train.has_ground_truth:
-            prior = PriorModel(voc).fit(make_loader(setup.train, 64, num_workers=cfg.data.num_workers,
-                                                    prefetch_factor=cfg.data.prefetch_factor))
-            per_seed["prior"] = [evaluate_model(prior, test_loader, setup.supervision, setup.test_negatives,
-                                                cfg.eval.ks, cfg.eval.threshold, cfg.eval.protocol, rule_free=free)]
-            times_seed["prior"] = [0.0]
-            per_predicate["prior"] = per_predicate_recall(prior, test_loader)
+    reference, prior = reference_rows(setup, cfg, test_loader)
+    per_seed.update(reference)
+    if prior is not None:
+        times_seed["prior"] = [0.0]
+        per_predicate["prior"] = per_predicate_recall(prior, test_loader)
     variants = ("untrained",) + tuple(v for v in cfg.run.variants if v != "untrained")
     jobs = [(variant, seed, run_dir / (variant if seed == seeds[0] else f"{variant}-seed{seed}"))
             for variant in variants for seed in (seeds if variant in SEEDED_VARIANTS else seeds[:1])]
-    for (variant, seed, out_dir), res in zip(jobs, _run_jobs(cfg, setup, jobs)):
+    for (variant, seed, out_dir), res in zip(jobs, run_jobs(cfg, setup, jobs)):
         per_seed.setdefault(variant, []).append(res["metrics"])
         times_seed.setdefault(variant, []).append(res["train_time_s"])
         if seed == seeds[0]:
@@ -342,7 +363,7 @@ def _report(variant: str, seed: int, res: dict[str, Any]) -> None:
           f"{_fmt(m.get('spec_pos_acc'))}  ({res['wall_s']:.0f} s)", flush=True)
 
 
-def _run_jobs(cfg: ExperimentConfig, setup, jobs: list[tuple[str, int, Path]]) -> list[dict[str, Any]]:
+def run_jobs(cfg: ExperimentConfig, setup, jobs: list[tuple[str, int, Path]]) -> list[dict[str, Any]]:
     """Train every (variant, seed) job, on ``run.workers`` forked processes; results in job order.
 
     Every run is seeded and single-threaded, so the results are the same however many workers run

@@ -1,5 +1,6 @@
 """The objectives in training: every baseline trains the same model on the same batches, LASER's
-objective is unchanged by the registry, combinations add up, bad objectives fail at load."""
+objective is unchanged by the registry, combinations add up, bad objectives fail at load, and
+``compare`` writes every row."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ def test_unknown_variant_lists_the_baselines():
 
     with pytest.raises(ValueError, match="weak\\+finsta"):
         T.variant_config(ExperimentConfig(), "finsta+weak")
+
+
+def test_compare_writes_every_row_with_seeds(tiny, tmp_path):
+    from laser_train.compare import run_compare
+
+    cfg, _, _ = tiny
+    cfg = load_config(None, TINY + [f"--data.path={cfg.data.path}", f"--run.out={tmp_path / 'cmp'}",
+                                    "--train.epochs=1", "--run.seeds=0,1"])
+    m = run_compare(cfg)
+    best = m["best_baseline"]
+    assert best in T.BASELINES
+    want = {"chance", "untrained", "svilm", "finsta", "hero", "laser", f"laser+{best}", "full"}
+    assert want <= set(m["rows"])
+    for row in want - {"chance"}:
+        assert m["rows"][row]["seeds"] == [0, 1] or row == "prior"
+        assert len(m["rows"][row]["per_seed"]) == 2
+        assert "unary_macro_r1" in m["rows"][row]["mean"] and "unary_macro_r1" in m["rows"][row]["sd"]
+    assert (tmp_path / "cmp" / "metrics.json").exists()
+    assert m["timings"]["total_s"] > 0 and "verdict" in m
