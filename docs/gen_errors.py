@@ -100,10 +100,16 @@ spec twice {
   exists a: person, a: cup. eventually holding(a, a)
 }
 """),
-    "E206": Example("stlspec", """include "no/such/vocab.stl"
+    "E206": Example("stlspec", """include "README.md"
 
 spec s { true }
-""", "Include paths are relative to the including file."),
+""", "The included file is read but is not stlspec text. The diagnostic never quotes it (it may be any file); "
+     "run `stlspec check` on the included file itself to see its errors."),
+    "E801": Example("stlspec", """include "no/such/vocab.stl"
+
+spec s { true }
+""", "Include paths are relative to the including file. The same error is reported for a directory or a special "
+     "file such as `/dev/zero` (never read)."),
     "E207": Example("stlspec", """include "examples/specs/pick_up.stl"
 
 spec s { true }
@@ -228,9 +234,13 @@ spec nested_hint {
 
 #: Codes without an example, and why.
 NO_EXAMPLE: dict[str, str] = {
-    code: "Reported in the records of `stlspec from-captions` (the model's answer, not your file); "
+    "E208": "Reported by `stlspec eval` and `stlspec compile` for a `--spec NAME` that the file does not define; "
+            "the hint lists the specs it does define.",
+    "E804": "Reported by `stlspec compile -o OUT` and `stlspec fmt` when `OUT` is a directory, its directory does "
+            "not exist, or it is not writable.",
+    **{code: "Reported in the records of `stlspec from-captions` (the model's answer, not your file); "
           "see [Captions to specs](llm.md)."
-    for code in ("E701", "E702", "E703", "E704", "E705", "W701", "W702")
+       for code in ("E701", "E702", "E703", "E704", "E705", "W701", "W702")},
 }
 NO_EXAMPLE["E706"] = ("Reported by `stlspec from-captions` for its captions file or `--synonyms` file, naming the file "
                       "and, where there is one, the line and column; the run stops before any request is made.")
@@ -246,6 +256,9 @@ SECTIONS = (
     ("E6", "Evaluation and backends (E6xx)", ""),
     ("E7", "Captions to specs (E7xx)", "Problems with a model's answer, recorded per caption by "
                                        "`stlspec from-captions` (see [Captions to specs](llm.md))."),
+    ("E8", "Files (E8xx)", "Reported when a `.stl` file, an include or a `--vocab` file cannot be read, or an "
+                           "output cannot be written. The messages name the file and the problem, never its "
+                           "contents."),
     ("W", "Warnings", "Warnings never make a command fail; `stlspec check` prints them with the errors."),
 )
 

@@ -3,7 +3,7 @@
 Stages (each a public function)::
 
     program = stlspec.parse(text, path="spec.stl")     # surface AST
-    checked = stlspec.check(program)                   # + vocabulary, diagnostics
+    checked = stlspec.check(program)                   # includes resolved, + vocabulary, diagnostics
     core    = stlspec.lower(checked)                   # core IR (stlspec.ir)
     result  = stlspec.compile(core, target="torch")    # a backend artefact
 
@@ -38,23 +38,23 @@ def parse(text: str, path: str = "<string>"):
 
 def load(path: str):
     """Read and parse a ``.stl`` file and, recursively, the files it includes."""
-    from stlspec.loader import load as _load
+    from stlspec.pipeline import load as _load
 
     return _load(path)
 
 
 def load_vocabulary(path: str) -> Vocabulary:
     """The vocabulary declared by a ``.stl`` file and the files it includes."""
-    from stlspec.loader import load_vocabulary as _load_vocabulary
+    from stlspec.pipeline import load_vocabulary as _load_vocabulary
 
     return _load_vocabulary(path)
 
 
-def check(program, vocabulary=None, *, includes=None):
-    """Type-check a parsed program against its own declarations plus ``vocabulary``."""
-    from stlspec.checker import check as _check
+def check(program, vocabulary=None):
+    """Resolve a parsed program's includes, then type-check it against its declarations plus ``vocabulary``."""
+    from stlspec.pipeline import check as _check
 
-    return _check(program, vocabulary, includes=includes)
+    return _check(program, vocabulary)
 
 
 def lower(checked) -> CoreProgram:
@@ -66,15 +66,16 @@ def lower(checked) -> CoreProgram:
 
 def compile_text(text: str, vocabulary=None, path: str = "<string>") -> CoreProgram:
     """parse → check → lower. Includes are resolved relative to ``path``."""
-    from stlspec.loader import compile_source
+    from stlspec.pipeline import compile_source
 
     return compile_source(text, path=path, vocabulary=vocabulary)
 
 
 def compile_file(path: str, vocabulary=None) -> CoreProgram:
-    """Like :func:`compile_text` for a file on disk."""
-    with open(path, encoding="utf-8") as fh:
-        return compile_text(fh.read(), vocabulary=vocabulary, path=path)
+    """Like :func:`compile_text` for a file on disk (read with the checks of :mod:`stlspec.files`)."""
+    from stlspec.pipeline import compile_file as _compile_file
+
+    return _compile_file(path, vocabulary)
 
 
 def compile(program: CoreProgram, target: str = "core", **options: Any) -> Any:

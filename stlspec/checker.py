@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import assert_never
 
 from stlspec import ast
+from stlspec import diagnostics
 from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
 from stlspec.formatter import quote_name
 from stlspec.ir import Vocabulary
@@ -38,21 +39,22 @@ class CheckedProgram:
     sources: dict = field(default_factory=dict, compare=False)
 
 
-def check(program: ast.Program, vocabulary: Vocabulary | None = None, *, includes=None) -> CheckedProgram:
-    """Check ``program``; return a :class:`CheckedProgram` or raise :class:`StlError` with every problem."""
-    from stlspec.loader import resolve_includes
+def check(program: ast.Program, vocabulary: Vocabulary | None = None, *, includes=None,
+          include_diagnostics=(), include_sources=None) -> CheckedProgram:
+    """Check ``program``; return a :class:`CheckedProgram` or raise :class:`StlError` with every problem.
 
-    diags: list[Diagnostic] = []
-    sources = {program.path: program.source}
-    if includes is None and not any(isinstance(i, ast.Include) for i in program.items):
-        includes = []
+    ``includes`` are the programs ``program`` includes, already read and parsed
+    (:func:`stlspec.pipeline.check` resolves them; that is what ``stlspec.check``
+    runs), with the problems found while resolving them.
+    """
     if includes is None:
-        includes, inc_diags, inc_sources = resolve_includes(program)
-        diags.extend(inc_diags)
-        sources.update(inc_sources)
-    else:
-        for inc in includes:
-            sources[inc.path] = inc.source
+        if any(isinstance(i, ast.Include) for i in program.items):
+            raise ValueError("this program has includes: check it with stlspec.check (stlspec.pipeline.check), "
+                             "which resolves them")
+        includes = []
+    diags: list[Diagnostic] = list(include_diagnostics)
+    sources = {program.path: program.source}
+    sources.update(include_sources if include_sources is not None else {inc.path: inc.source for inc in includes})
     decl_programs = [*includes, program]
     has_decls = vocabulary is not None or any(
         isinstance(i, (ast.CategoryDecl, ast.PredicateDecl, ast.Include)) for p in decl_programs for i in p.items
@@ -108,8 +110,9 @@ class _Checker:
         self.open = False
         self.inferred_arity: dict[str, tuple[int, Span]] = {}
 
-    def err(self, code: str, message: str, span: Span = NO_SPAN, *hints: str, path: str | None = None) -> None:
-        self.diags.append(Diagnostic(code, message, span, path or self.path, hints=tuple(h for h in hints if h)))
+    def err(self, make, message: str, span: Span = NO_SPAN, *hints: str, path: str | None = None) -> None:
+        """Record ``make(message, ...)``; ``make`` is the code's constructor in :mod:`stlspec.diagnostics`."""
+        self.diags.append(make(message, span, path or self.path, hints))
 
     # ------------------------------------------------------------ vocabulary
     def collect_declarations(self, programs: list[ast.Program], external: Vocabulary | None) -> None:
@@ -134,12 +137,12 @@ class _Checker:
 
     def _declare_category(self, n: ast.Name, path: str) -> None:
         if n.text == ast.ANY:
-            self.err("E203", "'any' is built in and cannot be declared as a category", n.span,
+            self.err(diagnostics.duplicate_declaration, "'any' is built in and cannot be declared as a category", n.span,
                      "remove it from the category list", path=path)
         elif n.text in self.categories:
             prev = self.categories[n.text]
             if prev.known:
-                self.err("E203", f"category '{n.text}' is declared twice", n.span,
+                self.err(diagnostics.duplicate_declaration, f"category '{n.text}' is declared twice", n.span,
                          f"first declared at line {prev.line}", path=path)
         else:
             self.categories[n.text] = n.span
@@ -161,7 +164,7 @@ class _Checker:
             return  # the external vocabulary's own declaration, included again (as categories may be)
         if name in self.decl_spans or name in other or name in table:
             where = self.decl_spans.get(name)
-            self.err("E203", f"predicate '{name}' is declared twice", decl.name.span,
+            self.err(diagnostics.duplicate_declaration, f"predicate '{name}' is declared twice", decl.name.span,
                      f"first declared at {where[0]}:{where[1].line}" if where else "it is already in the vocabulary",
                      path=path)
             return
@@ -181,7 +184,7 @@ class _Checker:
                     elif arity == 2:
                         self.binary[atom.pred.text] = (None, None)
                 elif prev[0] != arity:
-                    self.err("E303", f"predicate '{atom.pred.text}' is used with {arity} argument(s) here "
+                    self.err(diagnostics.inconsistent_arity, f"predicate '{atom.pred.text}' is used with {arity} argument(s) here "
                              f"and with {prev[0]} at line {prev[1].line}", atom.span,
                              "use one arity per predicate name, or declare a vocabulary")
             for q in _quantifiers(spec.formula):
@@ -198,7 +201,7 @@ class _Checker:
 
     def _unknown_category(self, n: ast.Name, path: str | None = None) -> None:
         sugg = did_you_mean(n.text, self.categories)
-        self.err("E202", f"unknown category '{n.text}'", n.span,
+        self.err(diagnostics.unknown_category, f"unknown category '{n.text}'", n.span,
                  f"did you mean {_or_list(sugg)}?" if sugg else
                  "declare it with `category " + quote_name(n.text) + "` or use `any`", path=path)
 
@@ -207,7 +210,7 @@ class _Checker:
         seen: dict[str, Span] = {}
         for spec in program.specs:
             if spec.name in seen:
-                self.err("E203", f"spec '{spec.name}' is defined twice", spec.name_span,
+                self.err(diagnostics.duplicate_declaration, f"spec '{spec.name}' is defined twice", spec.name_span,
                          f"first defined at line {seen[spec.name].line}; rename one of them")
             else:
                 seen[spec.name] = spec.name_span
@@ -233,7 +236,7 @@ class _Checker:
                     self._use(g.right, g.span, scope)  # `x == x` is trivially true; allowed
                 case ast.Next(_, _, steps):
                     if steps < 1:
-                        self.err("E401", f"next[{steps}] must step at least one frame", g.span,
+                        self.err(diagnostics.invalid_window, f"next[{steps}] must step at least one frame", g.span,
                                  "write the formula without `next`, or use next[1]")
                 case ast.Eventually(_, window) | ast.Always(_, window) | ast.Until(_, _, window) \
                         | ast.Release(_, _, window):
@@ -253,7 +256,7 @@ class _Checker:
                 case ast.Hinted(formula, hint):
                     self._hint(hint)
                     if not isinstance(formula, ast.Eventually):
-                        self.err("E403", "a hint must follow a `then` event or an `eventually` formula", hint.span,
+                        self.err(diagnostics.misplaced_hint, "a hint must follow a `then` event or an `eventually` formula", hint.span,
                                  "write `eventually φ @hint`, or make φ one event of an `A then B` chain")
                     elif id(g) not in top:
                         self._hint_ignored(hint)
@@ -265,14 +268,14 @@ class _Checker:
             if isinstance(g, ast.Quantified):  # after the body: which of the block's variables were used
                 for var in blocks.pop(id(g)).values():
                     if not var.used:
-                        self.err("W101", f"variable '{var.name}' is never used", var.span,
+                        self.err(diagnostics.unused_variable, f"variable '{var.name}' is never used", var.span,
                                  f"remove it, or use it in the body (an unused variable still requires a distinct "
                                  f"{var.category or 'track'} to exist)")
 
         ast.fold(f, leave, enter, scope)
 
     def _hint_ignored(self, hint: ast.Hint) -> None:
-        self.err("W102", "this hint is ignored: its event is nested under a temporal operator or `not`", hint.span,
+        self.err(diagnostics.hint_ignored, "this hint is ignored: its event is nested under a temporal operator or `not`", hint.span,
                  "only events at the top level of a spec (under and/or/exists/forall) get witness frames")
 
     def _binders(self, q: ast.Quantified, scope: dict) -> tuple[dict, dict]:
@@ -287,11 +290,11 @@ class _Checker:
                 else:
                     cat = b.category.text
             if b.var in block:
-                self.err("E205", f"variable '{b.var}' is bound twice in this quantifier", b.span,
+                self.err(diagnostics.duplicate_variable, f"variable '{b.var}' is bound twice in this quantifier", b.span,
                          "give each variable its own name")
                 continue
             if b.var in scope:
-                self.err("E205", f"variable '{b.var}' shadows a variable bound at line {scope[b.var].span.line}",
+                self.err(diagnostics.duplicate_variable, f"variable '{b.var}' shadows a variable bound at line {scope[b.var].span.line}",
                          b.span, "rename the inner variable")
             var = _Var(b.var, cat, b.span)
             block[b.var] = var
@@ -302,7 +305,7 @@ class _Checker:
         var = scope.get(name)
         if var is None:
             sugg = did_you_mean(name, scope)
-            self.err("E204", f"variable '{name}' is not bound", span,
+            self.err(diagnostics.unbound_variable, f"variable '{name}' is not bound", span,
                      f"did you mean {_or_list(sugg)}?" if sugg else
                      f"bind it with `exists {name}: <category>.` around the formula")
             return None
@@ -326,7 +329,7 @@ class _Checker:
             if self.open:
                 return  # already reported as E303 by infer_vocabulary
             kind = "unary" if len(params) == 1 else "binary"
-            self.err("E301", f"'{name}' is a {kind} predicate: it takes {len(params)} argument(s), not {arity}",
+            self.err(diagnostics.wrong_arity, f"'{name}' is a {kind} predicate: it takes {len(params)} argument(s), not {arity}",
                      atom.span, f"write `{quote_name(name)}({', '.join((list(atom.args) + ['y'])[:len(params)])})`")
             return
         def fits(vs, ps) -> list[bool]:
@@ -334,14 +337,14 @@ class _Checker:
 
         ok = fits(vars_, params)
         if arity == 2 and not all(ok) and all(fits(vars_[::-1], params)):
-            self.err("E302", f"the arguments of '{name}' look swapped: it takes ({', '.join(p or 'any' for p in params)})",
+            self.err(diagnostics.category_mismatch, f"the arguments of '{name}' look swapped: it takes ({', '.join(p or 'any' for p in params)})",
                      atom.span, f"write `{quote_name(name)}({atom.args[1]}, {atom.args[0]})`")
             return
         for i, (var, param, span) in enumerate(zip(vars_, params, spans)):
             if ok[i]:
                 continue
             if var.category != param:
-                self.err("E302", f"argument {i + 1} of '{name}' must be a {param}, but '{var.name}' is a "
+                self.err(diagnostics.category_mismatch, f"argument {i + 1} of '{name}' must be a {param}, but '{var.name}' is a "
                          f"{var.category}", span,
                          f"bind '{var.name}' as `{var.name}: {quote_name(param)}`, or declare '{name}' with parameter `any`")
 
@@ -354,32 +357,32 @@ class _Checker:
         hint = (f"did you mean {_or_list(sugg)}?" if sugg else
                 f"declare it with `{kind} {quote_name(name)}({', '.join(['any'] * arity)})`" if arity in (1, 2) else
                 "predicates take one or two arguments")
-        self.err("E201", f"unknown {kind} predicate '{name}'", atom.pred.span, hint)
+        self.err(diagnostics.unknown_predicate, f"unknown {kind} predicate '{name}'", atom.pred.span, hint)
 
     def _window(self, w: ast.Window) -> None:
         if w.unit == "fraction":
             if not (0.0 <= w.lo <= 1.0) or w.hi is None or not (0.0 <= w.hi <= 1.0):
-                self.err("E401", f"fraction window [{w.lo}, {w.hi}] must lie inside [0.0, 1.0]", w.span,
+                self.err(diagnostics.invalid_window, f"fraction window [{w.lo}, {w.hi}] must lie inside [0.0, 1.0]", w.span,
                          "use integers for frame offsets, e.g. [2, 10]")
                 return
         if w.hi is not None and w.hi < w.lo:
-            self.err("E401", f"window [{w.lo}, {w.hi}] is inverted (its end is before its start)", w.span,
+            self.err(diagnostics.invalid_window, f"window [{w.lo}, {w.hi}] is inverted (its end is before its start)", w.span,
                      f"did you mean [{w.hi}, {w.lo}]?")
 
     def _hint(self, h: ast.Hint) -> None:
         if h.name is not None:
             if h.name not in ast.HINT_NAMES:
                 sugg = did_you_mean(h.name, ast.HINT_NAMES)
-                self.err("E404", f"unknown hint '@{h.name}'", h.span,
+                self.err(diagnostics.unknown_hint, f"unknown hint '@{h.name}'", h.span,
                          f"did you mean @{sugg[0]}?" if sugg else
                          "use @early, @middle, @late, @anytime or a fraction interval like @[0, 0.25]")
             return
         lo, hi = h.lo, h.hi
         if not (0.0 <= lo <= 1.0 and 0.0 <= hi <= 1.0):  # type: ignore[operator]
-            self.err("E402", f"hint interval [{lo:g}, {hi:g}] is outside [0, 1]", h.span,
+            self.err(diagnostics.hint_out_of_range, f"hint interval [{lo:g}, {hi:g}] is outside [0, 1]", h.span,
                      "hints are fractions of the video: 0 is the first frame, 1 the last")
         elif lo > hi:  # type: ignore[operator]
-            self.err("E402", f"hint interval [{lo:g}, {hi:g}] is inverted", h.span, f"did you mean [{hi:g}, {lo:g}]?")
+            self.err(diagnostics.hint_out_of_range, f"hint interval [{lo:g}, {hi:g}] is inverted", h.span, f"did you mean [{hi:g}, {lo:g}]?")
 
 
 @dataclass(slots=True)

@@ -6,17 +6,27 @@
     stlspec compile --target T FILE       core IR text, Scallop program, ...
     stlspec from-captions / import-laser  captions → specs (see ``stlspec.cli_llm``)
 
-Every command prints diagnostics like a compiler and exits non-zero on errors.
+Every command prints diagnostics like a compiler. Exit codes, the same for
+every subcommand (``docs/cli.md``): 0 success; 1 problems found in the input
+(diagnostics, a file ``fmt --check`` would change, a file that cannot be read
+or written); 2 usage errors (bad options, reported by argparse, or a request
+the command cannot serve); 130 interrupted. Output piped into a command that
+stops reading early (``| head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
 from stlspec.diagnostics import StlError, render_all, to_json
+
+#: Subcommands that never touch the LLM package (``stlspec check`` must not import it).
+CORE_COMMANDS = ("check", "fmt", "eval", "compile")
+TARGETS = ("core", "scallop")  # backends whose artefact is text (the others are Python objects)
 
 __all__ = ["main", "build_parser"]
 
@@ -33,7 +43,8 @@ examples: (from a checkout's root; tests/test_readme.py runs each of them)
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(llm: bool = True) -> argparse.ArgumentParser:
+    """The argument parser; ``llm=False`` leaves out the caption subcommands (and their imports)."""
     p = argparse.ArgumentParser(
         prog="stlspec",
         description="Check, format, evaluate and compile spatio-temporal logic specs (.stl files).",
@@ -74,18 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Compile FILE's specs. `core` prints the lowered core IR; `scallop` prints a "
                                    "Scallop program (with --trace: a standalone program with the trace as facts).")
     k.add_argument("file", metavar="FILE")
-    k.add_argument("--target", default="core", help="core | scallop (default core)")
+    k.add_argument("--target", default="core", choices=TARGETS,
+                   help="core | scallop (default core); the reference and torch targets build Python objects: "
+                        "use stlspec.compile(program, target=...)")
     k.add_argument("--trace", metavar="TRACE.json", help="embed this trace (scallop standalone mode)")
     k.add_argument("--spec", action="append", metavar="NAME", help="only these specs (repeatable)")
     k.add_argument("--vocab", metavar="V.stl")
     k.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     k.set_defaults(func=cmd_compile)
 
-    try:
+    if llm:
         from stlspec import cli_llm
-    except ImportError:  # pragma: no cover - the module ships with the package
-        cli_llm = None
-    if cli_llm is not None and hasattr(cli_llm, "register"):
+
         cli_llm.register(sub)
     return p
 
@@ -97,7 +108,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = [a for a in argv if not a.startswith("-")]
+    parser = build_parser(llm=not (words and words[0] in CORE_COMMANDS))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -106,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except StlError as err:
         _print_diagnostics(err, getattr(args, "format", "text"))
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`stlspec compile ... | head`): stop quietly, and keep Python's
+        # final flush of stdout from raising again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -121,38 +141,53 @@ def _print_diagnostics(err: StlError, fmt: str = "text", out=None) -> None:
 
 
 def _read(path: str) -> str:
-    from stlspec.diagnostics import Diagnostic
+    from stlspec.pipeline import read_source
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError as exc:
-        raise StlError([Diagnostic("E206", f"cannot read {path}: {exc.strerror or exc}", path=path)]) from None
-    except UnicodeDecodeError as exc:
-        raise StlError([Diagnostic("E102", f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})",
-                                   path=path)]) from None
+    return read_source(path)
 
 
 def _vocab(path: str | None):
     if path is None:
         return None
-    from stlspec.loader import load_vocabulary
+    from stlspec.pipeline import load_vocabulary
 
     return load_vocabulary(path)
 
 
 def _compile(path: str, vocab_path: str | None):
-    from stlspec.loader import compile_source
+    from stlspec.pipeline import compile_source
 
     return compile_source(_read(path), path=path, vocabulary=_vocab(vocab_path))
 
 
-def cmd_check(args) -> int:
-    from stlspec.checker import check
-    from stlspec.parser import parse
+def _write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` or raise E804 (a directory, a missing directory, no permission)."""
+    from stlspec import diagnostics
 
-    vocab = _vocab(args.vocab)
-    diagnostics, sources, failed = [], {}, 0
+    if os.path.isdir(path):
+        raise StlError([diagnostics.cannot_write(path, "it is a directory")])
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise StlError([diagnostics.cannot_write(path, f"the directory {os.path.dirname(path) or '.'} does not exist")])
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StlError([diagnostics.cannot_write(path, exc.strerror or str(exc))]) from None
+
+
+def cmd_check(args) -> int:
+    from stlspec.parser import parse
+    from stlspec.pipeline import check
+
+    diagnostics, sources, failed, open_vocab = [], {}, 0, []
+    try:
+        vocab = _vocab(args.vocab)
+    except StlError as err:  # a broken --vocab file: report it like the files themselves
+        vocab, failed = None, 1
+        diagnostics.extend(err.diagnostics)
+        sources.update(err.sources)
+        args.files = []
     for path in args.files:
         try:
             text = _read(path)
@@ -160,6 +195,8 @@ def cmd_check(args) -> int:
             checked = check(parse(text, path), vocab)
             diagnostics.extend(checked.warnings)
             sources.update(checked.sources)
+            if checked.open_vocabulary:
+                open_vocab.append(path)
         except StlError as err:
             failed += 1
             diagnostics.extend(err.diagnostics)
@@ -168,9 +205,14 @@ def cmd_check(args) -> int:
         print(to_json(diagnostics))
     elif diagnostics:
         print(render_all(diagnostics, sources), file=sys.stderr)
-    elif not args.quiet:
-        n = len(args.files)
-        print(f"ok: {n} file{'s' if n != 1 else ''} checked, no problems")
+    if args.format != "json" and not args.quiet:
+        for path in open_vocab:
+            print(f"note: {path} declares no vocabulary (no categories, predicates or includes): checked in "
+                  f"open-vocabulary mode, where every predicate and category is accepted; "
+                  f"pass --vocab V.stl to check names", file=sys.stderr)
+        if not failed:
+            n = len(args.files)
+            print(f"ok: {n} file{'s' if n != 1 else ''} checked" + ("" if diagnostics else ", no problems"))
     return 1 if failed else 0
 
 
@@ -178,30 +220,35 @@ def cmd_fmt(args) -> int:
     from stlspec.formatter import format_program
     from stlspec.parser import parse
 
-    changed, failed = [], False
+    changed, failed = [], []
     for path in args.files:
         try:
             text = _read(path)
             new = format_program(parse(text, path))
         except StlError as err:
             _print_diagnostics(err)
-            failed = True
+            failed.append(path)
             continue
         if args.stdout:
             sys.stdout.write(new)
         elif new != text:
             changed.append(path)
             if not args.check:
-                with open(path, "w", encoding="utf-8") as fh:
-                    fh.write(new)
+                _write(path, new)
+    unchanged = len(args.files) - len(changed) - len(failed)
+    failures = f", {len(failed)} could not be formatted" if failed else ""
     if args.check:
         for path in changed:
             print(f"would reformat {path}", file=sys.stderr)
         if not changed and not failed:
             print(f"ok: {len(args.files)} file(s) already formatted")
+        elif failed:
+            print(f"{len(changed)} file(s) would be reformatted, {unchanged} already formatted{failures}",
+                  file=sys.stderr)
         return 1 if changed or failed else 0
     if not args.stdout:
-        print(f"{len(changed)} file(s) reformatted, {len(args.files) - len(changed)} unchanged")
+        print(f"{len(changed)} file(s) reformatted, {unchanged} unchanged{failures}",
+              file=sys.stderr if failed else sys.stdout)
     return 1 if failed else 0
 
 
@@ -210,14 +257,12 @@ def _select(program, names):
         return program
     from dataclasses import replace
 
-    from stlspec.diagnostics import Diagnostic
+    from stlspec import diagnostics
 
     known = {s.name for s in program.specs}
     missing = [n for n in names if n not in known]
     if missing:
-        raise StlError([Diagnostic("E201", f"no spec named {m!r} in {program.path}",
-                                   hints=(f"specs: {', '.join(sorted(known))}",), path=program.path)
-                        for m in missing])
+        raise StlError([diagnostics.unknown_spec(m, program.path, known) for m in missing])
     return replace(program, specs=tuple(s for s in program.specs if s.name in names))
 
 
@@ -258,14 +303,9 @@ def cmd_compile(args) -> int:
 
         options["trace"] = load_trace(args.trace, program.vocabulary)
     artefact = get_backend(args.target).compile(program, **options)
-    text = getattr(artefact, "text", None)
-    if text is None:
-        print(f"the {args.target} target builds an in-memory evaluator; use it from Python "
-              f"(stlspec.compile(program, target={args.target!r}))", file=sys.stderr)
-        return 2
+    text = artefact.text
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        _write(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)

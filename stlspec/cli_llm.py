@@ -149,7 +149,7 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
         return _err(str(exc))
     vocabulary = None
     if args.vocab:
-        from stlspec.loader import load_vocabulary
+        from stlspec.pipeline import load_vocabulary
 
         try:
             vocabulary = load_vocabulary(args.vocab)

@@ -44,8 +44,9 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E203", "error", "duplicate declaration", "A category, predicate or spec name is declared twice."),
     ErrorCode("E204", "error", "unbound variable", "A variable is used without being bound by `exists` or `forall`."),
     ErrorCode("E205", "error", "duplicate variable", "A quantifier binds the same variable twice, or shadows an enclosing one."),
-    ErrorCode("E206", "error", "include failed", "An included vocabulary file could not be read or contains errors."),
+    ErrorCode("E206", "error", "include failed", "An included file was read but is not valid stlspec text (the diagnostic does not quote it; files that cannot be read are E801)."),
     ErrorCode("E207", "error", "specs in included file", "Included files may hold declarations only."),
+    ErrorCode("E208", "error", "unknown spec", "A spec named on the command line (`--spec`) is not in the file."),
     # E3xx: arity and categories
     ErrorCode("E301", "error", "wrong arity", "The predicate is applied to the wrong number of arguments."),
     ErrorCode("E302", "error", "category mismatch", "A variable's category does not match the predicate's parameter category."),
@@ -75,6 +76,9 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E706", "error", "unreadable pipeline input", "A captions or synonyms file cannot be read (missing, a directory or device, over its size limit, not UTF-8) or is malformed."),
     ErrorCode("W701", "warning", "answer cut off", "The answer stopped at max_tokens; it was used only if it still checks."),
     ErrorCode("W702", "warning", "declarations ignored", "Declarations in the answer were dropped: the vocabulary is yours, not the model's."),
+    # E8xx: reading and writing files
+    ErrorCode("E801", "error", "cannot read file", "The file is missing, unreadable, a directory, a special file (a device, FIFO or socket), larger than 16 MiB, or not UTF-8 (the message gives the line and column of the first bad byte)."),
+    ErrorCode("E804", "error", "cannot write file", "The output path is a directory, or its directory is missing or not writable."),
     # W: warnings
     ErrorCode("W101", "warning", "unused variable", "A bound variable is never used in the quantifier's body."),
     ErrorCode("W102", "warning", "hint ignored", "The hinted event is nested under a temporal operator; its hint cannot be used for witnesses."),
@@ -224,10 +228,108 @@ def did_you_mean(name: str, candidates: Iterable[str], limit: int = 3) -> list[s
 
 
 # ---------------------------------------------------------------- named constructors
+#
+# Every diagnostic is built by the one constructor of its code (below), never
+# by ``Diagnostic("E…", …)`` elsewhere (tests/test_diagnostics.py checks both).
+# Codes whose messages vary with the construct take the message; the others
+# build it from their arguments.
+
+#: code -> its constructor (filled by ``_constructor`` and ``_register``).
+CONSTRUCTORS: dict[str, object] = {}
 
 
+def _register(code: str):
+    def wrap(fn):
+        assert code in CODES and code not in CONSTRUCTORS, code
+        CONSTRUCTORS[code] = fn
+        return fn
+    return wrap
+
+
+def _constructor(code: str, name: str):
+    def make(message: str, span: Span = NO_SPAN, path: str = "<string>", hints: Iterable[str] = (),
+             notes: Iterable[str] = ()) -> Diagnostic:
+        return Diagnostic(code, message, span, path, hints=tuple(h for h in hints if h), notes=tuple(notes))
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = f"{code}: {CODES[code].title}."
+    return _register(code)(make)
+
+
+# E1xx syntax
+unexpected_token = _constructor("E101", "unexpected_token")
+unexpected_character = _constructor("E102", "unexpected_character")
+unexpected_end = _constructor("E103", "unexpected_end")
+unterminated_string = _constructor("E104", "unterminated_string")
+foreign_keyword = _constructor("E106", "foreign_keyword")
+
+
+@_register("E107")
 def nested_too_deeply(span: Span, path: str, depth: int) -> Diagnostic:
     from stlspec.traverse import MAX_DEPTH
 
     return Diagnostic("E107", f"formula nested too deeply ({depth} levels; the limit is {MAX_DEPTH})", span, path,
                       hints=("split the formula into several specs, or flatten chains of `and`/`or`",))
+
+
+# E2xx names and vocabulary
+unknown_predicate = _constructor("E201", "unknown_predicate")
+unknown_category = _constructor("E202", "unknown_category")
+duplicate_declaration = _constructor("E203", "duplicate_declaration")
+unbound_variable = _constructor("E204", "unbound_variable")
+duplicate_variable = _constructor("E205", "duplicate_variable")
+include_failed = _constructor("E206", "include_failed")
+spec_in_include = _constructor("E207", "spec_in_include")
+
+
+@_register("E208")
+def unknown_spec(name: str, path: str, known: Iterable[str]) -> Diagnostic:
+    known = sorted(known)
+    sugg = did_you_mean(name, known)
+    hint = f"did you mean {', '.join(repr(s) for s in sugg)}?" if sugg else f"specs: {', '.join(known) or '(none)'}"
+    return Diagnostic("E208", f"no spec named {name!r} in {path}", NO_SPAN, path, hints=(hint,))
+
+
+# E3xx arity and categories
+wrong_arity = _constructor("E301", "wrong_arity")
+category_mismatch = _constructor("E302", "category_mismatch")
+inconsistent_arity = _constructor("E303", "inconsistent_arity")
+
+# E4xx windows and hints
+invalid_window = _constructor("E401", "invalid_window")
+hint_out_of_range = _constructor("E402", "hint_out_of_range")
+misplaced_hint = _constructor("E403", "misplaced_hint")
+unknown_hint = _constructor("E404", "unknown_hint")
+
+# E5xx traces
+malformed_trace = _constructor("E501", "malformed_trace")
+unknown_trace_name = _constructor("E502", "unknown_trace_name")
+frame_out_of_range = _constructor("E503", "frame_out_of_range")
+probability_out_of_range = _constructor("E504", "probability_out_of_range")
+duplicate_trace_fact = _constructor("E505", "duplicate_trace_fact")
+
+# E6xx evaluation and backends
+input_too_large = _constructor("E601", "input_too_large")
+unsupported_by_backend = _constructor("E602", "unsupported_by_backend")
+unknown_logic = _constructor("E603", "unknown_logic")
+
+# E7xx / W7xx the caption pipeline
+llm_no_spec = _constructor("E701", "llm_no_spec")
+llm_several_specs = _constructor("E702", "llm_several_specs")
+llm_refused = _constructor("E703", "llm_refused")
+llm_request_failed = _constructor("E704", "llm_request_failed")
+llm_batch_entry_failed = _constructor("E705", "llm_batch_entry_failed")
+llm_answer_cut_off = _constructor("W701", "llm_answer_cut_off")
+llm_declarations_ignored = _constructor("W702", "llm_declarations_ignored")
+
+
+# E8xx files (built by stlspec.files and the CLI; never quote the file's contents)
+@_register("E804")
+def cannot_write(name: str, reason: str) -> Diagnostic:
+    return Diagnostic("E804", f"cannot write {name}: {reason}", NO_SPAN, name,
+                      hints=("give -o a file path in an existing, writable directory",))
+
+
+# W1xx warnings
+unused_variable = _constructor("W101", "unused_variable")
+hint_ignored = _constructor("W102", "hint_ignored")

@@ -354,7 +354,7 @@ def import_laser_lines(lines: list[str], source: str = "<laser>",
     from stlspec.naming import spec_name_for
 
     if isinstance(vocabulary, str):
-        from stlspec.loader import load_vocabulary
+        from stlspec.pipeline import load_vocabulary
 
         vocab_path, vocabulary = vocabulary, load_vocabulary(vocabulary)
     else:

@@ -188,19 +188,19 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         span = Span.at(text, exc.pos_in_stream, exc.pos_in_stream + 1)
         if ch == '"':
-            return Diagnostic("E104", "unterminated quoted name", span, path,
+            return diagnostics.unterminated_string("unterminated quoted name", span, path,
                               hints=("close the name with '\"' on the same line",))
         two = text[exc.pos_in_stream:exc.pos_in_stream + 2]
         for sym in (two, ch):
             if sym in FOREIGN_KEYWORDS:
-                return Diagnostic("E106", f"'{sym}' is not an stlspec operator", span, path,
+                return diagnostics.foreign_keyword(f"'{sym}' is not an stlspec operator", span, path,
                                   hints=(f"write `{FOREIGN_KEYWORDS[sym]}`",))
         if ch == "=":
-            return Diagnostic("E102", "unexpected character '='", span, path,
+            return diagnostics.unexpected_character("unexpected character '='", span, path,
                               hints=("compare variables with `==` or `!=`",))
         if ch == "\t":
             ch = "\\t"
-        return Diagnostic("E102", f"unexpected character {ch!r}", span, path,
+        return diagnostics.unexpected_character(f"unexpected character {ch!r}", span, path,
                           hints=(f"expected {_describe_expected(set(exc.allowed or ()))}",) if exc.allowed else ())
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
         end = len(text.rstrip())
@@ -210,7 +210,7 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         hints = (hint,)
         if "RBRACE" in expected:
             hints = (hint, "a spec's formula ends with '}'")
-        return Diagnostic("E103", "unexpected end of input", span, path, hints=hints)
+        return diagnostics.unexpected_end("unexpected end of input", span, path, hints=hints)
     assert isinstance(exc, UnexpectedToken)
     tok: Token = exc.token
     span = _tok_span(text, tok)
@@ -220,7 +220,7 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     prev = re.search(r"([A-Za-z_]+)\s*$", text[: tok.start_pos or 0])
     for word, at in ((value, span), (prev.group(1) if prev else "", Span.at(text, prev.start(1), prev.end(1)) if prev else span)):
         if word in FOREIGN_KEYWORDS and word not in KEYWORDS:
-            return Diagnostic("E106", f"'{word}' is not an stlspec keyword", at, path,
+            return diagnostics.foreign_keyword(f"'{word}' is not an stlspec keyword", at, path,
                               hints=(f"write `{FOREIGN_KEYWORDS[word]}`",))
     call = re.search(r"\b([A-Za-z_]+)\s*\([\w\s,]*$", text[: tok.start_pos or 0])
     if call and call.group(1) in KEYWORDS and call.group(1) not in ("and", "or"):
@@ -234,7 +234,7 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
         hints.append("join formulas with `and`, `or`, `then`, `implies` or `until`")
     hints.append(f"expected {_describe_expected(expected)}")
     shown = value if tok.type != "$END" else "end of input"
-    return Diagnostic("E101", f"unexpected {_token_kind(tok)} '{shown}'", span, path, hints=tuple(hints))
+    return diagnostics.unexpected_token(f"unexpected {_token_kind(tok)} '{shown}'", span, path, hints=tuple(hints))
 
 
 def _accepted(exc: UnexpectedToken) -> set[str]:
@@ -297,8 +297,8 @@ class _Builder(Transformer_NonRecursive):
     def _s(self, *children) -> Span:
         return _meta_span(self.text, list(children))
 
-    def _fail(self, code: str, message: str, span: Span, *hints: str):
-        raise _SyntaxProblem(Diagnostic(code, message, span, self.path, hints=hints))
+    def _fail(self, make, message: str, span: Span, *hints: str):
+        raise _SyntaxProblem(make(message, span, self.path, hints))
 
     # ------------------------------------------------------------ top level
     def start(self, *items):
@@ -322,7 +322,7 @@ class _Builder(Transformer_NonRecursive):
         for name, params in sigs:
             span = self._s(name, params)
             if len(params) != arity:
-                self._fail("E301", f"{kind} predicate '{name.text}' declares {len(params)} parameter(s); "
+                self._fail(diagnostics.wrong_arity, f"{kind} predicate '{name.text}' declares {len(params)} parameter(s); "
                            f"a {kind} predicate has {arity}", span,
                            f"write `{'binary' if kind == 'unary' else 'unary'} {name.text}(...)`"
                            if len(params) in (1, 2) else f"give exactly {arity} parameter categor{'y' if arity == 1 else 'ies'}")
@@ -394,7 +394,7 @@ class _Builder(Transformer_NonRecursive):
         fraction = lo.type == "DECIMAL" or (hi_tok is not None and hi_tok.type == "DECIMAL")
         if fraction:
             if hi_tok is None:
-                self._fail("E401", "a fraction window cannot end at 'inf'", span,
+                self._fail(diagnostics.invalid_window, "a fraction window cannot end at 'inf'", span,
                            "fraction windows lie inside [0.0, 1.0]; use [a, inf] with integer frame offsets")
             return ast.Window(float(lo), float(hi_tok), "fraction", span)
         return ast.Window(int(lo), None if hi_tok is None else int(hi_tok), "frames", span)

@@ -9,7 +9,7 @@ import pytest
 import stlspec
 from stlspec import ast
 from stlspec.backends.reference import evaluate
-from stlspec.loader import load_vocabulary
+from stlspec.pipeline import load_vocabulary
 from stlspec.negatives import KINDS, candidates, generate_negatives, negatives_for_program, random_traces
 
 VOCAB_PATH = Path(__file__).parent / "fixtures" / "llm" / "vocab.stl"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import importlib
 from typing import Any, Protocol
 
-from stlspec.diagnostics import Diagnostic, StlError
+from stlspec import diagnostics
+from stlspec.diagnostics import StlError
 from stlspec.ir import CoreProgram
 
 __all__ = ["Backend", "BACKENDS", "get_backend", "unsupported"]
@@ -36,12 +37,12 @@ def get_backend(target: str) -> Backend:
     try:
         module_name, attr = BACKENDS[target].split(":")
     except KeyError:
-        raise StlError([Diagnostic("E602", f"unknown compilation target {target!r}",
+        raise StlError([diagnostics.unsupported_by_backend(f"unknown compilation target {target!r}",
                                    hints=(f"choose one of: {', '.join(BACKENDS)}",))]) from None
     return getattr(importlib.import_module(module_name), attr)
 
 
 def unsupported(backend: str, what: str, hint: str = "") -> StlError:
     """The one channel for "this backend cannot express that"."""
-    return StlError([Diagnostic("E602", f"the {backend} backend does not support {what}",
+    return StlError([diagnostics.unsupported_by_backend(f"the {backend} backend does not support {what}",
                                 hints=(hint,) if hint else ())])

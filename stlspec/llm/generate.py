@@ -409,7 +409,7 @@ def specs_from_captions(
     if client is None:
         require_api_key()
     if isinstance(vocabulary, str):
-        from stlspec.loader import load_vocabulary
+        from stlspec.pipeline import load_vocabulary
 
         vocabulary = load_vocabulary(vocabulary)
     items = [_as_caption(c, i) for i, c in enumerate(captions)]

@@ -247,7 +247,7 @@ def _main(argv: list[str] | None = None) -> int:
         return 0
     vocab = None
     if args.vocab:
-        from stlspec.loader import load_vocabulary
+        from stlspec.pipeline import load_vocabulary
 
         vocab = load_vocabulary(args.vocab)
     prompt = build_prompt(vocab)
