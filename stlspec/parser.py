@@ -223,11 +223,15 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
             return diagnostics.foreign_keyword(f"'{word}' is not an stlspec keyword", at, path,
                               hints=(f"write `{FOREIGN_KEYWORDS[word]}`",))
     call = re.search(r"\b([A-Za-z_]+)\s*\([\w\s,]*$", text[: tok.start_pos or 0])
-    if call and call.group(1) in KEYWORDS and call.group(1) not in ("and", "or"):
+    if call and call.group(1) in KEYWORDS and _quoting_helps(text, call.start(1), call.end(1)):
         hints.append(f"'{call.group(1)}' is a keyword; a predicate with that name must be quoted: "
                      f"\"{call.group(1)}\"(...)")
     if value in KEYWORDS and "IDENT" in expected:
-        hints.append(f"'{value}' is a keyword; quote it to use it as a name: \"{value}\"")
+        start = tok.start_pos or 0
+        if _quoting_helps(text, start, start + len(value)):
+            hints.append(f"'{value}' is a keyword; quote it to use it as a name: \"{value}\"")
+        else:
+            hints.append(f"'{value}' is a keyword and cannot be a variable or spec name; choose another name")
     if tok.type == "COLON" and "DOT" in expected:
         hints.append("a quantifier's variables end with '.', e.g. `exists a: person. walking(a)`")
     if tok.type == "IDENT" and expected & {"AND", "OR", "THEN", "RBRACE", "IMPLIES", "UNTIL"}:
@@ -235,6 +239,16 @@ def _diagnose(exc: UnexpectedInput, text: str, path: str) -> Diagnostic:
     hints.append(f"expected {_describe_expected(expected)}")
     shown = value if tok.type != "$END" else "end of input"
     return diagnostics.unexpected_token(f"unexpected {_token_kind(tok)} '{shown}'", span, path, hints=tuple(hints))
+
+
+def _quoting_helps(text: str, start: int, end: int) -> bool:
+    """Whether quoting the keyword at ``text[start:end]`` gets the parser past it (so the hint is true)."""
+    quoted = text[:start] + '"' + text[start:end] + '"' + text[end:]
+    try:
+        _parser().parse(quoted)
+    except UnexpectedInput as exc:
+        return (exc.pos_in_stream or 0) > end + 2
+    return True
 
 
 def _accepted(exc: UnexpectedToken) -> set[str]:

@@ -146,3 +146,37 @@ def test_both_parsers_reject_non_ascii_whitespace(space):
     with pytest.raises(StlError) as err:
         stlspec.parse(text)
     assert codes(err.value) == ["E102"]
+
+
+@pytest.mark.parametrize("text", [
+    "spec next { true }",                                         # spec names cannot be quoted
+    "spec s { exists not. true }",                                # nor variables
+    "spec s { exists x. walking(not) }",                          # nor arguments
+    "unary until(any)\nspec s { exists x. until(x) }",           # predicate names can
+    "category next\nspec s { true }",                             # category names can
+    "spec s { exists x. always(x) }",
+])
+def test_keyword_hints_never_suggest_a_rejected_quoting(text):
+    import re
+
+    with pytest.raises(StlError) as err:
+        stlspec.parse(text)
+    suggested = [m.group(1) for d in err.value.diagnostics for h in d.hints
+                 for m in [re.search(r"'(\w+)' is a keyword; (?:quote it|a predicate with that name must be quoted)", h)]
+                 if m]
+    for word in suggested:  # following the hint must get past the error
+        fixed = re.sub(rf"\b{word}\b", f'"{word}"', text)
+        try:
+            stlspec.parse(fixed)
+        except StlError as again:
+            first = err.value.diagnostics[0].span.start
+            assert all(e.span.start > first + 2 for e in again.diagnostics), (text, fixed)
+    assert bool(suggested) == any(w in text for w in ("unary until", "category next", "always(x)")), suggested
+
+
+def test_prefix_operators_and_quantifiers_start_at_their_keyword():
+    text = VOCAB + "spec s { exists a: person. not walking(a) then eventually[0, 2] walking(a) }"
+    core = stlspec.compile_text(text)
+    assert [e.label for e in core.specs[0].events] == ["not walking(a)", "eventually[0, 2] walking(a)"]
+    q = stlspec.parse(text).specs[0].formula
+    assert text[q.span.start:q.span.end].startswith("exists a: person.")
