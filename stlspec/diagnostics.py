@@ -312,6 +312,7 @@ duplicate_trace_fact = _constructor("E505", "duplicate_trace_fact")
 input_too_large = _constructor("E601", "input_too_large")
 unsupported_by_backend = _constructor("E602", "unsupported_by_backend")
 unknown_logic = _constructor("E603", "unknown_logic")
+invalid_evaluator_input = _constructor("E604", "invalid_evaluator_input")
 
 # E7xx / W7xx the caption pipeline
 llm_no_spec = _constructor("E701", "llm_no_spec")
