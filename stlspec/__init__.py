@@ -9,8 +9,9 @@ Stages (each a public function)::
 
 ``stlspec.compile_text(text)`` runs parse → check → lower in one call. Every
 stage raises :class:`StlError` holding all the diagnostics it found.
-Importing this package needs only ``lark``; backends import their heavy
-dependencies when used.
+Importing this package needs only ``lark``; traces and the reference
+interpreter use ``numpy`` (a core dependency, so a plain install runs
+``stlspec eval``); backends import their heavy dependencies when used.
 """
 
 from __future__ import annotations
