@@ -322,9 +322,14 @@ llm_request_failed = _constructor("E704", "llm_request_failed")
 llm_batch_entry_failed = _constructor("E705", "llm_batch_entry_failed")
 llm_answer_cut_off = _constructor("W701", "llm_answer_cut_off")
 llm_declarations_ignored = _constructor("W702", "llm_declarations_ignored")
+llm_unreadable_input = _constructor("E706", "llm_unreadable_input")
 
 
 # E8xx files (built by stlspec.files and the CLI; never quote the file's contents)
+# E8xx files: E801 is built by stlspec.files.read_text (code="E801") for .stl sources
+cannot_read = _constructor("E801", "cannot_read")
+
+
 @_register("E804")
 def cannot_write(name: str, reason: str) -> Diagnostic:
     return Diagnostic("E804", f"cannot write {name}: {reason}", NO_SPAN, name,

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "stlspec"
 #: Modules that still build some diagnostics with ``Diagnostic("E…", …)`` (owned by other stages; they
 #: switch to the constructors in ``stlspec.diagnostics``). Remove an entry when its module is converted:
 #: the second test fails while an entry is stale.
-NOT_YET_CONVERTED = {"trace.py", "logics.py", "backends/reference.py", "backends/torch/api.py",
+NOT_YET_CONVERTED = {"trace.py", "logics.py", "backends/reference.py", "backends/torch/api.py", "files.py", "cli_llm.py",
                      "backends/torch/engine.py"}
 
 
