@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # docs/docgen.py, also when loaded by the tests
+from docgen import replace_section  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
 PAGE = REPO / "docs" / "training.md"
 IMG = REPO / "docs" / "img" / "training"
@@ -194,11 +197,7 @@ def import_run(run: Path) -> dict[str, Any]:
 
 
 def rewrite(page: str, section: str) -> str:
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{PAGE} has no generated-results markers ({BEGIN!r} ... {END!r})")
-    head, rest = page.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return head + section + tail
+    return replace_section(page, BEGIN, END, section, PAGE)
 
 
 def main(argv: list[str] | None = None) -> int:
