@@ -13,7 +13,7 @@ from stlspec.llm import (
     normalize_name, price_for, validate_answer,
 )
 from stlspec.llm.records import spec_name_for
-from stlspec.loader import load_vocabulary
+from stlspec.pipeline import load_vocabulary
 
 VOCAB = load_vocabulary(str(Path(__file__).parent / "fixtures" / "llm" / "vocab.stl"))
 SPEC = 'spec s "c" {\n  exists d: dog. eventually running(d) @late\n}'

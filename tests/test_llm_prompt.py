@@ -8,7 +8,7 @@ import pytest
 
 import stlspec
 from stlspec.llm import prompt as P
-from stlspec.loader import load_vocabulary
+from stlspec.pipeline import load_vocabulary
 from stlspec.parser import grammar_text
 
 REPO = Path(__file__).resolve().parent.parent
