@@ -10,6 +10,7 @@ as the front end allows, and three-event chains with witnesses in linear time.
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -70,13 +71,23 @@ def test_three_event_chain_with_witnesses_is_linear():
     conds = [ir.Unary("walking", "x"), ir.Binary("near", "x", "y"), ir.Unary("red", "y")]
     spec = ir.Spec("s", ir.Exists((("x", "person"), ("y", "cup")), _chain(*conds)),
                    tuple(ir.EventInfo(k) for k in range(3)))
+    # A complexity check, not a speed target: the best of three runs (garbage collection off) hides the
+    # pauses a loaded machine adds, and only the ratio between the two sizes is compared.
     timings = {}
     for T in (250, 1000):
-        start = time.process_time()
-        result = evaluate(spec, _trace(T, N=3), "product")
-        timings[T] = time.process_time() - start
+        trace = _trace(T, N=3)
+        best = float("inf")
+        gc.disable()
+        try:
+            for _ in range(3):
+                start = time.process_time()
+                result = evaluate(spec, trace, "product")
+                best = min(best, time.process_time() - start)
+        finally:
+            gc.enable()
+        timings[T] = best
         assert len(result.witnesses) == 3 and all(abs(sum(w) - 1) < 1e-9 for w in result.witnesses)
-    # Linear: 4x the frames must not cost anywhere near 16x (generous for a loaded machine).
+    # Linear: 4x the frames must not cost anywhere near 16x.
     assert timings[1000] < 10 * max(timings[250], 0.05)
 
 
