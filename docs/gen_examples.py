@@ -86,7 +86,7 @@ def run_eval(spec: Path, trace: Path, logic: str) -> tuple[str, str]:
     proc = subprocess.run([sys.executable, "-m", "stlspec", *args], cwd=REPO, capture_output=True, text=True,
                           timeout=120)
     out = (proc.stdout + proc.stderr).rstrip("\n")
-    if proc.returncode not in (0,):
+    if proc.returncode != 0:
         raise SystemExit(f"`stlspec {' '.join(args)}` failed with exit code {proc.returncode}:\n{out}")
     return "stlspec " + " ".join(args), out
 

@@ -103,15 +103,16 @@ def checked_blocks() -> list[Block]:
             if b.lang == "stlspec" or (b.lang in ("json", "python") and b.expect is not None)]
 
 
-def _load_gen_errors():
-    spec = importlib.util.spec_from_file_location("gen_errors", REPO / "docs" / "gen_errors.py")
+def _load_script(name: str):
+    """A docs generator script (``docs/NAME.py``) as a module."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("gen_errors", module)  # dataclasses look their module up by name
+    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-gen_errors = _load_gen_errors()
+gen_errors = _load_script("gen_errors")
 BLOCKS = checked_blocks()
 
 
@@ -193,13 +194,6 @@ def test_fence_parser_sees_indented_blocks(tmp_path):
     tmp.write_text(text, encoding="utf-8")
     (b,) = code_blocks(tmp)
     assert b.expect == ("error", "E201") and b.text == "spec s { p(x) }\n" and b.line == 4
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_executed_examples_are_current():

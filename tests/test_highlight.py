@@ -20,8 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def grammar_keywords() -> set[str]:
     """Quoted literals of the grammar that look like words: the language's reserved words."""
-    literals = set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
-    return literals
+    return set(re.findall(r'"([A-Za-z_][A-Za-z0-9_]*)"', grammar_text()))
 
 
 def test_keyword_groups_are_exactly_the_grammars_keywords():
