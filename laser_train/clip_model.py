@@ -300,6 +300,21 @@ RANDOM_SHAPES = {
 }
 
 
+def _byte_alphabet() -> dict[int, str]:
+    """Byte-level BPE's byte → character table (CLIP's and GPT-2's): printable Latin-1 bytes stand for
+    themselves, the other bytes for the characters from U+0100 on, in byte order. Written out here because
+    transformers moved its copy between major versions."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
 def random_clip(shape: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | None = None) -> tuple[Any, Any]:
     """A randomly initialised ``(CLIPModel, CLIPTokenizer)`` of ``shape`` (:data:`RANDOM_SHAPES`), nothing downloaded.
 
@@ -309,13 +324,12 @@ def random_clip(shape: str = "tiny", seed: int = 0, tokenizer_dir: str | Path | 
     import tempfile
 
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
     if shape not in RANDOM_SHAPES:
         raise ValueError(f"unknown CLIP shape {shape!r} (choose from {', '.join(RANDOM_SHAPES)})")
     folder = Path(tokenizer_dir or tempfile.mkdtemp(prefix="clip-tokenizer-"))
     folder.mkdir(parents=True, exist_ok=True)
-    chars = list(bytes_to_unicode().values())
+    chars = list(_byte_alphabet().values())
     vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars])}
     vocab["<|startoftext|>"] = len(vocab)
     vocab["<|endoftext|>"] = len(vocab)  # the highest id: CLIP pools the text at the end-of-text token

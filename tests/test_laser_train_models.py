@@ -185,3 +185,12 @@ def test_small_model_under_bf16_autocast_gives_float32_scores():
     assert scores.names.dtype == scores.unary.dtype == scores.binary.dtype == torch.float32
     assert scores.unary_gate.dtype == torch.float32
     assert all(torch.isfinite(p).all() for p in scores.probs())
+
+
+def test_byte_alphabet_is_byte_level_bpe_table():
+    from laser_train.clip_model import _byte_alphabet
+
+    table = _byte_alphabet()
+    assert len(table) == 256 and len(set(table.values())) == 256
+    assert table[ord("a")] == "a" and table[ord("!")] == "!" and table[ord(" ")] == "Ġ"  # GPT-2's space
+    assert table[0] == chr(256)
