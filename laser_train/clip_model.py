@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from laser_train.model import (Embeddings, SceneGraphScores, TypeGates, geometry_features, pair_geometry,
+from laser_train.model import (Embeddings, SceneGraphScores, TypeGates, geometry_features, pair_geometry, prior_logit,
                                vocabulary_words)
 
 __all__ = ["ClipPerception", "load_clip", "union_crops", "save_random_clip", "random_clip", "ClipLoadError",
@@ -141,7 +141,7 @@ class ClipPerception(nn.Module):
     def __init__(self, clip_models: list[nn.Module], tokenizer: Any, vocabulary, *,
                  prompts: dict[str, str] | None = None, pair_crop: str = "two_crops", freeze: str = "none",
                  mean: tuple[float, ...] = CLIP_MEAN, std: tuple[float, ...] = CLIP_STD,
-                 hidden_dim: int = 256):
+                 hidden_dim: int = 256, fact_prior: float = 0.1):
         super().__init__()
         if len(clip_models) not in (1, 3):
             raise ValueError("ClipPerception needs one CLIP model (shared layout) or three (separate)")
@@ -172,7 +172,8 @@ class ClipPerception(nn.Module):
         self.track_residual = _residual(D + _GEO, hidden_dim, D)
         self.pair_residual = _residual(2 * D + 2 * _GEO + 7, hidden_dim, D)
         self.log_scale = nn.Parameter(torch.tensor(10.0).log())
-        self.bias = nn.Parameter(torch.tensor([0.0, -2.0, -2.0]))  # names, unary, binary: facts start unlikely
+        fact = prior_logit(fact_prior)  # names, unary, binary: facts start unlikely (ModelConfig.fact_prior)
+        self.bias = nn.Parameter(torch.tensor([0.0, fact, fact]))
         self.freeze(freeze)
 
     # ------------------------------------------------------------------------------------------ building
@@ -189,7 +190,7 @@ class ClipPerception(nn.Module):
             if "{word}" not in p:
                 raise ValueError(f"model.prompt_{kind}={p!r} must contain {{word}} (where the word goes)")
         return cls(models, tokenizer, vocabulary, prompts=prompts, pair_crop=cfg.pair_crop, freeze=cfg.freeze,
-                   mean=tuple(pre.get("image_mean", CLIP_MEAN)), std=tuple(pre.get("image_std", CLIP_STD)))
+                   fact_prior=cfg.fact_prior, mean=tuple(pre.get("image_mean", CLIP_MEAN)), std=tuple(pre.get("image_std", CLIP_STD)))
 
     def freeze(self, what: str) -> None:
         """Stop training the ``vision`` / ``text`` encoders, both (``all_but_projections``), or nothing."""

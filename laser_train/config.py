@@ -102,6 +102,11 @@ class ModelConfig:
     prompt_names: str = "a photo of a {word}"  # clip: text prompts per vocabulary kind ({word}: the word)
     prompt_unary: str = "a photo of something {word}"
     prompt_binary: str = "a photo of something {word} something"
+    # Initial probability of every unary / binary fact (the score heads' biases start at its log-odds).
+    # Facts are sparse: at 0.5, `eventually` over a few dozen frames is already ~1 under the product logic
+    # and spec losses pass almost no gradient to the predicates (the focal-loss paper's prior init).
+    fact_prior: float = field(default=0.1, metadata={"check": lambda p: None if 0 < p < 1 else
+                                                     "must lie strictly between 0 and 1 (a probability)"})
 
 
 @dataclass
@@ -123,6 +128,10 @@ class LossConfig:
     # "auto": the manifest's negatives, else made by stlspec.negatives at start-up, else other videos' specs;
     # "generator": like auto but fail without stlspec.negatives; "other": other training videos' specs only
     negatives: str = "auto"
+    # The contrastive term: "ratio" = -log(v(pos) / (v(pos) + Σ v(neg))), the caption's spec against its own
+    # negatives (scale-free: it still pushes when every value is small, as early in training); "absolute" =
+    # mean -log(1 - v(neg)) (vanishes as v(neg) -> 0 however close v(neg) is to v(pos)).
+    contrastive: str = _choice("ratio", ("ratio", "absolute"))
     weights: LossWeights = field(default_factory=LossWeights)
     # Which objective(s) train the model (laser_train.objectives): "laser" (the specs, weighted by
     # `weights`), "svilm", "finsta", "hero", or a weighted sum such as "laser+0.5*finsta".

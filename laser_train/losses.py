@@ -5,8 +5,12 @@ graph with the stlspec torch backend (:class:`SpecSupervision`) and combines
 four terms, each weighted in :class:`laser_train.config.LossWeights`:
 
 * **alignment**   ``-log v(caption spec)``: the caption's spec should hold;
-* **contrastive** ``-log (1 - v(negative))``: its negatives should not
-  (negatives from :mod:`stlspec.negatives` when available, else other videos' specs);
+* **contrastive** its negatives should not (negatives from :mod:`stlspec.negatives` when
+  available, else other videos' specs), in one of two forms (``loss.contrastive``):
+  ``ratio`` (default) ``-log v(pos) / (v(pos) + Σ_j v(neg_j))`` over the video's own negatives —
+  scale-free, so it discriminates even while every value is small (early in training, when the
+  names are still uniform, ``v ≈ 1e-3`` for the caption and its category-swapped negatives alike);
+  ``absolute`` ``mean_j -log (1 - v(neg_j))``, whose gradient vanishes with ``v(neg)``;
 * **temporal**    ``-log Σ_{t in hint} witness_e(t)``: each hinted event's witness
   distribution should put its mass inside the hinted part of the video;
 * **semantic**    ``-log v(background spec)`` for every background-knowledge spec
@@ -33,7 +37,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "semantic_loss", "EPS"]
+__all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "semantic_loss", "EPS",
+           "ratio_contrastive"]
 
 EPS = 1e-30
 
@@ -182,7 +187,7 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
 
 def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
               work: WeakBatch, weights: Any, *, dtype: torch.dtype = torch.float64,
-              counts: dict[str, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              counts: dict[str, int] | None = None, contrastive: str = "ratio") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted sum of the four weak-supervision terms, and each (unweighted) term.
 
     Positives are evaluated with witnesses (for the temporal term); negatives and
@@ -225,10 +230,43 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     if len(rest):
         other = supervision.evaluate(names, unary, binary, fm, tm, present, sid[rest].tolist(),
                                      vid[rest].tolist(), witnesses=False).values
-        terms["contrastive"] = _nll(1 - other).mean()
-        counts["contrastive"] = len(rest)
+        if contrastive == "absolute":
+            terms["contrastive"] = _nll(1 - other).mean()
+            counts["contrastive"] = len(rest)
+        else:
+            terms["contrastive"] = ratio_contrastive(out.values, vid[pos], other, vid[rest])
+            counts["contrastive"] = len(pos)
     total = sum(getattr(weights, k) * t for k, t in terms.items())
     return total.float(), terms
+
+
+def ratio_contrastive(pos: torch.Tensor, pos_video: torch.Tensor, neg: torch.Tensor,
+                      neg_video: torch.Tensor) -> torch.Tensor:
+    """Mean over positives of ``-log v(pos) / (v(pos) + Σ v(neg))``, each against the negatives of its video.
+
+    ``pos`` [P] values with videos ``pos_video`` [P]; ``neg`` [M] with ``neg_video`` [M]. Computed in log
+    space (``log v`` clamped at ``log EPS``), so it stays finite and informative when every value is tiny.
+    A positive without negatives contributes 0.
+    """
+    log_pos = pos.clamp(EPS, 1).log()
+    log_neg = neg.clamp(EPS, 1).log()
+    row = {int(v): i for i, v in enumerate(pos_video.tolist())}
+    which = torch.tensor([row.get(int(v), -1) for v in neg_video.tolist()], dtype=torch.long)
+    keep = which >= 0
+    which, log_neg = which[keep], log_neg[keep.to(log_neg.device)]
+    if not len(which):
+        return pos.sum() * 0
+    counts = torch.bincount(which, minlength=len(pos))
+    M = int(counts.max())
+    slot = torch.zeros(len(which), dtype=torch.long)  # position of each negative among its video's
+    order = torch.argsort(which, stable=True)
+    starts = torch.cumsum(counts, 0) - counts
+    slot[order] = torch.arange(len(which)) - starts[which[order]]
+    table = log_pos.new_full((len(pos), 1 + M), -float("inf"))
+    table[:, 0] = log_pos
+    dev = log_pos.device
+    table = table.index_put((which.to(dev), (slot + 1).to(dev)), log_neg)
+    return (torch.logsumexp(table, 1) - log_pos).mean()
 
 
 def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...],

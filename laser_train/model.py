@@ -62,6 +62,7 @@ Models (:func:`build_model`, ``model.name``):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -70,7 +71,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["SceneGraphScores", "Embeddings", "PerceptionModel", "SmallPerception", "build_model",
-           "geometry_features", "pair_geometry", "type_masks", "TypeGates", "vocabulary_words"]
+           "geometry_features", "pair_geometry", "type_masks", "TypeGates", "vocabulary_words", "prior_logit"]
 
 
 @dataclass
@@ -185,6 +186,13 @@ def geometry_features(boxes: torch.Tensor, present: torch.Tensor) -> torch.Tenso
     return torch.cat([c, size, vel, bwd, speed, has_f], dim=-1) * pres
 
 
+def prior_logit(p: float) -> float:
+    """The log-odds of ``p`` (0 < p < 1): a score head's initial bias for facts of probability ``p``."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"model.fact_prior must lie strictly between 0 and 1, not {p}")
+    return math.log(p / (1 - p))
+
+
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(i, h), nn.SiLU(), nn.Linear(h, h), nn.SiLU(), nn.Linear(h, o))
 
@@ -224,7 +232,8 @@ def pair_geometry(geo: torch.Tensor) -> torch.Tensor:
 class SmallPerception(nn.Module):
     """Crop CNN + geometry/motion features, MLPs into a word space, learned word embeddings (≈100k parameters)."""
 
-    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96):
+    def __init__(self, vocabulary, *, crop_size: int = 16, embed_dim: int = 48, hidden_dim: int = 96,
+                 fact_prior: float = 0.1):
         super().__init__()
         num_categories, num_unary, num_binary = (len(vocabulary.categories), len(vocabulary.unary),
                                                  len(vocabulary.binary))
@@ -248,6 +257,9 @@ class SmallPerception(nn.Module):
         self.pair_app = nn.Linear(embed_dim, 24)
         pair_in = 2 * 24 + 2 * g + 7
         self.binary_head = _mlp(pair_in, hidden_dim, num_binary)
+        with torch.no_grad():  # facts start at probability fact_prior (ModelConfig.fact_prior)
+            self.unary_head[-1].bias.fill_(prior_logit(fact_prior))
+            self.binary_head[-1].bias.fill_(prior_logit(fact_prior))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> SceneGraphScores:
         crops, boxes, present = batch["crops"], batch["boxes"], batch["present"]
@@ -278,7 +290,7 @@ def build_model(cfg, vocabulary, crop_size: int) -> nn.Module:
 
     if cfg.name == "small":
         return SmallPerception(vocabulary, crop_size=crop_size, embed_dim=cfg.embed_dim,
-                               hidden_dim=cfg.hidden_dim)
+                               hidden_dim=cfg.hidden_dim, fact_prior=cfg.fact_prior)
     if cfg.name == "clip":
         from laser_train.clip_model import ClipPerception
 

@@ -308,7 +308,7 @@ def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, fl
     ctx = ObjectiveContext(laser=None, generator=paste_gen)
     if objective.get("laser"):
         ctx.laser = lambda: weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights,
-                                      dtype=spec_dtype)
+                                      dtype=spec_dtype, contrastive=cfg.loss.contrastive)
     if needs_embeddings(objective):
         from laser_train.objectives.inputs import EmbeddingBatch
         from laser_train.objectives.structure import caption_batch, caption_graph
@@ -346,7 +346,7 @@ def _step_loss(scores, batch, setup: Setup, cfg: ExperimentConfig, index: torch.
         work = replace(work, hints=rt.to(work.hints), has_hint=rt.to(work.has_hint))
     if objective == {"laser": 1.0}:  # LASER's objective alone: the four weak terms
         _, terms = weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights,
-                             dtype=rt.spec_dtype, counts=counts)
+                             dtype=rt.spec_dtype, counts=counts, contrastive=cfg.loss.contrastive)
         return terms, {k: getattr(cfg.loss.weights, k) for k in terms}, counts
     # An embedding baseline (alone or with LASER's terms): one term, a mean over this rank's videos. Its
     # in-batch contrasts see the rank's slice of the batch only under torchrun.

@@ -60,6 +60,18 @@ def _check_interface(model, batch):
     return scores
 
 
+def test_fact_prior_sets_the_initial_fact_probabilities():
+    from laser_train.model import SmallPerception
+
+    model = SmallPerception(VOC, fact_prior=0.05)
+    with torch.no_grad():
+        model.unary_head[-1].weight.zero_()
+        model.binary_head[-1].weight.zero_()
+        _, unary, binary = model(_batch()).probs()
+    assert torch.allclose(unary[..., 1], torch.full_like(unary[..., 1], 0.05), atol=1e-6)
+    assert torch.allclose(binary[..., 0], torch.full_like(binary[..., 0], 0.05), atol=1e-6)
+
+
 def test_small_model_scores_are_similarities_of_its_embeddings():
     torch.manual_seed(0)
     model = build_model(ModelConfig(), VOC, 16)
@@ -152,6 +164,9 @@ def test_union_crops_place_each_crop_in_the_union_region():
     ("--train.device=cuda:x", "cuda:N"),
     ("--train.precision=fp8", "choose from fp32, bf16, fp16"),
     ("--model.layout=two", "separate, shared"),
+    ("--model.fact_prior=0", "strictly between 0 and 1"),
+    ("--model.fact_prior=1", "strictly between 0 and 1"),
+    ("--loss.contrastive=hinge", "choose from ratio, absolute"),
 ])
 def test_invalid_choices_fail_at_config_time(bad, words):
     with pytest.raises(ConfigError, match=words):

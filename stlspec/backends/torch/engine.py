@@ -259,6 +259,8 @@ class TorchEvaluator:
         self._windows: dict = {}
         self._keys_cache: dict = {}
         self._var_cats = []
+        self._cat_table: np.ndarray | None = None  # [specs, variables] -> category column (_candidate_codes)
+        self._num_vars = np.asarray([t.num_vars for t in self.tables], dtype=np.int64)
         for t in self.tables:
             vc = [-1] * t.num_vars
             for n in t.nodes:
@@ -323,6 +325,10 @@ class TorchEvaluator:
         else:
             if isinstance(spec_ids, torch.Tensor):
                 spec_ids = spec_ids.tolist()
+            fast = np.asarray(spec_ids) if len(spec_ids) else np.zeros(0, dtype=np.int64)
+            if fast.dtype.kind in "iu" and fast.ndim == 1 and (len(fast) == 0 or (
+                    0 <= fast.min() and fast.max() < len(self.specs))):
+                spec_ids = ()  # all in range: no per-id checks needed
             out = []
             for k, s in enumerate(spec_ids):
                 if isinstance(s, str):
@@ -339,7 +345,7 @@ class TorchEvaluator:
                     out.append(int(s))
                 else:
                     raise _input_error(f"spec_ids[{k}] is {type(s).__name__} {s!r}", "use a spec name or index")
-            sid = np.asarray(out, dtype=np.int64)
+            sid = np.asarray(out, dtype=np.int64) if out or fast.dtype.kind not in "iu" else fast.astype(np.int64)
         if video_ids is None:
             if len(sid) > B:
                 raise _input_error(f"{len(sid)} specs for {B} videos: pass video_ids")
@@ -396,23 +402,64 @@ class TorchEvaluator:
         if K <= 1:
             return [(0, K)]
         # Rows of the widest node: the product of candidate counts over a spec's variables.
-        est = np.empty(K, dtype=np.float64)
-        real = ctx.tm_np.sum(1)
-        for k, (s, b) in enumerate(zip(sid.tolist(), vid.tolist())):
-            nv = self.tables[s].num_vars
-            est[k] = float(max(real[b], 1)) ** min(nv, 6) * ctx.T_pad
+        real = np.maximum(ctx.tm_np.sum(1), 1).astype(np.float64)
+        est = real[vid] ** np.minimum(self._num_vars[sid], 6) * ctx.T_pad
+        if est.sum() <= self.max_chunk_elements:
+            return [(0, K)]
         out, start, acc = [], 0, 0.0
-        for k in range(K):
-            if k > start and acc + est[k] > self.max_chunk_elements:
+        for k, e in enumerate(est.tolist()):
+            if k > start and acc + e > self.max_chunk_elements:
                 out.append((start, k))
                 start, acc = k, 0.0
-            acc += est[k]
+            acc += e
         out.append((start, K))
         return out
 
+    def _candidate_codes(self, sid, vid, ctx: "_Context") -> bytes | None:
+        """The candidate tracks of every instance's variables as one byte string, computed without a
+        per-instance Python loop (None under ``top_m``, whose candidates depend on a ranking).
+
+        Equal codes (with equal ``sid``) mean equal :meth:`_instance_keys`: a variable's candidates
+        are the real tracks, minus those of category weight exactly 0 when ``prune_zero`` (weight
+        below 0.5 under ``boolean``), exactly as :meth:`_cands` selects them. This is what a cached
+        plan is looked up by, so a repeated call costs O(instances) numpy work, not Python work.
+        """
+        if self.top_m is not None:
+            return None
+        if self._cat_table is None:
+            V = max((len(c) for c in self._var_cats), default=0)
+            C = len(self.columns.categories)
+            # Column C: every real track (no category, -1); C + 1: an unknown category (-2); C + 2: padding.
+            table = np.full((len(self._var_cats), max(V, 1)), C + 2, dtype=np.int64)
+            for i, cats in enumerate(self._var_cats):
+                for v, c in enumerate(cats):
+                    table[i, v] = C if c == -1 else C + 1 if c == -2 else c
+            self._cat_table = table
+        tm = ctx.tm_np  # [B, N]
+        B, N = tm.shape
+        C = len(self.columns.categories)
+        cols = np.zeros((B, N, C + 3), dtype=bool)
+        if self.prune_zero:
+            names = ctx.names_np
+            cols[:, :, :C] = (names >= 0.5) if self.logic == "boolean" else (names != 0)
+        else:
+            cols[:, :, :C] = True
+            cols[:, :, C + 1] = True
+        cols[:, :, C] = True
+        cols &= tm[:, :, None]
+        packed = np.packbits(cols, axis=1).transpose(0, 2, 1)  # [B, C + 3, ceil(N / 8)]
+        codes = packed[vid[:, None], self._cat_table[sid]]  # [K, V, ceil(N / 8)]
+        return np.ascontiguousarray(codes).tobytes()
+
     def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> _Plan:
+        shape_key = (vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
+        codes = self._candidate_codes(sid, vid, ctx)
+        fast_key = (sid.tobytes(), codes) + shape_key if codes is not None else None
+        plan = self._plans.get(fast_key) if fast_key is not None else None
+        if plan is not None:
+            return plan
         keys, cands = self._instance_keys(sid, vid, ctx)
-        pkey = (tuple(keys), vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
+        pkey = fast_key if fast_key is not None else (tuple(keys),) + shape_key
         plan = self._plans.get(pkey)
         if plan is None:
             plan = self._build_plan(sid, vid, keys, cands, ctx, witnesses)
