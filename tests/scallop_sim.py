@@ -24,7 +24,7 @@ from collections import defaultdict
 
 from stlspec.backends.scallop.validate import Atom, Constraint, Module, strata, validate
 
-__all__ = ["evaluate", "run_text"]
+__all__ = ["evaluate", "run_text", "run_program"]
 
 Relations = dict[str, dict[tuple, float]]
 
@@ -155,3 +155,22 @@ def evaluate(module: Module) -> Relations:
 def run_text(text: str) -> Relations:
     """Validate ``text`` against the emitted subset, then :func:`evaluate` it."""
     return evaluate(validate(text))
+
+
+def run_program(program, num_frames: int) -> dict[str, tuple[float, tuple[tuple[float, ...], ...]]]:
+    """Run a standalone :class:`~stlspec.backends.scallop.ScallopProgram` as ``runner.run`` reads it.
+
+    Returns ``{spec name: (sat tag, one normalised witness distribution per event)}``;
+    a missing tuple is 0, and a witness relation whose tags sum to 0 gives all zeros.
+    """
+    rels = run_text(program.text)
+    result = {}
+    for name in program.specs:
+        value = rels["sat"].get((program.sat_keys[name],), 0.0)
+        dists = []
+        for _, rel in program.witnesses.get(name, ()):
+            s = [max(rels[rel].get((t,), 0.0), 0.0) for t in range(num_frames)]
+            total = sum(s)
+            dists.append(tuple(x / total if total > 0 else 0.0 for x in s))
+        result[name] = (value, tuple(dists))
+    return result

@@ -48,18 +48,7 @@ def SETTINGS_N(n: int):
 
 def simulate(program: ir.CoreProgram, trace: Trace) -> dict[str, tuple[float, tuple[tuple[float, ...], ...]]]:
     """Compile standalone, validate, evaluate: ``{spec: (value, witness distributions)}``."""
-    out = compile_program(program, trace=trace, witnesses=True)
-    rels = scallop_sim.run_text(out.text)
-    result = {}
-    for name in out.specs:
-        value = rels["sat"].get((out.sat_keys[name],), 0.0)
-        dists = []
-        for _, rel in out.witnesses[name]:
-            s = [max(rels[rel].get((t,), 0.0), 0.0) for t in range(trace.num_frames)]
-            total = sum(s)
-            dists.append(tuple(x / total if total > 0 else 0.0 for x in s))
-        result[name] = (value, tuple(dists))
-    return result
+    return scallop_sim.run_program(compile_program(program, trace=trace, witnesses=True), trace.num_frames)
 
 
 def assert_matches_reference(program: ir.CoreProgram, trace: Trace) -> None:
