@@ -710,25 +710,15 @@ class _Context:
             unary = unary.new_zeros(B, 1, N, unary.shape[-1])
             binary = binary.new_zeros(B, 1, N, N, binary.shape[-1])
             self.full = False
+        # Padded frames (and absent tracks) read 0 whatever they hold, NaN and inf included. They are
+        # masked on the rows the atoms gather (torch.where: nothing passes through, gradients
+        # included), never by a pass over the whole fact tensors.
         present = batch.present
-        if not self.full or present is not None:
-            # Padded frames (and absent tracks) read 0 whatever they hold, NaN and inf included:
-            # torch.where, unlike a multiplication by a mask, never lets them through (nor their gradients).
-            Tp = self.T_pad
-            t = torch.arange(Tp, device=self.device)
-            real = t[None, :] < torch.as_tensor(self.T_b_np, device=self.device)[:, None]  # [B, T]
-            ku = real[:, :, None, None].expand(B, Tp, N, 1)
-            kb = real[:, :, None, None, None].expand(B, Tp, N, N, 1)
-            if present is not None and T > 0:
-                pr = present.to(torch.bool)
-                ku = ku & pr[..., None]
-                kb = kb & (pr[:, :, :, None] & pr[:, :, None, :])[..., None]
-            zero = torch.zeros((), dtype=self.dtype, device=self.device)
-            unary = torch.where(ku, unary, zero)
-            binary = torch.where(kb, binary, zero)
+        self.present = present.to(torch.bool).reshape(-1) if present is not None and T > 0 else None
         self.unary, self.binary, self.names = unary.contiguous(), binary.contiguous(), names.contiguous()
         self.requires_grad = unary.requires_grad or binary.requires_grad or names.requires_grad
         self.C = names.shape[-1]
+        self.P, self.R = unary.shape[-1], binary.shape[-1]
 
 
 def _check_shapes(batch: SceneGraphBatch, columns: Columns) -> None:
@@ -756,20 +746,34 @@ def _check_shapes(batch: SceneGraphBatch, columns: Columns) -> None:
 
 
 class _Dev:
-    """Device copies of a plan's tables."""
+    """Device copies of a plan's tables.
+
+    Atom batches are stored compactly (:class:`ops.FactIndex`: their distinct fact rows, then a 0
+    row and a 1 row), so every reader of an atom batch reads it through that batch's row map.
+    """
 
     def __init__(self, plan: _Plan, ctx: _Context):
         dev = ctx.device
         T = ctx.T_pad
         self.tensors = []
         t_idx = torch.arange(T, device=dev)
-        for b in plan.batches:
+        # Stored rows of each batch, and the logical-row -> stored-row map of atom batches.
+        self.stored = [b.rows for b in plan.batches]
+        self.row_maps: dict = {}
+        atoms: dict = {}
+        for j, b in enumerate(plan.batches):
+            if b.op == Op.ATOM:
+                fi, row_map = _atom_tables(b.params, ctx, b.axis)
+                atoms[j] = fi
+                self.row_maps[j] = row_map
+                self.stored[j] = fi.n_u + fi.n_b + (2 if fi.consts else 0)
+        for j, b in enumerate(plan.batches):
             d: dict = {}
             p = b.params
             d["T_b"] = torch.as_tensor(p["T_b"], device=dev)
-            d["slots"] = [_dev_src(s, plan, dev) for s in b.slots]
+            d["slots"] = [self.src(s, dev) for s in b.slots]
             if b.op == Op.ATOM:
-                d.update(_atom_tables(p, ctx, b.axis))
+                d["facts"] = atoms[j]
             elif b.op in (Op.EXISTS, Op.FORALL):
                 d["seg"] = torch.as_tensor(p["seg"], device=dev)
                 d["cat_idx"] = None if p["cat_idx"] is None else torch.as_tensor(p["cat_idx"], device=dev)
@@ -796,71 +800,83 @@ class _Dev:
                     d["hi1"] = None if (hi >= T - 1).all() else torch.as_tensor(np.minimum(hi, T + 1) + 1,
                                                                                  device=dev)
             self.tensors.append(d)
-        self.value_src = _dev_src(plan.value_src, plan, dev)
+        self.value_src = self.src(plan.value_src, dev)
         self.witness_flat = None
         if plan.witness_src is not None and len(plan.witness_src[1]):
             src, flat, wvid = plan.witness_src
-            self.witness_src = _dev_src(src, plan, dev)
+            self.witness_src = self.src(src, dev)
             self.witness_flat = torch.as_tensor(flat, device=dev)
             self.witness_real = t_idx[None, :] < torch.as_tensor(ctx.T_b_np[wvid], device=dev)[:, None]
 
+    def src(self, src, dev) -> list:
+        """Per source batch ``(batch, inverse, gather)``: the consumer's rows from that batch (``gather``
+        an :class:`ops.RowIndex`, or None for a direct read) and, when the consumer reads several
+        batches, ``inverse`` (on the first part) puts their concatenation back in the consumer's order."""
+        b, r = src
+        uniq = np.unique(b)
+        if len(uniq) == 0:  # nothing to read (every assignment pruned)
+            return []
 
-def _dev_src(src, plan: _Plan, dev):
-    """Per source batch: (positions in the consumer [n], rows in the source [n]) — or a direct read."""
-    b, r = src
-    uniq = np.unique(b)
-    if len(uniq) == 0:  # nothing to read (every assignment pruned)
-        return []
-    if len(uniq) == 1:
-        u = int(uniq[0])
-        ident = len(r) == plan.batches[u].rows and bool((r == np.arange(len(r))).all())
-        return [(u, None, None if ident else torch.as_tensor(r, device=dev))]
-    parts = []
-    for u in uniq.tolist():
-        pos = np.nonzero(b == u)[0]
-        parts.append((u, pos, torch.as_tensor(r[pos], device=dev)))
-    order = np.concatenate([p[1] for p in parts])
-    inv = np.empty(len(order), dtype=np.int64)
-    inv[order] = np.arange(len(order))  # the inverse permutation, without a sort
-    return [(u, torch.as_tensor(inv, device=dev) if k == 0 else None, rows) for k, (u, _, rows) in enumerate(parts)]
+        def index(u, rows):
+            m = self.row_maps.get(u)
+            if m is not None:
+                rows = m[rows]
+            n = self.stored[u]
+            if len(rows) == n and bool((rows == np.arange(n)).all()):
+                return None
+            return ops.RowIndex(rows, n, dev)
+
+        if len(uniq) == 1:
+            u = int(uniq[0])
+            return [(u, None, index(u, r))]
+        parts = []
+        for u in uniq.tolist():
+            pos = np.nonzero(b == u)[0]
+            parts.append((u, pos, index(u, r[pos])))
+        order = np.concatenate([p[1] for p in parts])
+        back = np.empty(len(order), dtype=np.int64)
+        back[order] = np.arange(len(order))  # the inverse permutation, without a sort
+        inv = ops.RowIndex(back, len(order), dev)  # a permutation: its backward is a gather
+        return [(u, inv if k == 0 else None, g) for k, (u, _, g) in enumerate(parts)]
 
 
-def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> dict:
-    """Index tables of an atom batch: which (video, column) planes to read, and each row's place."""
+def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> tuple:
+    """An atom batch's :class:`ops.FactIndex` and its row map (logical row -> stored row).
+
+    Rows reading the same fact elements (the same atom on the same video in several instances)
+    are stored once.
+    """
     dev = ctx.device
-    N = ctx.N
+    N, T = ctx.N, ctx.T_pad
+    P, Rb = ctx.P, ctx.R
+    W = 1 if axis == Axis.ONE else T
     kind, col, ta, tb, vid, value = p["kind"], p["col"], p["ta"], p["tb"], p["vid"], p["value"]
-    R = len(kind)
-    d: dict = {}
-    base = 0
-    row = np.zeros(R, np.int64)
+    row_map = np.zeros(len(kind), np.int64)
     is_u, is_b = kind == int(AtomKind.UNARY), kind == int(AtomKind.BINARY)
-    if is_u.any():
-        ncol = int(col.max()) + 1
-        keys, inv = np.unique(vid[is_u] * ncol + col[is_u], return_inverse=True)
-        pairs = np.stack([keys // ncol, keys % ncol])
-        d["u_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
-        row[is_u] = base + inv.reshape(-1) * N + ta[is_u]
-        base += pairs.shape[1] * N
-    else:
-        d["u_sel"] = None
-    if is_b.any():
-        ncol = int(col.max()) + 1
-        keys, inv = np.unique(vid[is_b] * ncol + col[is_b], return_inverse=True)
-        pairs = np.stack([keys // ncol, keys % ncol])
-        d["b_sel"] = (torch.as_tensor(pairs[0], device=dev), torch.as_tensor(pairs[1], device=dev))
-        row[is_b] = base + inv.reshape(-1) * N * N + ta[is_b] * N + tb[is_b]
-        base += pairs.shape[1] * N * N
-    else:
-        d["b_sel"] = None
-    zero, one = base, base + 1
-    const = kind == int(AtomKind.CONST)
-    row[const] = np.where(value[const] > 0, one, zero)
-    eq = kind == int(AtomKind.EQ)
-    row[eq] = np.where(ta[eq] == tb[eq], one, zero)
-    d["rows"] = torch.as_tensor(row, device=dev)
-    d["width"] = 1 if axis == Axis.ONE else ctx.T_pad
-    return d
+    t_off = np.arange(W, dtype=np.int64)
+    # Flat offset of each row's element at t = 0; the element at t is t · stride further.
+    u_base, u_inv = np.unique(((vid[is_u] * T) * N + ta[is_u]) * P + col[is_u], return_inverse=True)
+    b_base, b_inv = np.unique((((vid[is_b] * T) * N + ta[is_b]) * N + tb[is_b]) * Rb + col[is_b],
+                              return_inverse=True)
+    n_u, n_b = len(u_base), len(b_base)
+    row_map[is_u] = u_inv.reshape(-1)
+    row_map[is_b] = n_u + b_inv.reshape(-1)
+    const = ~(is_u | is_b)
+    if const.any():
+        eq = kind == int(AtomKind.EQ)
+        one = np.where(eq, ta == tb, value > 0)
+        row_map[const] = n_u + n_b + one[const].astype(np.int64)
+    u_idx = torch.as_tensor((u_base[:, None] + t_off[None, :] * (N * P)).reshape(-1), device=dev)
+    b_idx = torch.as_tensor((b_base[:, None] + t_off[None, :] * (N * N * Rb)).reshape(-1), device=dev)
+    real = None
+    if not ctx.full:  # frame t of a stored row is real if t < T_b of the row's video
+        T_b = ctx.T_b_np
+        rv = np.concatenate([u_base // (T * N * P), b_base // (T * N * N * Rb)]).astype(np.int64)
+        r = t_off[None, :] < T_b[rv][:, None]
+        if const.any():
+            r = np.concatenate([r, np.ones((2, W), dtype=bool)])
+        real = torch.as_tensor(r, device=dev)
+    return ops.FactIndex(u_idx, b_idx, n_u, n_b, W, bool(const.any()), real, (N, P, Rb)), row_map
 
 
 def _run_plan(plan: _Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int, unary, binary, names):
@@ -900,18 +916,17 @@ def _fetch(store, plan: _Plan, parts, consumer: _Batch | None, width: int, ctx: 
     outs = []
     for u, inv, rows in parts:
         x = store[u]
-        if rows is not None:
-            x = x.index_select(0, rows)
         src_axis = plan.batches[u].axis
         if not raw and src_axis == Axis.TIME and (consumer is None or consumer.axis != Axis.TIME):
             x = x[:, :1]  # a t = 0 reader of a value over time
+        if rows is not None:
+            x = ops.gather_rows(x, rows)
         if x.shape[1] != width:
             x = x.expand(x.shape[0], width)
         outs.append(x)
     if len(outs) == 1:
         return outs[0]
-    x = torch.cat(outs)
-    return x.index_select(0, parts[0][1])
+    return ops.gather_rows(torch.cat(outs), parts[0][1])
 
 
 def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: int, unary, binary, names):
@@ -953,22 +968,7 @@ def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: i
 
 
 def _atoms(d: dict, ctx: _Context, L: TorchLogic, unary, binary):
-    width = d["width"]
-    parts = []
-    N = ctx.N
-    if d["u_sel"] is not None:
-        v, c = d["u_sel"]
-        planes = unary[:, :width][v, :, :, c]  # [n_u, W, N]
-        parts.append(planes.transpose(1, 2).reshape(-1, width))
-    if d["b_sel"] is not None:
-        v, c = d["b_sel"]
-        planes = binary[:, :width].reshape(ctx.B, width, N * N, -1)[v, :, :, c]  # [n_b, W, N·N]
-        parts.append(planes.transpose(1, 2).reshape(-1, width))
-    dt, dev = ctx.dtype, ctx.device
-    parts.append(torch.zeros(1, width, dtype=dt, device=dev))
-    parts.append(torch.ones(1, width, dtype=dt, device=dev))
-    table = torch.cat(parts)
-    return L.atom(table.index_select(0, d["rows"]))
+    return L.atom(ops.gather_facts(unary, binary, d["facts"], ctx.present))
 
 
 def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):

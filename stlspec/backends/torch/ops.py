@@ -377,3 +377,163 @@ def quantify(body: torch.Tensor, logic: TorchLogic, existential: bool, cats: Seq
         empty = 0.0 if existential else 1.0
         y = torch.where(any_, y, torch.full((), empty, dtype=y.dtype, device=y.device))
     return y
+
+
+# ---------------------------------------------------------------------- row gathers with a cheap backward
+
+
+class RowIndex:
+    """A fixed row gather ``y = x[rows]`` from a source of ``n_src`` rows, with its backward prepared.
+
+    Autograd's own backward of ``index_select`` zero-fills a gradient the size of the source and
+    scatters into it, for every gather. Here the backward is chosen once, when the plan is built:
+
+    * ``rows`` a permutation of the source: the gradient is gathered back (``g[inverse]``), no
+      zero-fill and no scatter;
+    * otherwise, on CPU in float32: ``embedding_bag(order, g, offsets, "sum")`` sums each source row's
+      readers (``order`` sorts the reads by source row), a segment sum with no zero-fill;
+    * otherwise (float64, CUDA): one ``index_add_`` into one zero buffer.
+
+    All three give the exact sum of the incoming gradients of each source row.
+    """
+
+    __slots__ = ("rows", "n_src", "inverse", "order", "offsets")
+
+    def __init__(self, rows, n_src: int, device):
+        import numpy as np
+
+        rows = np.asarray(rows, dtype=np.int64)
+        self.n_src = int(n_src)
+        self.rows = torch.as_tensor(rows, device=device)
+        self.inverse = self.order = self.offsets = None
+        counts = np.bincount(rows, minlength=self.n_src) if len(rows) else np.zeros(self.n_src, np.int64)
+        if len(rows) == self.n_src and (counts == 1).all():
+            inv = np.empty(len(rows), dtype=np.int64)
+            inv[rows] = np.arange(len(rows))
+            self.inverse = torch.as_tensor(inv, device=device)
+        else:
+            self.order = torch.as_tensor(np.argsort(rows, kind="stable"), device=device)
+            self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
+                                           device=device)
+
+    def backward(self, g: torch.Tensor) -> torch.Tensor:
+        if self.inverse is not None:
+            return g.index_select(0, self.inverse)
+        if g.device.type == "cpu" and g.dtype == torch.float32 and g.dim() == 2:
+            return torch.nn.functional.embedding_bag(self.order, g.contiguous(), self.offsets, mode="sum")
+        return g.new_zeros((self.n_src, *g.shape[1:])).index_add_(0, self.rows, g)
+
+
+class _Gather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.index = index
+        return x.index_select(0, index.rows)
+
+    @staticmethod
+    def backward(ctx, g):
+        return ctx.index.backward(g), None
+
+
+def gather_rows(x: torch.Tensor, index: RowIndex) -> torch.Tensor:
+    """``x[index.rows]`` whose backward is :meth:`RowIndex.backward` (see :class:`RowIndex`)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _Gather.apply(x, index)
+    return x.index_select(0, index.rows)
+
+
+class FactIndex:
+    """Where an atom batch's rows live in the flattened fact tensors.
+
+    A row of a unary atom reads ``unary[v, t, a, c]`` for ``t < W``, a binary one
+    ``binary[v, t, a, b, c]``: ``u_idx``/``b_idx`` (``[n_u · W]``, ``[n_b · W]``) are those
+    elements' flat offsets, row by row. Stored rows are the unary rows, the binary rows, then
+    (when ``consts``) one row of 0s and one of 1s for constants and ``==`` atoms. ``real``
+    (``[rows, W]`` bool, or None when every frame is real) marks the elements at real frames.
+    """
+
+    __slots__ = ("u_idx", "b_idx", "n_u", "n_b", "width", "consts", "real", "tracks", "_present_idx")
+
+    def __init__(self, u_idx, b_idx, n_u: int, n_b: int, width: int, consts: bool, real, tracks: tuple):
+        self.u_idx, self.b_idx, self.n_u, self.n_b = u_idx, b_idx, n_u, n_b
+        self.width, self.consts, self.real = width, consts, real
+        self.tracks = tracks  # (N, P, R): to find an element's (video, frame, track) in ``present``
+        self._present_idx = None
+
+    def keep(self, present: torch.Tensor | None) -> torch.Tensor | None:
+        """Which gathered elements are real (frame real, and with ``present`` ``[B·T·N]`` bool, its
+        tracks present): ``[rows, W]`` bool, or None when all are."""
+        if present is None:
+            return self.real
+        if self._present_idx is None:
+            N, P, R = self.tracks
+            e = self.b_idx // R  # ((v·T + t)·N + a)·N + b
+            self._present_idx = (self.u_idx // P, e // N, (e // (N * N)) * N + e % N)
+        pu, pa, pb = self._present_idx
+        W = self.width
+        parts = [present.index_select(0, pu).view(self.n_u, W),
+                 (present.index_select(0, pa) & present.index_select(0, pb)).view(self.n_b, W)]
+        if self.consts:
+            parts.append(torch.ones(2, W, dtype=torch.bool, device=present.device))
+        keep = torch.cat(parts)
+        return keep if self.real is None else keep & self.real
+
+
+def _fact_rows(unary, binary, fi: FactIndex) -> torch.Tensor:
+    W = fi.width
+    parts = []
+    if fi.n_u:
+        parts.append(unary.reshape(-1).index_select(0, fi.u_idx).view(fi.n_u, W))
+    if fi.n_b:
+        parts.append(binary.reshape(-1).index_select(0, fi.b_idx).view(fi.n_b, W))
+    if fi.consts:
+        c = torch.zeros(2, W, dtype=unary.dtype, device=unary.device)
+        c[1] = 1.0
+        parts.append(c)
+    if not parts:  # every assignment pruned
+        return torch.zeros(0, W, dtype=unary.dtype, device=unary.device)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+class _FactGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, unary, binary, fi):
+        ctx.fi = fi
+        ctx.shapes = (unary.shape, binary.shape)
+        return _fact_rows(unary, binary, fi)
+
+    @staticmethod
+    def backward(ctx, g):
+        fi = ctx.fi
+        W = fi.width
+        gu = gb = None
+        if ctx.needs_input_grad[0]:
+            gu = g.new_zeros(ctx.shapes[0].numel())
+            if fi.n_u:  # offsets are distinct (rows are deduplicated): a copy, not a sum
+                gu.index_copy_(0, fi.u_idx, g[:fi.n_u].reshape(-1))
+            gu = gu.view(ctx.shapes[0])
+        if ctx.needs_input_grad[1]:
+            gb = g.new_zeros(ctx.shapes[1].numel())
+            if fi.n_b:
+                gb.index_copy_(0, fi.b_idx, g[fi.n_u:fi.n_u + fi.n_b].reshape(-1))
+            gb = gb.view(ctx.shapes[1])
+        return gu, gb, None
+
+
+def gather_facts(unary: torch.Tensor, binary: torch.Tensor, fi: FactIndex,
+                 present: torch.Tensor | None = None) -> torch.Tensor:
+    """The stored rows of an atom batch (see :class:`FactIndex`), ``[n_u + n_b (+ 2), W]``.
+
+    One ``index_select`` per fact tensor; the backward zero-fills one gradient per fact tensor and
+    copies every row's gradient into it with one ``index_copy_`` (rows are distinct elements).
+    Elements at padded frames or of absent tracks (``present``, ``[B·T·N]`` bool) read 0 whatever
+    the tensors hold there (``torch.where``: NaN and inf included, and their gradients are 0).
+    """
+    if (unary.requires_grad or binary.requires_grad) and torch.is_grad_enabled():
+        x = _FactGather.apply(unary, binary, fi)
+    else:
+        x = _fact_rows(unary, binary, fi)
+    keep = fi.keep(present)
+    if keep is None:
+        return x
+    return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
