@@ -20,6 +20,8 @@ Public names::
     specs(vocab, max_depth, events=True)      -> st(ir.Spec)
     traces(vocab, max_T, max_N, ...)          -> st(Trace)
     boolean_traces(vocab, max_T, max_N, ...)  -> st(Trace) with 0/1 facts only
+    long_windows(max_T)                       -> st(ir.Window) spanning up to and beyond max_T frames
+    windowed_specs(vocab, max_T, ...)         -> st(ir.Spec) built around windowed temporal operators
 
 Sizes are kept small on purpose: the reference interpreter is a literal
 transcription of the defining equations and costs ``O(T^depth · N^vars)``.
@@ -34,7 +36,7 @@ from stlspec.trace import Trace
 
 __all__ = [
     "vocab", "windows", "probabilities", "formulas", "open_formulas", "chains", "specs",
-    "traces", "boolean_traces", "VOCAB",
+    "traces", "boolean_traces", "long_windows", "windowed_specs", "VOCAB",
 ]
 
 #: The fixed test vocabulary. Argument categories are informative only: the
@@ -265,3 +267,72 @@ def boolean_traces(vocab: ir.Vocabulary | None = None, max_T: int = 6, max_N: in
                    presence: bool | None = None) -> st.SearchStrategy:
     """Traces whose facts are all exactly 0 or 1 (every logic must agree with boolean)."""
     return traces(vocab, max_T, max_N, boolean=True, presence=presence)
+
+
+# ---------------------------------------------------------------------- long windows (traces up to T = 16)
+
+# Fraction bounds whose products with T - 1 (T <= 16) hit integers, halves and neither.
+_LONG_FRACTIONS = (0.0, 0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0)
+
+
+@st.composite
+def long_windows(draw, max_T: int = 16) -> ir.Window:
+    """Frame windows ``[lo, hi]`` with ``lo, hi - lo`` up to ``max_T`` (so also empty and clipped ones),
+    unbounded ``[lo, inf]``, and fraction windows."""
+    kind = draw(st.sampled_from(("frames", "unbounded", "fraction")))
+    if kind == "fraction":
+        lo = draw(st.sampled_from(_LONG_FRACTIONS))
+        return ir.Window(lo, draw(st.sampled_from([f for f in _LONG_FRACTIONS if f >= lo])), "fraction")
+    lo = draw(st.integers(0, max_T))
+    if kind == "unbounded":
+        return ir.Window(lo, None)
+    return ir.Window(lo, lo + draw(st.integers(0, max_T)))
+
+
+@st.composite
+def _windowed(draw, v: ir.Vocabulary, bound: tuple[str, ...], depth: int, max_T: int) -> ir.Formula:
+    """A windowed temporal operator (or ``next[k]``, k up to ``max_T + 2``) over smaller formulas,
+    whose operands are again windowed (while ``depth`` lasts) or random quantifier-free formulas."""
+    def operand():
+        if depth > 1 and draw(st.booleans()):
+            return draw(_windowed(v, bound, depth - 1, max_T))
+        return draw(open_formulas(v, bound, 1, quantifiers=False))
+
+    op = draw(st.sampled_from(("eventually", "always", "until", "release", "next")))
+    match op:
+        case "eventually":
+            return ir.Eventually(operand(), draw(long_windows(max_T)))
+        case "always":
+            return ir.Always(operand(), draw(long_windows(max_T)))
+        case "until":
+            return ir.Until(operand(), operand(), draw(long_windows(max_T)))
+        case "release":  # as lowering writes it: not (not a until[w] not b)
+            return ir.Not(ir.Until(ir.Not(operand()), ir.Not(operand()), draw(long_windows(max_T))))
+        case "next":
+            return ir.Next(operand(), weak=draw(st.booleans()), steps=draw(st.integers(1, max_T + 2)))
+    raise AssertionError(op)
+
+
+@st.composite
+def windowed_specs(draw, vocab: ir.Vocabulary | None = None, max_T: int = 16, depth: int = 2) -> ir.Spec:
+    """Specs ``"s"`` whose body is built around windowed operators sized for traces of up to ``max_T``
+    frames: one or two windowed formulas under ``and``/``or``, or a ``then`` chain whose head carries a long
+    window and whose elements are windowed formulas (events tagged as lowering tags them)."""
+    v = vocab or VOCAB
+    block = draw(_block(v, (), 2))
+    bound = tuple(n for n, _ in block)
+    quant = ir.Exists if draw(st.integers(0, 3)) else ir.Forall
+    shape = draw(st.sampled_from(("one", "and", "or", "chain")))
+    if shape == "chain":
+        n = draw(st.integers(1, 3))
+        elems = [draw(_windowed(v, bound, depth, max_T)) for _ in range(n)]
+        f: ir.Formula = ir.Eventually(elems[-1], event=n - 1)
+        for k in range(n - 2, -1, -1):
+            f = ir.Eventually(ir.And((elems[k], ir.Next(f))), event=k)
+        f = ir.Eventually(f.arg, draw(st.one_of(st.none(), long_windows(max_T))), 0)
+        return ir.Spec("s", quant(block, f), tuple(ir.EventInfo(k) for k in range(n)))
+    body = draw(_windowed(v, bound, depth, max_T))
+    if shape != "one":
+        other = draw(_windowed(v, bound, depth, max_T))
+        body = ir.And((body, other)) if shape == "and" else ir.Or((body, other))
+    return ir.Spec("s", quant(block, body))
