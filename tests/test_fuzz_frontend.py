@@ -4,7 +4,10 @@ The only acceptable outcomes are a result or our positioned error (never a
 traceback, never a hang). Every stage of the front end is iterative; the
 language's nesting limit (:data:`stlspec.traverse.MAX_DEPTH`) is enforced by
 both parsers and the checker with E107, so text at the limit goes through every
-stage and text beyond it fails the same way in every stage.
+stage and text beyond it fails the same way in every stage. The evaluating
+backends take what the front end lets through: the reference interpreter and the
+torch backend give equal values (and witnesses) on the deepest formula of every
+family and on core IR of depth :data:`stlspec.ir.MAX_IR_DEPTH` built in code.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import typing
 
 import pytest
+import numpy as np
 from hypothesis import HealthCheck, find, settings
 
 import stlspec
@@ -21,6 +25,7 @@ from stlspec.cli import main
 from stlspec.diagnostics import StlError
 from stlspec.fastparse import Fallback, fast_parse
 from stlspec.parser import lark_parse
+from stlspec.trace import Trace
 from stlspec.traverse import MAX_DEPTH
 
 import ast_strategies
@@ -107,6 +112,101 @@ def test_next_k_is_never_expanded(k):
     core = stlspec.compile_text(spec(f"next[{k}] a(x) and weak next[{k}] a(x)"))
     nexts = [n for n in ir.walk(core.specs[0].formula) if isinstance(n, ir.Next)]
     assert [n.steps for n in nexts] == [k, k]
+
+
+# ---------------------------------------------------------------- the backends at the deepest IR
+
+# Seconds each on the loaded 2-core machine (lowering makes release and then 3 core nodes per operator).
+_DEEP_IR_FAMILIES = ("release", "then", "until")
+
+
+def _random_trace(vocab: ir.Vocabulary, N: int, T: int = 4, seed: int = 0) -> Trace:
+    rng = np.random.default_rng(seed)
+    return Trace.from_arrays(rng.random((N, len(vocab.categories))), rng.random((T, N, len(vocab.unary))),
+                             rng.random((T, N, N, len(vocab.binary))), categories=vocab.categories,
+                             unary_preds=vocab.unary_names, binary_preds=vocab.binary_names)
+
+
+def _reference_and_torch_agree(spec: ir.Spec, trace: Trace, logic: str) -> None:
+    from stlspec.backends import reference
+    from stlspec.backends.torch import evaluate
+
+    want = reference.evaluate(spec, trace, logic)
+    value, witnesses = evaluate(spec, trace, logic)
+    assert value == pytest.approx(want.value, abs=1e-9)
+    assert len(witnesses) == len(want.witnesses) == len(spec.events)
+    if spec.events:
+        np.testing.assert_allclose(np.asarray(witnesses, dtype=float), np.asarray(want.witnesses, dtype=float),
+                                   atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("family", [pytest.param(f, marks=pytest.mark.slow) if f in _DEEP_IR_FAMILIES else f
+                                    for f in sorted(FAMILIES)])
+def test_backends_agree_on_the_deepest_allowed_formula(family):
+    pytest.importorskip("torch")
+    core = stlspec.compile_text(spec(FAMILIES[family](MAX_DEPTH - 1)))
+    (s,) = core.specs
+    # One track for the 1,000 nested blocks of `exists` (separate blocks may reuse it: 1 assignment).
+    trace = _random_trace(core.vocabulary, N=1 if family == "exists" else 2)
+    _reference_and_torch_agree(s, trace, "godel")
+
+
+def _deepest_core_formula() -> ir.Formula:
+    """Core IR exactly :data:`ir.MAX_IR_DEPTH` nodes deep, cycling through every operator kind."""
+    x, y = "x", "y"
+    f: ir.Formula = ir.Unary("walking", x)
+    for i in range(ir.MAX_IR_DEPTH - 3):
+        match i % 9:
+            case 0 | 7:
+                f = ir.Not(f)
+            case 1:
+                f = ir.Eventually(f, ir.Window(0, 2))
+            case 2:
+                f = ir.And((f, ir.Unary("red", x)))
+            case 3:
+                f = ir.Next(f, weak=True, steps=2)
+            case 4:
+                f = ir.Until(ir.Unary("walking", y), f, ir.Window(1, 3))
+            case 5:
+                f = ir.Or((ir.Binary("near", x, y), f))
+            case 6:
+                f = ir.Always(f, ir.Window(0.0, 0.5, "fraction"))
+            case 8:
+                f = ir.Or((f, ir.Eq(x, y)))
+    return ir.Exists((("x", "person"),), ir.Forall((("y", None),), f))
+
+
+@pytest.mark.slow  # about 10 s of torch planning at depth 5,002 on the loaded 2-core machine; CI runs it
+@pytest.mark.parametrize("logic", ["godel", "smooth"])
+def test_reference_and_torch_take_core_ir_of_the_maximal_depth(logic):
+    pytest.importorskip("torch")
+    f = _deepest_core_formula()
+    assert ir.depth(f) == ir.MAX_IR_DEPTH
+    _reference_and_torch_agree(ir.Spec("s", f), _random_trace(strategies.VOCAB, N=2, T=6), logic)
+
+
+def test_reference_witnesses_of_long_chains_cost_linear_time(monkeypatch):
+    # Every event's witness pass re-reads the rest of its chain: memoised, a K-event chain costs O(K)
+    # node evaluations (it was O(K²): 1,000 events took minutes).
+    from stlspec.backends import reference
+
+    calls = 0
+    combine = reference._Interpreter.combine
+
+    def counting(self, *args):
+        nonlocal calls
+        calls += 1
+        return combine(self, *args)
+
+    monkeypatch.setattr(reference._Interpreter, "combine", counting)
+    counts = []
+    for k in (100, 400):
+        core = stlspec.compile_text(spec(FAMILIES["then"](k - 1)))
+        calls = 0
+        result = reference.evaluate(core.specs[0], _random_trace(core.vocabulary, N=2), "product")
+        assert len(result.witnesses) == k
+        counts.append(calls)
+    assert counts[1] < 5 * counts[0], counts  # 4x the events: 16x if quadratic
 
 
 # ---------------------------------------------------------------- the strategies cover every class

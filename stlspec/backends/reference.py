@@ -33,7 +33,10 @@ the head of its ``then`` chain (always read at frame 0: events sit at positive
 top-level positions) is replaced by the vector ``c_k(q) = Pre_k(q) ∧ Body_k(q)``
 over pinned frames ``q``, computed once per assignment (:class:`_Pinned`), and
 its ancestors (``And``/``Or``/``Exists``/``Forall`` only) are combined per ``q``:
-one extra pass per event instead of one per event and frame.
+one extra pass per event instead of one per event and frame. The vectors of
+event nodes and each chain's prefixes ``Pre_j ∧ A_j`` are memoised per
+assignment, so the passes of a K-event chain together cost ``O(K)`` nodes, not
+``O(K²)``.
 ``tests/unfolding_oracle.py`` keeps the literal position-by-position unfolding
 (with per-frame pinning) that this interpreter is differentially tested against.
 """
@@ -89,6 +92,17 @@ class _Interpreter:
         # Plain nested lists: the ``exact`` logic overwrites entries in place per world.
         self.names, self.unary, self.binary = names, unary, binary
         self.present = trace.present.tolist()
+        # Memoised per assignment (see :meth:`memo_key`): the vectors of event nodes, and each chain head's
+        # prefix vectors ``Pre_j ∧ A_j``. A witness pass reads the rest of its chain, which the value pass
+        # (or an earlier event's pass) already computed: without the memo a K-event chain costs O(K²) nodes.
+        self.memo: dict[tuple, Any] = {}
+
+    @staticmethod
+    def memo_key(f: ir.Formula, env: Env) -> tuple | None:
+        """The memo key of an event node under ``env``; ``None`` for every other node (not memoised)."""
+        if isinstance(f, ir.Eventually) and f.event is not None:
+            return (id(f), tuple(sorted(env.items())))
+        return None
 
     # -- windows
 
@@ -150,6 +164,10 @@ class _Interpreter:
                 if head is not None and f is head.node:
                     results.append((head.scores(self, e), True))
                     continue
+                key = self.memo_key(f, e)
+                if key is not None and key in self.memo:
+                    results.append((self.memo[key], False))
+                    continue
                 tasks = self.operands(f, e)
                 stack.append((f, e, len(tasks)))
                 stack.extend((c, ce, -1) for c, ce in reversed(tasks))
@@ -164,7 +182,11 @@ class _Interpreter:
                 vecs = [v if p else [v[0]] * self.T for v, p in args]
             else:
                 vecs = [v for v, _ in args]
-            results.append((self.combine(f, e, vecs), pinned))
+            vec = self.combine(f, e, vecs)
+            key = None if pinned else self.memo_key(f, e)
+            if key is not None:
+                self.memo[key] = vec
+            results.append((vec, pinned))
         return results[0][0]
 
     def combine(self, f: ir.Formula, env: Env, args: list[Vector]) -> Vector:
@@ -276,16 +298,19 @@ class _Pinned:
         body = interp.vector(chain[-1].arg, env)
         if len(chain) == 1:
             return [body[q] if in_head[q] else 0.0 for q in range(T)]
-        # x(s) = Pre_j(s) ∧ A_j(s); Pre_0 is the head's window, an indicator rather than a conjunct.
-        cond = interp.vector(_condition(chain[0]), env)
-        x = [cond[s] if in_head[s] else 0.0 for s in range(T)]
-        for j in range(1, len(chain)):
-            pre = self.spread(interp, x, chain[j].window)
-            if j == len(chain) - 1:
-                return [L.and_([pre[q], body[q]]) for q in range(T)]
+        # xs[j](s) = Pre_j(s) ∧ A_j(s), shared by every event of this chain (memoised per assignment);
+        # Pre_0 is the head's window, an indicator rather than a conjunct.
+        xs = interp.memo.setdefault(("prefixes", id(self.node), tuple(sorted(env.items()))), [])
+        while len(xs) < len(chain) - 1:
+            j = len(xs)
             cond = interp.vector(_condition(chain[j]), env)
-            x = [L.and_([pre[s], cond[s]]) for s in range(T)]
-        raise AssertionError("unreachable")  # pragma: no cover
+            if j == 0:
+                xs.append([cond[s] if in_head[s] else 0.0 for s in range(T)])
+            else:
+                pre = self.spread(interp, xs[j - 1], chain[j].window)
+                xs.append([L.and_([pre[s], cond[s]]) for s in range(T)])
+        pre = self.spread(interp, xs[len(chain) - 2], chain[-1].window)
+        return [L.and_([pre[q], body[q]]) for q in range(T)]
 
     @staticmethod
     def spread(interp: _Interpreter, x: Vector, w: ir.Window | None) -> Vector:
@@ -394,6 +419,7 @@ def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, events: list[
     heads = [_pinned_head(formula, k) for k in events]
 
     def run() -> tuple[float, list[Vector]]:
+        interp.memo.clear()  # ``exact`` overwrites the facts between worlds
         value = interp.vector(formula, {})[0]
         scores = [[0.0] * trace.num_frames if h is None else interp.vector(formula, {}, h) for h in heads]
         return value, scores
