@@ -91,11 +91,11 @@ MAX_SYNONYMS = 100_000
 
 def load_synonyms(path: str) -> dict[str, str]:
     """Read and validate a ``--synonyms`` file: a JSON object of non-empty, single-line strings."""
-    from stlspec.diagnostics import Diagnostic, StlError
+    from stlspec.diagnostics import StlError, llm_unreadable_input
     from stlspec.files import parse_json, read_text
 
-    text = read_text(path, code="E706", what="synonyms file", max_bytes=MAX_SYNONYMS_BYTES)
-    data = parse_json(text, code="E706", path=path, what="synonyms JSON")
+    text = read_text(path, error=llm_unreadable_input, what="synonyms file", max_bytes=MAX_SYNONYMS_BYTES)
+    data = parse_json(text, error=llm_unreadable_input, path=path, what="synonyms JSON")
     problems = []
     if not isinstance(data, dict):
         problems.append(f"expected a JSON object, got {type(data).__name__}")
@@ -113,7 +113,7 @@ def load_synonyms(path: str) -> dict[str, str]:
             if len(problems) >= 20:
                 break
     if problems:
-        raise StlError([Diagnostic("E706", f"synonyms file: {p}", path=path) for p in problems])
+        raise StlError([llm_unreadable_input(f"synonyms file: {p}", path=path) for p in problems])
     return data
 
 
@@ -145,8 +145,9 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
             return _err(str(exc))
     try:
         captions = load_captions(args.captions)
-    except CaptionFileError as exc:
-        return _err(str(exc))
+    except CaptionFileError as err:
+        print(err.render(), file=sys.stderr)
+        return 2
     vocabulary = None
     if args.vocab:
         from stlspec.pipeline import load_vocabulary
@@ -298,12 +299,14 @@ def format_summary(result, out: Path, report: Path, cache_path: str, prices=None
 
 
 def cmd_import_laser(args: argparse.Namespace) -> int:
+    from stlspec.diagnostics import StlError
     from stlspec.laser_import import import_laser_file
 
     try:
         result = import_laser_file(args.file, vocabulary=args.vocab)
-    except OSError as exc:
-        return _err(f"{args.file}: cannot read: {exc.strerror or exc}")
+    except StlError as err:  # the records file or --vocab cannot be read: nothing converted
+        print(err.render(), file=sys.stderr)
+        return 2
     for fail in result.failures:
         print(f"{args.file}:{fail.line}: cannot convert record {fail.record_id!r}: {fail.reason}", file=sys.stderr)
     if args.output:

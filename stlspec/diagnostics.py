@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Mapping, Protocol
 
 from stlspec.span import NO_SPAN, Span
 
-__all__ = ["Diagnostic", "StlError", "CODES", "ErrorCode", "render", "render_all", "to_json", "did_you_mean"]
+__all__ = ["Diagnostic", "StlError", "CODES", "ErrorCode", "CONSTRUCTORS", "MessageConstructor", "render",
+           "render_all", "to_json", "did_you_mean"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +88,13 @@ CODES: dict[str, ErrorCode] = _codes(
 
 @dataclass(frozen=True, slots=True)
 class Diagnostic:
+    """One problem. ``path`` is the file (or ``<string>``) it is about; ``None`` for problems that are
+    about no file (the caption pipeline's E7xx: an answer, a request), rendered without a location."""
+
     code: str
     message: str
     span: Span = NO_SPAN
-    path: str = "<string>"
+    path: str | None = "<string>"
     hints: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
@@ -119,6 +123,14 @@ class Diagnostic:
             "hints": list(self.hints),
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Diagnostic":
+        """The inverse of :meth:`to_dict` (character offsets, which it does not store, become 0)."""
+        span = Span(0, 0, int(d.get("line") or 0), int(d.get("column") or 0), int(d.get("end_line") or 0),
+                    int(d.get("end_column") or 0))
+        return cls(str(d["code"]), str(d.get("message", "")), span, d.get("path"),
+                   hints=tuple(str(h) for h in d.get("hints") or ()))
+
     def render(self, source: str | None = None) -> str:
         return render(self, source)
 
@@ -143,11 +155,14 @@ class StlError(Exception):
 
 
 def render(d: Diagnostic, source: str | None = None) -> str:
-    """``path:line:col: error[E201]: message`` + source line + underline + ``help:`` lines."""
+    """``path:line:col: error[E201]: message`` + source line + underline + ``help:`` lines.
+
+    A diagnostic without a path (``path=None``) starts at ``error[E701]: …``.
+    """
     loc = d.path
-    if d.span.known:
+    if d.span.known and d.path is not None:
         loc = f"{d.path}:{d.span.line}:{d.span.column}"
-    lines = [f"{loc}: {d.severity}[{d.code}]: {d.message}"]
+    lines = [f"{loc + ': ' if loc is not None else ''}{d.severity}[{d.code}]: {d.message}"]
     if source is not None and d.span.known:
         excerpt = _excerpt(source, d.span)
         if excerpt is not None:
@@ -230,12 +245,24 @@ def did_you_mean(name: str, candidates: Iterable[str], limit: int = 3) -> list[s
 # ---------------------------------------------------------------- named constructors
 #
 # Every diagnostic is built by the one constructor of its code (below), never
-# by ``Diagnostic("E…", …)`` elsewhere (tests/test_diagnostics.py checks both).
+# by ``Diagnostic("E…", …)`` elsewhere (tests/test_diagnostic_codes.py checks both).
 # Codes whose messages vary with the construct take the message; the others
 # build it from their arguments.
 
 #: code -> its constructor (filled by ``_constructor`` and ``_register``).
 CONSTRUCTORS: dict[str, object] = {}
+
+
+class MessageConstructor(Protocol):
+    """The signature of the constructors that take their message (those made by ``_constructor``).
+
+    Shared readers (:mod:`stlspec.files`) take one of these, so that each caller
+    reports unreadable input under its own code (E501 traces, E706 captions, E801
+    sources, …).
+    """
+
+    def __call__(self, message: str, span: Span = NO_SPAN, path: str = "<string>", hints: Iterable[str] = (),
+                 notes: Iterable[str] = ()) -> Diagnostic: ...
 
 
 def _register(code: str):
@@ -314,19 +341,47 @@ unsupported_by_backend = _constructor("E602", "unsupported_by_backend")
 unknown_logic = _constructor("E603", "unknown_logic")
 invalid_evaluator_input = _constructor("E604", "invalid_evaluator_input")
 
-# E7xx / W7xx the caption pipeline
-llm_no_spec = _constructor("E701", "llm_no_spec")
-llm_several_specs = _constructor("E702", "llm_several_specs")
-llm_refused = _constructor("E703", "llm_refused")
-llm_request_failed = _constructor("E704", "llm_request_failed")
-llm_batch_entry_failed = _constructor("E705", "llm_batch_entry_failed")
-llm_answer_cut_off = _constructor("W701", "llm_answer_cut_off")
-llm_declarations_ignored = _constructor("W702", "llm_declarations_ignored")
+# E7xx / W7xx the caption pipeline: about an answer or a request, not a file (path None)
+@_register("E701")
+def llm_no_spec(message: str = "no spec found in the answer") -> Diagnostic:
+    return Diagnostic("E701", message, NO_SPAN, None, hints=("answer with one ```stl code block holding one spec",))
+
+
+@_register("E702")
+def llm_several_specs(count: int) -> Diagnostic:
+    return Diagnostic("E702", f"the answer holds {count} specs; expected exactly one", NO_SPAN, None)
+
+
+@_register("E703")
+def llm_refused(why: str) -> Diagnostic:
+    return Diagnostic("E703", f"the model refused to answer ({why})", NO_SPAN, None)
+
+
+@_register("E704")
+def llm_request_failed(message: str) -> Diagnostic:
+    return Diagnostic("E704", message, NO_SPAN, None)
+
+
+@_register("E705")
+def llm_batch_entry_failed(message: str) -> Diagnostic:
+    return Diagnostic("E705", message, NO_SPAN, None)
+
+
+@_register("W701")
+def llm_answer_cut_off() -> Diagnostic:
+    return Diagnostic("W701", "the answer was cut off at max_tokens", NO_SPAN, None)
+
+
+@_register("W702")
+def llm_declarations_ignored(count: int) -> Diagnostic:
+    return Diagnostic("W702", f"{count} declaration(s) in the answer were ignored", NO_SPAN, None)
+
+
+#: E706 is about an input file (captions, ``--synonyms``): it takes a message, span and path.
 llm_unreadable_input = _constructor("E706", "llm_unreadable_input")
 
 
 # E8xx files (built by stlspec.files and the CLI; never quote the file's contents)
-# E8xx files: E801 is built by stlspec.files.read_text (code="E801") for .stl sources
 cannot_read = _constructor("E801", "cannot_read")
 
 

@@ -25,7 +25,7 @@ import os
 import stat
 from typing import Any, Callable
 
-from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.diagnostics import MessageConstructor, StlError
 from stlspec.span import Span
 
 __all__ = ["read_text", "parse_json", "first_too_deep", "MAX_JSON_DEPTH", "DEFAULT_MAX_BYTES"]
@@ -40,16 +40,19 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n} bytes"
 
 
-def read_text(path: str | os.PathLike, *, code: str, what: str, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
-    """The UTF-8 text of the regular file ``path``, or :class:`StlError` ``code`` saying what is wrong.
+def read_text(path: str | os.PathLike, *, error: MessageConstructor, what: str,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """The UTF-8 text of the regular file ``path``, or :class:`StlError` saying what is wrong.
 
-    ``what`` names the file's role in messages ("trace file", "captions file", …).
-    A UTF-8 byte-order mark is dropped.
+    ``error`` is the constructor (from :mod:`stlspec.diagnostics`) of the caller's
+    code, e.g. ``diagnostics.cannot_read`` (E801) or ``diagnostics.malformed_trace``
+    (E501); ``what`` names the file's role in messages ("trace file", "captions
+    file", …). A UTF-8 byte-order mark is dropped.
     """
     p = os.fspath(path)
 
     def fail(message: str, span: Span | None = None, hints: tuple[str, ...] = ()) -> StlError:
-        return StlError([Diagnostic(code, message, span or Span(), p, hints)])
+        return StlError([error(message, span or Span(), p, hints)])
 
     try:
         st = os.stat(p)
@@ -110,20 +113,20 @@ def _span_at(text: str, pos: int, line: int | None) -> Span:
     return Span(pos, pos + 1, ln, col, ln, col + 1)
 
 
-def parse_json(text: str, *, code: str, path: str, what: str = "JSON",
+def parse_json(text: str, *, error: MessageConstructor, path: str, what: str = "JSON",
                object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
                line: int | None = None) -> Any:
-    """``json.loads(text)`` with every failure as a positioned :class:`StlError` ``code``.
+    """``json.loads(text)`` with every failure as a positioned :class:`StlError` built by ``error``.
 
     ``line``: ``text`` is that line of a JSONL file (positions become columns of it).
     """
     deep = first_too_deep(text, MAX_JSON_DEPTH) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else None
     if deep is not None:
-        raise StlError([Diagnostic(code, f"{what} nests arrays/objects more than {MAX_JSON_DEPTH} deep",
-                                   _span_at(text, deep, line), path)])
+        raise StlError([error(f"{what} nests arrays/objects more than {MAX_JSON_DEPTH} deep",
+                              _span_at(text, deep, line), path)])
     try:
         return json.loads(text, object_pairs_hook=object_pairs_hook)
     except json.JSONDecodeError as e:
-        raise StlError([Diagnostic(code, f"invalid {what}: {e.msg}", _span_at(text, e.pos, line), path)]) from None
+        raise StlError([error(f"invalid {what}: {e.msg}", _span_at(text, e.pos, line), path)]) from None
     except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4300 digits
-        raise StlError([Diagnostic(code, f"invalid {what}: {str(e).split(';')[0][:120]}", Span(), path)]) from None
+        raise StlError([error(f"invalid {what}: {str(e).split(';')[0][:120]}", Span(), path)]) from None

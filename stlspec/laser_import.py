@@ -328,6 +328,10 @@ class Failure:
     reason: str
 
 
+#: Largest LASER records file read (bytes).
+MAX_RECORDS_BYTES = 512 * 2**20
+
+
 @dataclass
 class ImportResult:
     text: str                                   # the .stl file
@@ -342,8 +346,19 @@ class ImportResult:
 
 
 def import_laser_file(path: str | Path, vocabulary: str | ir.Vocabulary | None = None) -> ImportResult:
-    """Convert every record of a LASER JSONL file; see :class:`ImportResult`."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    """Convert every record of a LASER JSONL file; see :class:`ImportResult`.
+
+    The file is read by :func:`stlspec.files.read_text`: a missing file, a
+    directory, a device, a file over :data:`MAX_RECORDS_BYTES` or bytes that are
+    not UTF-8 raise :class:`~stlspec.diagnostics.StlError` E801 (with the line and
+    column of the first bad byte), before anything is converted.
+    """
+    from stlspec.diagnostics import cannot_read
+    from stlspec.files import read_text
+
+    text = read_text(path, error=cannot_read, what="LASER records file", max_bytes=MAX_RECORDS_BYTES)
+    # Lines end at "\n" only (str.splitlines would also split at U+2028 inside a JSON string).
+    lines = text.split("\n")
     return import_laser_lines(lines, source=str(path), vocabulary=vocabulary)
 
 

@@ -58,7 +58,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Sequence
 
-from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+from stlspec.diagnostics import StlError, did_you_mean, unknown_logic
 
 __all__ = ["Logic", "Boolean", "Godel", "Product", "Smooth", "Exact", "LOGICS", "SCALAR_LOGICS", "get_logic",
            "UntilMaps", "BIG"]
@@ -238,7 +238,7 @@ class Smooth(Logic):
     def __post_init__(self) -> None:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (t > 0 and math.isfinite(t)):
-            raise StlError([Diagnostic("E603", f"the smooth logic needs a finite temperature > 0, got {t!r}")])
+            raise StlError([unknown_logic(f"the smooth logic needs a finite temperature > 0, got {t!r}")])
 
     def and_(self, xs: Sequence[float]) -> float:
         if not xs:
@@ -326,7 +326,7 @@ def get_logic(name: "str | Logic", temperature: float = 0.1) -> Logic:
     close = did_you_mean(str(name), LOGICS)
     hints = [f"did you mean {close[0]!r}?"] if close else []
     hints.append(f"choose one of: {', '.join(LOGICS)}")
-    raise StlError([Diagnostic("E603", f"unknown logic {name!r}", hints=tuple(hints))])
+    raise StlError([unknown_logic(f"unknown logic {name!r}", hints=hints)])
 
 
 # ---------------------------------------------------------------------- tensors: suffix products, until maps

@@ -20,7 +20,7 @@ from dataclasses import replace
 
 from stlspec import ast, diagnostics
 from stlspec.checker import CheckedProgram, check as _check
-from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.diagnostics import Diagnostic, StlError, cannot_read
 from stlspec.files import read_text
 
 #: The largest .stl file (spec file, include, --vocab) stlspec reads.
@@ -39,7 +39,7 @@ def load(path: str) -> ast.Program:
 
 def read_source(path: str) -> str:
     """The text of a .stl file (E801 for anything unreadable: see :func:`stlspec.files.read_text`)."""
-    return read_text(path, code="E801", what=".stl file", max_bytes=MAX_SOURCE_BYTES)
+    return read_text(path, error=cannot_read, what=".stl file", max_bytes=MAX_SOURCE_BYTES)
 
 
 def resolve_includes(program: ast.Program) -> tuple[list[ast.Program], list[Diagnostic], dict[str, str]]:
@@ -62,7 +62,7 @@ def resolve_includes(program: ast.Program) -> tuple[list[ast.Program], list[Diag
             seen.add(key)
             hint = f"the path is resolved relative to {base or '.'}"
             try:
-                text = read_text(target, code="E801", what=f"included file {item.path!r}",
+                text = read_text(target, error=cannot_read, what=f"included file {item.path!r}",
                                  max_bytes=MAX_SOURCE_BYTES)
             except StlError as err:  # reported at the include line of the including file
                 diags.extend(replace(d, span=item.span, path=prog.path, hints=(*d.hints, hint))

@@ -32,7 +32,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from stlspec import ir
-from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+from stlspec.diagnostics import (
+    Diagnostic, MessageConstructor, StlError, did_you_mean, duplicate_trace_fact, frame_out_of_range,
+    malformed_trace, probability_out_of_range, unknown_trace_name,
+)
 
 __all__ = ["Trace", "load_trace", "TRACE_VERSION"]
 
@@ -104,7 +107,7 @@ class Trace:
         problems = _shape_problems(names, unary, binary, present, self.categories, self.unary_preds,
                                    self.binary_preds, self.track_ids)
         if problems:
-            raise StlError([Diagnostic("E501", m) for m in problems])
+            raise StlError([malformed_trace(m) for m in problems])
         value_problems = []
         for label, a in (("names", names), ("unary", unary), ("binary", binary)):
             bad = np.argwhere(~((a >= 0) & (a <= 1)))  # also catches NaN
@@ -117,7 +120,8 @@ class Trace:
             ("binary_preds", self.binary_preds), ("track_ids", self.track_ids))
             for n in _duplicates(cols)]
         if value_problems or dup:
-            raise StlError([Diagnostic("E504", m) for m in value_problems] + [Diagnostic("E505", m) for m in dup])
+            raise StlError([probability_out_of_range(m) for m in value_problems]
+                           + [duplicate_trace_fact(m) for m in dup])
         # Presence is part of the data: facts about absent tracks are 0.
         unary = unary * present[:, :, None]
         binary = binary * (present[:, :, None] & present[:, None, :])[..., None]
@@ -167,8 +171,8 @@ class Trace:
         """
         names, unary, binary = (np.asarray(a, dtype=np.float64) for a in (names, unary, binary))
         if unary.ndim != 3 or names.ndim != 2:
-            raise StlError([Diagnostic("E501", f"expected names [N, C] and unary [T, N, P], got shapes "
-                                               f"{names.shape} and {unary.shape}")])
+            raise StlError([malformed_trace(f"expected names [N, C] and unary [T, N, P], got shapes "
+                                                        f"{names.shape} and {unary.shape}")])
         T, N = unary.shape[0], names.shape[0]
         if present is None:
             present = np.ones((T, N), dtype=bool)
@@ -229,7 +233,7 @@ def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
     """
     from stlspec.files import parse_json, read_text
 
-    text = read_text(path, code="E501", what="trace file", max_bytes=MAX_TRACE_BYTES)
+    text = read_text(path, error=malformed_trace, what="trace file", max_bytes=MAX_TRACE_BYTES)
     dup_keys: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
@@ -241,8 +245,8 @@ def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
             seen[k] = val
         return seen
 
-    data = parse_json(text, code="E501", path=str(path), what="JSON", object_pairs_hook=pairs)
-    diags = [Diagnostic("E505", f"key {k[:80]!r} appears twice in one JSON object", path=str(path))
+    data = parse_json(text, error=malformed_trace, path=str(path), what="JSON", object_pairs_hook=pairs)
+    diags = [duplicate_trace_fact(f"key {k[:80]!r} appears twice in one JSON object", path=str(path))
              for k in dup_keys]
     try:
         trace = Trace.from_dict(data, vocabulary, path=str(path))
@@ -294,8 +298,9 @@ class _Reader:
         self.diags: list[Diagnostic] = []
         self.closed: set[str] = set()  # column kinds that accept no new names
 
-    def err(self, code: str, where: str, msg: str, hints: Sequence[str] = ()) -> None:
-        self.diags.append(Diagnostic(code, f"{where}: {msg}" if where else msg, path=self.path, hints=tuple(hints)))
+    def err(self, make: MessageConstructor, where: str, msg: str, hints: Sequence[str] = ()) -> None:
+        """Report ``msg`` at JSON path ``where`` with ``make``, the constructor of its code."""
+        self.diags.append(make(f"{where}: {msg}" if where else msg, path=self.path, hints=hints))
 
     # -- small typed getters: each reports and returns None on a bad value
 
@@ -303,29 +308,29 @@ class _Reader:
         if isinstance(x, bool) or not isinstance(x, int):
             if isinstance(x, float) and x.is_integer():
                 return int(x)
-            self.err("E501", where, f"expected an integer frame, got {_short_json(x)}")
+            self.err(malformed_trace, where, f"expected an integer frame, got {_short_json(x)}")
             return None
         return x
 
     def _frame(self, where: str, x: Any, T: int | None) -> int | None:
         t = self._int(where, x)
         if t is not None and T is not None and not 0 <= t < T:
-            self.err("E503", where, f"frame {_short_json(t)} is out of range [0, {T})")
+            self.err(frame_out_of_range, where, f"frame {_short_json(t)} is out of range [0, {T})")
             return None
         return t
 
     def _prob(self, where: str, x: Any) -> float | None:
         if isinstance(x, bool) or not isinstance(x, (int, float)):
-            self.err("E504", where, f"probability must be a number in [0, 1], got {_short_json(x)}")
+            self.err(probability_out_of_range, where, f"probability must be a number in [0, 1], got {_short_json(x)}")
             return None
         if math.isnan(x) or not 0 <= x <= 1:
-            self.err("E504", where, f"probability {x} is not in [0, 1]")
+            self.err(probability_out_of_range, where, f"probability {x} is not in [0, 1]")
             return None
         return float(x)
 
     def _name(self, where: str, x: Any) -> str | None:
         if not isinstance(x, str) or not x:
-            self.err("E501", where, f"expected a non-empty string, got {_short_json(x)}")
+            self.err(malformed_trace, where, f"expected a non-empty string, got {_short_json(x)}")
             return None
         return x
 
@@ -338,16 +343,16 @@ class _Reader:
     def _keys(self, where: str, obj: dict, allowed: Sequence[str], required: Sequence[str]) -> None:
         for k in obj:
             if k not in allowed:
-                self.err("E501", f"{where}.{k}" if where else k, f"unknown key {k!r}",
+                self.err(malformed_trace, f"{where}.{k}" if where else k, f"unknown key {k!r}",
                          [f"did you mean {m!r}?" for m in did_you_mean(str(k), allowed)[:1]]
                          or [f"expected keys: {', '.join(allowed)}"])
         for k in required:
             if k not in obj:
-                self.err("E501", where or "trace", f"missing required key {k!r}")
+                self.err(malformed_trace, where or "trace", f"missing required key {k!r}")
 
     def _list(self, where: str, x: Any) -> list:
         if not isinstance(x, list):
-            self.err("E501", where, f"expected a list, got {type(x).__name__}")
+            self.err(malformed_trace, where, f"expected a list, got {type(x).__name__}")
             return []
         return x
 
@@ -370,7 +375,7 @@ class _Reader:
                 if self.vocab is not None:
                     self._check_known(f"{kind}[{i}]", kind, name, cols[kind])
                 elif name in cols[kind]:
-                    self.err("E505", f"{kind}[{i}]", f"{name!r} is declared twice")
+                    self.err(duplicate_trace_fact, f"{kind}[{i}]", f"{name!r} is declared twice")
                 else:
                     cols[kind].append(name)
         return cols
@@ -381,7 +386,7 @@ class _Reader:
         if name in known:
             return True
         hint = [f"did you mean {m!r}?" for m in did_you_mean(name, known)[:1]]
-        self.err("E502", where, f"unknown {self._KIND_WORD[kind]} {name!r}", hint)
+        self.err(unknown_trace_name, where, f"unknown {self._KIND_WORD[kind]} {name!r}", hint)
         return False
 
     def _column(self, where: str, kind: str, name: str, cols: dict[str, list[str]]) -> int | None:
@@ -396,20 +401,20 @@ class _Reader:
 
     def read(self, data: Any) -> Trace:
         if not isinstance(data, dict):
-            self.err("E501", "", f"a trace is a JSON object, got {type(data).__name__}")
+            self.err(malformed_trace, "", f"a trace is a JSON object, got {type(data).__name__}")
             raise StlError(self.diags)
         self._keys("", data, _TOP_KEYS, ("num_frames", "tracks"))
         if "version" in data and data["version"] != TRACE_VERSION:
-            self.err("E501", "version", f"unsupported trace version {_short_json(data['version'])}; "
+            self.err(malformed_trace, "version", f"unsupported trace version {_short_json(data['version'])}; "
                                         f"this is version {TRACE_VERSION}")
         T = None
         if "num_frames" in data:
             T = self._int("num_frames", data["num_frames"])
             if T is not None and T < 1:
-                self.err("E501", "num_frames", f"a trace has at least one frame, got {T}")
+                self.err(malformed_trace, "num_frames", f"a trace has at least one frame, got {T}")
                 T = None
             elif T is not None and T > MAX_TRACE_FRAMES:
-                self.err("E501", "num_frames", f"{_magnitude(T)} frames is more than the limit of "
+                self.err(malformed_trace, "num_frames", f"{_magnitude(T)} frames is more than the limit of "
                                                f"{MAX_TRACE_FRAMES:,} frames per trace",
                          ("sample the video's frames more sparsely",))
                 T = None
@@ -424,18 +429,18 @@ class _Reader:
         for i, tr in enumerate(self._list("tracks", data.get("tracks", []))):
             where = f"tracks[{i}]"
             if not isinstance(tr, dict):
-                self.err("E501", where, f"a track is a JSON object, got {type(tr).__name__}")
+                self.err(malformed_trace, where, f"a track is a JSON object, got {type(tr).__name__}")
                 continue
             self._keys(where, tr, _TRACK_KEYS, ("id",))
             tid = self._track_ref(f"{where}.id", tr.get("id")) if "id" in tr else None
             if tid is not None and tid in track_ids:
-                self.err("E505", f"{where}.id", f"track {tid!r} is defined twice")
+                self.err(duplicate_trace_fact, f"{where}.id", f"track {tid!r} is defined twice")
                 tid = None
             n = len(track_ids)
             track_ids.append(tid if tid is not None else f"<invalid track {i}>")
             tnames = tr.get("names", {})
             if not isinstance(tnames, dict):
-                self.err("E501", f"{where}.names", f"expected an object {{category: probability}}, "
+                self.err(malformed_trace, f"{where}.names", f"expected an object {{category: probability}}, "
                                                   f"got {type(tnames).__name__}")
                 tnames = {}
             for c, p in tnames.items():
@@ -449,7 +454,7 @@ class _Reader:
                 for j, t in enumerate(self._list(f"{where}.present", tr["present"])):
                     tv = self._frame(f"{where}.present[{j}]", t, T)
                     if tv is not None and tv in frames:
-                        self.err("E505", f"{where}.present[{j}]", f"frame {tv} is listed twice")
+                        self.err(duplicate_trace_fact, f"{where}.present[{j}]", f"frame {tv} is listed twice")
                     elif tv is not None:
                         frames.append(tv)
                 presence[n] = frames
@@ -461,7 +466,7 @@ class _Reader:
                 return None
             if tid not in track_of:
                 hint = [f"did you mean {m!r}?" for m in did_you_mean(tid, track_ids)[:1]]
-                self.err("E502", where, f"unknown track {tid!r}", hint)
+                self.err(unknown_trace_name, where, f"unknown track {tid!r}", hint)
                 return None
             return track_of[tid]
 
@@ -474,7 +479,7 @@ class _Reader:
         N = len(track_ids)
         cells = T * N * N * max(len(cols["binary_preds"]), 1) + T * N * max(len(cols["unary_preds"]), 1)
         if cells > MAX_TRACE_CELLS:
-            self.err("E501", "", f"the trace would hold {cells:,} scores (T={T}, N={N}, "
+            self.err(malformed_trace, "", f"the trace would hold {cells:,} scores (T={T}, N={N}, "
                                  f"{len(cols['unary_preds'])} unary and {len(cols['binary_preds'])} binary "
                                  f"predicates), more than the limit of {MAX_TRACE_CELLS:,}",
                      ("split the video, or keep fewer tracks or frames",))
@@ -504,27 +509,27 @@ class _Reader:
         for i, fact in enumerate(self._list(kind, data.get(kind, []))):
             where = f"{kind}[{i}]"
             if not isinstance(fact, dict):
-                self.err("E501", where, f"a fact is a JSON object, got {type(fact).__name__}")
+                self.err(malformed_trace, where, f"a fact is a JSON object, got {type(fact).__name__}")
                 continue
             self._keys(where, fact, allowed, ("pred",) + roles)
             pred = self._name(f"{where}.pred", fact["pred"]) if "pred" in fact else None
             col = self._column(f"{where}.pred", col_kind, pred, cols) if pred is not None else None
             tracks = [track(f"{where}.{r}", fact[r]) if r in fact else None for r in roles]
             if "frame" in fact and "frames" in fact:
-                self.err("E501", where, "give either 'frame' or 'frames', not both")
+                self.err(malformed_trace, where, "give either 'frame' or 'frames', not both")
                 continue
             if "frame" in fact:
                 frame_list = [(f"{where}.frame", fact["frame"])]
             elif "frames" in fact:
                 frame_list = [(f"{where}.frames[{j}]", t) for j, t in enumerate(self._list(f"{where}.frames", fact["frames"]))]
             else:
-                self.err("E501", where, "missing 'frame' (one frame) or 'frames' (a list of frames)")
+                self.err(malformed_trace, where, "missing 'frame' (one frame) or 'frames' (a list of frames)")
                 continue
             p = fact.get("p", 1.0)
             if isinstance(p, list):
                 # One probability per listed frame.
                 if len(p) != len(frame_list):
-                    self.err("E501", f"{where}.p", f"{len(p)} probabilities for {len(frame_list)} frames")
+                    self.err(malformed_trace, f"{where}.p", f"{len(p)} probabilities for {len(frame_list)} frames")
                     continue
                 probs = [self._prob(f"{where}.p[{j}]", x) for j, x in enumerate(p)]
             else:
@@ -535,8 +540,9 @@ class _Reader:
                     continue
                 key = (col, tv, *tracks)
                 if key in out:
-                    self.err("E505", fw, f"duplicate fact {pred}({', '.join(str(fact[r]) for r in roles)}) "
-                                         f"at frame {tv}; first given at {first_seen[key]}")
+                    args = ", ".join(str(fact[r]) for r in roles)
+                    self.err(duplicate_trace_fact, fw,
+                             f"duplicate fact {pred}({args}) at frame {tv}; first given at {first_seen[key]}")
                     continue
                 out[key] = pv
                 first_seen[key] = fw

@@ -11,6 +11,7 @@ import pytest
 
 import stlspec
 from stlspec.cli import main
+from stlspec import diagnostics
 from stlspec.diagnostics import StlError
 from stlspec.files import read_text
 
@@ -68,7 +69,7 @@ def test_non_utf8_spec_include_and_vocab_files_are_positioned(tmp_path, capsys):
 
 def test_size_cap():
     with pytest.raises(StlError) as err:
-        read_text(REPO / "README.md", code="E801", what="file", max_bytes=10)
+        read_text(REPO / "README.md", error=diagnostics.cannot_read, what="file", max_bytes=10)
     assert codes(err.value) == ["E801"]
 
 

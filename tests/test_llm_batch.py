@@ -62,7 +62,7 @@ def test_batch_errored_entries_fail_transiently(api):
     res = specs_from_captions([Caption("x", "A robot welds a car door."), Caption("y", "A dog jumps onto the table.")],
                               VOCAB, base_url=api.base_url, batch=True, poll_interval=0.01)
     bad, good = res.records
-    assert bad.status == "failed" and bad.transient and bad.diagnostics[0]["code"] == "E705"
+    assert bad.status == "failed" and bad.transient and bad.diagnostics[0].code == "E705"
     assert good.status == "ok"
 
 

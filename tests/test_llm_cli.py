@@ -92,7 +92,7 @@ def test_bad_caption_file(api, tmp_path, capsys):
     args = _args(api, tmp_path)
     args[1] = str(bad)
     assert main(args) == 2
-    assert "bad.jsonl:2:22: not valid JSON" in capsys.readouterr().err
+    assert "bad.jsonl:2:22: error[E706]: not valid JSON" in capsys.readouterr().err
 
 
 def test_killed_run_resumes_without_paying_twice(tmp_path, monkeypatch):

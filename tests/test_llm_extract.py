@@ -77,7 +77,7 @@ def test_closed_vocabulary_mapping():
 def test_unknown_names_are_reported_by_the_checker_with_suggestions():
     out = validate_answer('```stl\nspec s { exists d: dog. eventually runing(d) @late }\n```', "c", "s", VOCAB)
     assert not out.ok
-    assert out.diagnostics[0]["code"] == "E201"
+    assert out.diagnostics[0].code == "E201"
     assert "did you mean 'running'" in out.rendered
     assert "```stl" in out.repair_prompt and "runing(d)" in out.repair_prompt
 
@@ -87,12 +87,12 @@ def test_validate_sets_name_and_caption_and_ignores_declarations():
                           "\n```", 'A dog "runs".', "vid_7", VOCAB)
     assert out.ok
     assert out.text.startswith('spec vid_7 "A dog \\"runs\\"." {')
-    assert [d["code"] for d in out.diagnostics] == ["W702"]
+    assert [d.code for d in out.diagnostics] == ["W702"]
 
 
 def test_validate_rejects_two_specs():
     out = validate_answer(f"```stl\n{SPEC}\n{SPEC.replace('spec s', 'spec t')}\n```", "c", "s", VOCAB)
-    assert not out.ok and out.diagnostics[0]["code"] == "E702"
+    assert not out.ok and out.diagnostics[0].code == "E702"
 
 
 def test_costs():
@@ -116,7 +116,7 @@ def test_load_captions(tmp_path):
     assert [c.text for c in load_captions(t)] == ["first caption", "second caption"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a"}\n')
-    with pytest.raises(CaptionFileError, match="bad.jsonl:1: no caption text"):
+    with pytest.raises(CaptionFileError, match=r"bad.jsonl:1:1: error\[E706\]: no caption text"):
         load_captions(bad)
 
 

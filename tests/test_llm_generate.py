@@ -81,7 +81,7 @@ def test_invalid_spec_fixed_in_one_repair_round(api):
 def test_never_valid_is_reported_failed_with_diagnostics(api):
     rec = run(api, ["A person juggles three flaming torches."], max_repairs=2).records[0]
     assert rec.status == "failed" and rec.rounds == 3
-    codes = {d["code"] for d in rec.diagnostics}
+    codes = {d.code for d in rec.diagnostics}
     assert {"E201", "E202"} <= codes  # unknown predicate juggling, unknown category flame
     assert "juggling" in rec.rendered and "error[E201]" in rec.rendered
     assert rec.spec and "juggling" in rec.spec  # the last attempt is kept for review, marked failed
@@ -90,7 +90,7 @@ def test_never_valid_is_reported_failed_with_diagnostics(api):
 def test_refusal(api):
     rec = run(api, ["Two people argue in a kitchen."]).records[0]
     assert rec.status == "failed" and rec.rounds == 1
-    assert rec.diagnostics[0]["code"] == "E703"
+    assert rec.diagnostics[0].code == "E703"
     assert rec.error.startswith("refused")
     assert api.message_requests == 1  # a refusal is not "repaired"
 
@@ -112,7 +112,7 @@ def test_persistent_500_fails_transiently_and_is_retried_next_run(api, tmp_path)
     cache = Cache(tmp_path / "c.sqlite")
     rec = run(api, ["A robot welds a car door."], cache=cache, max_retries=2).records[0]
     assert rec.status == "failed" and rec.transient
-    assert rec.diagnostics[0]["code"] == "E704" and "500" in rec.error
+    assert rec.diagnostics[0].code == "E704" and "500" in rec.error
     assert api.message_requests == 3  # the first try and the SDK's two retries
     run(api, ["A robot welds a car door."], cache=cache, max_retries=0)
     assert api.message_requests == 4  # not cached: asked again

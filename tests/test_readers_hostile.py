@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hyp import examples
+from stlspec import diagnostics
 from stlspec.diagnostics import StlError
 from stlspec.files import MAX_JSON_DEPTH, read_text
 from stlspec.trace import load_trace
@@ -147,7 +148,7 @@ def test_random_json_shapes_never_crash(tmp_path_factory, data):
 def test_read_text_strips_bom(tmp_path):
     p = tmp_path / "x.txt"
     p.write_bytes(b"\xef\xbb\xbfhello")
-    assert read_text(p, code="E501", what="file") == "hello"
+    assert read_text(p, error=diagnostics.malformed_trace, what="file") == "hello"
 
 
 # ---------------------------------------------------------------------- captions and --synonyms

@@ -50,7 +50,7 @@ from typing import Any, Mapping, assert_never
 
 
 from stlspec import ir
-from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.diagnostics import StlError, input_too_large
 from stlspec.logics import Logic, get_logic
 from stlspec.trace import Trace
 
@@ -429,8 +429,7 @@ def _evaluate_all(formula: ir.Formula, trace: Trace, logic: Logic, events: list[
 
     facts = uncertain_facts(formula, trace)
     if len(facts) > max_uncertain_facts:
-        raise StlError([Diagnostic(
-            "E601",
+        raise StlError([input_too_large(
             f"the exact logic would enumerate 2^{len(facts)} worlds: the formula reads {len(facts)} uncertain "
             f"facts (probability strictly between 0 and 1), more than the limit of {max_uncertain_facts}",
             hints=("use logic='product' (exact for facts read once along independent positions) or 'godel'",

@@ -26,15 +26,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Generator, Iterable
 
-from stlspec import ast, ir
-from stlspec.diagnostics import StlError
+from stlspec import ast, diagnostics, ir
+from stlspec.diagnostics import Diagnostic, StlError
 from stlspec.llm import prompt as prompts
 from stlspec.llm.cache import Cache, record_key, request_key
 from stlspec.llm.client import FatalAPIError, Reply, TransientAPIError, make_client, require_api_key, send
 from stlspec.llm.costs import Usage, estimate_cost
 from stlspec.llm.extract import extract_spec
 from stlspec.llm.normalize import VocabularyMapper
-from stlspec.llm.records import Caption, SpecRecord, llm_diagnostic, spec_name_for
+from stlspec.llm.records import Caption, SpecRecord, spec_name_for
 
 __all__ = ["DEFAULT_MODEL", "RunResult", "specs_from_captions", "validate_answer", "Outcome", "plan"]
 
@@ -51,7 +51,7 @@ class Outcome:
 
     ok: bool
     text: str | None                     # the checked spec text (or the extracted text that failed)
-    diagnostics: list[dict] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
     rendered: str = ""
     renamed: dict = field(default_factory=dict)
     repair_prompt: str = ""
@@ -66,26 +66,25 @@ def validate_answer(answer: str, caption: str, spec_name: str, vocabulary: ir.Vo
     path = f"<{spec_name}>"
     found = extract_spec(answer)
     if found is None:
-        d = llm_diagnostic("E701", "no spec found in the answer",
-                           hints=("answer with one ```stl code block holding one spec",))
-        return Outcome(False, None, [d], f"error[E701]: {d['message']}", repair_prompt=prompts.no_spec_message(_ANSWER_NAME))
+        d = diagnostics.llm_no_spec()
+        return Outcome(False, None, [d], d.render(), repair_prompt=prompts.no_spec_message(_ANSWER_NAME))
     try:
         program = stlspec.parse(found.text, path=path)
     except StlError as err:
         rendered = err.render()
-        return Outcome(False, found.text, [d.to_dict() for d in err.diagnostics], rendered,
+        return Outcome(False, found.text, list(err.diagnostics), rendered,
                        repair_prompt=prompts.repair_message(rendered, found.text))
-    notes: list[dict] = []
+    notes: list[Diagnostic] = []
     specs = program.specs
     if len(specs) != 1:
-        d = llm_diagnostic("E702" if specs else "E701",
-                           f"the answer holds {len(specs)} specs; expected exactly one")
-        msg = f"error[{d['code']}]: {d['message']}"
+        d = (diagnostics.llm_several_specs(len(specs)) if specs
+             else diagnostics.llm_no_spec("the answer holds 0 specs; expected exactly one"))
+        msg = d.render()
         return Outcome(False, found.text, [d], msg, repair_prompt=prompts.repair_message(msg, found.text))
     dropped = [i for i in program.items if not isinstance(i, ast.Spec)]
     if dropped:
         # Answers must not extend the vocabulary; their declarations add nothing to an open-vocabulary check.
-        notes.append(llm_diagnostic("W702", f"{len(dropped)} declaration(s) in the answer were ignored"))
+        notes.append(diagnostics.llm_declarations_ignored(len(dropped)))
     spec, mapping = mapper.map_spec(specs[0])
     spec = ast.Spec(spec_name, spec.formula, caption)
     text = stlspec.format(ast.Program((spec,)))
@@ -95,9 +94,9 @@ def validate_answer(answer: str, caption: str, spec_name: str, vocabulary: ir.Vo
         stlspec.lower(checked)
     except StlError as err:
         rendered = err.render()
-        return Outcome(False, text, [*notes, *(d.to_dict() for d in err.diagnostics)], rendered,
+        return Outcome(False, text, [*notes, *err.diagnostics], rendered,
                        dict(mapping.renamed), repair_prompt=prompts.repair_message(rendered, text))
-    return Outcome(True, text, [*notes, *(d.to_dict() for d in checked.warnings)], "", dict(mapping.renamed))
+    return Outcome(True, text, [*notes, *checked.warnings], "", dict(mapping.renamed))
 
 
 @dataclass
@@ -191,9 +190,9 @@ class _Run:
             common = dict(base, rounds=round_, usage=usage.to_dict(), cache_hit=all_cached)
             if answer.reply.stop_reason == "refusal":
                 why = answer.reply.refusal_explanation or "no explanation given"
-                d = llm_diagnostic("E703", f"the model refused to answer ({why})")
+                d = diagnostics.llm_refused(why)
                 return SpecRecord(status="failed", spec=last.text if last else None, diagnostics=[d],
-                                  rendered=f"error[E703]: {d['message']}",
+                                  rendered=d.render(),
                                   error=f"refused: {answer.reply.text.strip()[:200] or why}", **common)
             # Checked under the name the model was asked for, so that repair requests do not depend on
             # the caption id either; the record is renamed at the end.
@@ -203,7 +202,7 @@ class _Run:
                                                  diagnostics=last.diagnostics, renamed=last.renamed,
                                                  **dict(common, spec_name=_ANSWER_NAME)), caption.id, spec_name)
             if answer.reply.stop_reason == "max_tokens":
-                last.diagnostics.append(llm_diagnostic("W701", "the answer was cut off at max_tokens"))
+                last.diagnostics.append(diagnostics.llm_answer_cut_off())
             messages.append({"role": "assistant", "content": answer.reply.text.strip() or "(empty answer)"})
             messages.append({"role": "user", "content": last.repair_prompt})
         assert last is not None
@@ -211,10 +210,12 @@ class _Run:
                                          rendered=last.rendered, renamed=last.renamed,
                                          **dict(common, spec_name=_ANSWER_NAME)), caption.id, spec_name)
 
-    def transient_failure(self, caption: Caption, spec_name: str, message: str, code: str = "E704") -> SpecRecord:
-        d = llm_diagnostic(code, message)
+    def transient_failure(self, caption: Caption, spec_name: str, message: str,
+                          make: Callable[[str], Diagnostic] = diagnostics.llm_request_failed) -> SpecRecord:
+        """A failure worth retrying (never cached): ``make`` is E704's or E705's constructor."""
+        d = make(message)
         return SpecRecord(caption_id=caption.id, caption=caption.text, spec_name=spec_name, status="failed",
-                          diagnostics=[d], rendered=f"error[{code}]: {message}", model=self.model,
+                          diagnostics=[d], rendered=d.render(), model=self.model,
                           prompt_version=self.prompt.version, error=message, transient=True)
 
 
@@ -289,7 +290,8 @@ def _drive_batch(run: _Run, jobs: list[tuple[Caption, str]], client: Any, poll_i
                 stored = run.cache.get_response(key)
                 if stored is None:
                     if key in failed_keys:
-                        rec = run.transient_failure(caption, name, failed_keys[key], code="E705")
+                        rec = run.transient_failure(caption, name, failed_keys[key],
+                                                    diagnostics.llm_batch_entry_failed)
                         del active[text]
                         out[text] = rec
                         on_done(rec)

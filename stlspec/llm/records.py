@@ -6,8 +6,11 @@
   number of rounds, token usage and whether it came from the cache. A caption
   is never silently dropped: a failure is a record too.
 * :data:`LLM_CODES` — the codes of problems that are not compiler diagnostics
-  (no spec in the answer, a refusal, an API error, …). Compiler diagnostics
-  keep their own codes (``E201`` …) from :mod:`stlspec.diagnostics`.
+  (no spec in the answer, a refusal, an API error, …). They are
+  :class:`~stlspec.diagnostics.Diagnostic` objects like the compiler's (which keep
+  their own codes, ``E201`` …), built by the ``llm_*`` constructors of
+  :mod:`stlspec.diagnostics`; a record holds both kinds in one list and writes
+  them to the JSONL report with ``Diagnostic.to_dict()``.
 * Readers and writers for the caption JSONL, the output ``.stl`` and the JSONL
   report.
 """
@@ -17,15 +20,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from stlspec.diagnostics import CODES
+from stlspec.diagnostics import CODES, Diagnostic, StlError, llm_unreadable_input
+from stlspec.span import Span
 
 __all__ = [
-    "Caption", "SpecRecord", "LLM_CODES", "llm_diagnostic", "load_captions", "spec_name_for",
-    "write_report", "write_stl", "CaptionFileError",
+    "Caption", "SpecRecord", "LLM_CODES", "load_captions", "spec_name_for", "write_report", "write_stl",
+    "CaptionFileError",
 ]
 
 STATUSES = ("ok", "repaired", "failed")
@@ -34,16 +38,8 @@ STATUSES = ("ok", "repaired", "failed")
 LLM_CODES: dict[str, str] = {c: e.title for c, e in CODES.items() if c[1] == "7"}
 
 
-def llm_diagnostic(code: str, message: str, hints: Sequence[str] = ()) -> dict:
-    """A pipeline problem in the same dict shape as ``Diagnostic.to_dict()`` (severity from the registry)."""
-    assert code in LLM_CODES, code
-    severity = CODES[code].severity
-    return {"path": None, "line": 0, "column": 0, "end_line": 0, "end_column": 0, "severity": severity,
-            "code": code, "message": message, "hints": list(hints)}
-
-
-class CaptionFileError(ValueError):
-    """A caption file that cannot be read; the message names the file and line."""
+class CaptionFileError(StlError, ValueError):
+    """A captions file that cannot be read or is malformed: E706 diagnostics naming the file, line and column."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +55,7 @@ class SpecRecord:
     spec_name: str
     status: str                      # "ok" | "repaired" | "failed"
     spec: str | None = None          # the valid spec text; for failures, the last attempt (if any)
-    diagnostics: list[dict] = field(default_factory=list)  # errors of the last attempt, or warnings
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # errors of the last attempt, or warnings
     rendered: str = ""               # the diagnostics as the compiler prints them, for review
     model: str = ""
     rounds: int = 0                  # API requests made for this caption (1 = no repair)
@@ -79,23 +75,28 @@ class SpecRecord:
         return self.status != "failed"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The JSON form (one line of the report; also what the cache stores)."""
+        out = asdict(replace(self, diagnostics=[]))
+        out["diagnostics"] = [d.to_dict() for d in self.diagnostics]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "SpecRecord":
         names = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        fields = {k: v for k, v in d.items() if k in names}
+        fields["diagnostics"] = [Diagnostic.from_dict(x) for x in fields.get("diagnostics") or ()]
+        return cls(**fields)
 
     def headline(self) -> str:
         """One line saying why a record failed (for summaries)."""
         if self.error:
             return self.error
-        errs = [d for d in self.diagnostics if d.get("severity") == "error"]
+        errs = [d for d in self.diagnostics if d.is_error]
         if not errs:
             return self.status
         first = errs[0]
         more = f" (+{len(errs) - 1} more)" if len(errs) > 1 else ""
-        return f"{first['code']} {first['message']}{more}"
+        return f"{first.code} {first.message}{more}"
 
 
 from stlspec.naming import comment_block as _comment, spec_name_for  # noqa: E402,F401 - re-exported
@@ -114,18 +115,23 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
 
     JSONL lines may name the id ``id``/``caption_id``/``video_id`` and the text
     ``caption``/``text``; a line without an id gets ``line<N>``. Blank lines are
-    skipped. Any malformed line raises :class:`CaptionFileError` naming it.
+    skipped. An unreadable file or a malformed line raises :class:`CaptionFileError`
+    (E706) naming the file, the line and, where known, the column.
     """
-    from stlspec.diagnostics import StlError
     from stlspec.files import MAX_JSON_DEPTH, first_too_deep, read_text
 
     path = Path(path)
     try:
-        lines = read_text(path, code="E706", what="captions file", max_bytes=MAX_CAPTIONS_BYTES).splitlines()
+        # Lines end at "\n" only (str.splitlines would also split at U+2028 inside a JSON string).
+        lines = read_text(path, error=llm_unreadable_input, what="captions file",
+                          max_bytes=MAX_CAPTIONS_BYTES).split("\n")
     except StlError as err:
-        d = err.diagnostics[0]
-        where = f"{path}:{d.span.line}:{d.span.column}" if d.span.line else str(path)
-        raise CaptionFileError(f"{where}: {d.message}") from None
+        raise CaptionFileError(err.diagnostics) from None
+
+    def bad(n: int, message: str, column: int = 0) -> CaptionFileError:
+        span = Span(0, 0, n, column, n, column + 1) if column else Span(0, 0, n, 1, n, len(lines[n - 1]) + 1)
+        return CaptionFileError([llm_unreadable_input(message, span, str(path))])
+
     out: list[Caption] = []
     jsonl = path.suffix.lower() in (".jsonl", ".json", ".ndjson") or any(
         ln.lstrip().startswith("{") for ln in lines[:5])
@@ -135,27 +141,28 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
         if not jsonl:
             out.append(Caption(f"line{n}", line.strip()))
             continue
-        if first_too_deep(line, MAX_JSON_DEPTH) is not None:
-            raise CaptionFileError(f"{path}:{n}: JSON nested more than {MAX_JSON_DEPTH} deep")
+        deep = first_too_deep(line, MAX_JSON_DEPTH)
+        if deep is not None:
+            raise bad(n, f"JSON nested more than {MAX_JSON_DEPTH} deep", deep + 1)
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise CaptionFileError(f"{path}:{n}:{exc.colno}: not valid JSON: {exc.msg}") from None
+            raise bad(n, f"not valid JSON: {exc.msg}", exc.colno) from None
         except (ValueError, RecursionError) as exc:  # e.g. an integer of thousands of digits
-            raise CaptionFileError(f"{path}:{n}: not valid JSON: {str(exc)[:100]}") from None
+            raise bad(n, f"not valid JSON: {str(exc).split(';')[0][:100]}") from None
         if isinstance(obj, str):
             out.append(Caption(f"line{n}", obj))
             continue
         if not isinstance(obj, dict):
-            raise CaptionFileError(f"{path}:{n}: expected a JSON object with a caption")
+            raise bad(n, "expected a JSON object with a caption")
         text = next((obj[k] for k in _TEXT_KEYS if isinstance(obj.get(k), str)), None)
         if text is None or not text.strip():
-            raise CaptionFileError(f"{path}:{n}: no caption text (expected one of the keys {', '.join(_TEXT_KEYS)})")
+            raise bad(n, f"no caption text (expected one of the keys {', '.join(_TEXT_KEYS)})")
         cid = next((obj[k] for k in _ID_KEYS if obj.get(k) not in (None, "")), f"line{n}")
         if not isinstance(cid, (str, int)) or isinstance(cid, bool):
-            raise CaptionFileError(f"{path}:{n}: the caption id must be a string or an integer")
+            raise bad(n, "the caption id must be a string or an integer")
         if len(str(cid)) > 1000 or len(text) > MAX_CAPTION_CHARS:
-            raise CaptionFileError(f"{path}:{n}: caption or id too long (at most {MAX_CAPTION_CHARS} characters)")
+            raise bad(n, f"caption or id too long (at most {MAX_CAPTION_CHARS} characters)")
         out.append(Caption(str(cid), text.strip()))
     return out
 

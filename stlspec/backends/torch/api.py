@@ -9,7 +9,7 @@ import torch
 from stlspec import ir
 from stlspec.backends.torch.batch import Columns, SceneGraphBatch
 from stlspec.backends.torch.engine import TorchEvaluator
-from stlspec.diagnostics import Diagnostic, StlError
+from stlspec.diagnostics import StlError, unsupported_by_backend
 from stlspec.logics import Logic
 
 __all__ = ["compile_specs", "evaluate", "ENGINES"]
@@ -43,7 +43,7 @@ def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str |
         from stlspec.backends.torch import v1
 
         return v1.TorchEvaluator(specs, columns, logic, temperature, top_m)
-    raise StlError([Diagnostic("E602", f"unknown torch engine {engine!r}", hints=("use 'v2' (or 'v1' to compare)",))])
+    raise StlError([unsupported_by_backend(f"unknown torch engine {engine!r}", hints=("use 'v2' (or 'v1' to compare)",))])
 
 
 def evaluate(spec: ir.Spec, trace: Any, logic: str | Logic = "product", temperature: float = 0.1, *,

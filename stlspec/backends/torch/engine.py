@@ -38,7 +38,7 @@ from stlspec.backends.torch import ops
 from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
 from stlspec.backends.torch.canon import AtomKind, Axis, Op, SpecTable, canonicalize
 from stlspec.backends.torch.ops import TorchLogic
-from stlspec.diagnostics import Diagnostic, StlError, did_you_mean
+from stlspec.diagnostics import StlError, did_you_mean, invalid_evaluator_input, unsupported_by_backend
 from stlspec.logics import Logic, get_logic
 
 __all__ = ["TorchEvaluator", "LRU"]
@@ -240,7 +240,7 @@ class TorchEvaluator:
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
         if top_m is not None and (isinstance(top_m, bool) or not isinstance(top_m, int) or top_m < 1):
-            raise StlError([Diagnostic("E602", f"top_m must be a positive integer or None, got {top_m!r}")])
+            raise StlError([unsupported_by_backend(f"top_m must be a positive integer or None, got {top_m!r}")])
         self.logic = L.name
         self.temperature = float(getattr(L, "temperature", temperature))
         self.top_m = top_m
@@ -678,7 +678,7 @@ def _src_rows(parts: list) -> tuple:
 
 
 def _input_error(msg: str, hint: str = "") -> StlError:
-    return StlError([Diagnostic("E604", msg, hints=(hint,) if hint else ())])
+    return StlError([invalid_evaluator_input(msg, hints=(hint,))])
 
 
 # ---------------------------------------------------------------------- per-call tensors
