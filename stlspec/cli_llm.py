@@ -5,9 +5,11 @@ it); each sets ``func`` to a handler returning the exit code:
 
 * ``0`` — everything converted;
 * ``1`` — the run finished but some captions/records failed (the outputs are
-  still written; the report says why);
-* ``2`` — nothing was done: a missing API key, an unreadable input, a
-  rejected key or unknown model.
+  still written; the report says why); for ``import-laser`` and ``negatives``
+  also an input file that cannot be used (its diagnostics are printed, as by
+  every core subcommand);
+* ``2`` — ``from-captions`` did nothing: a missing API key, an unreadable
+  captions, ``--vocab`` or ``--synonyms`` file, a rejected key or unknown model.
 """
 
 from __future__ import annotations
@@ -299,14 +301,11 @@ def format_summary(result, out: Path, report: Path, cache_path: str, prices=None
 
 
 def cmd_import_laser(args: argparse.Namespace) -> int:
-    from stlspec.diagnostics import StlError
     from stlspec.laser_import import import_laser_file
 
-    try:
-        result = import_laser_file(args.file, vocabulary=args.vocab)
-    except StlError as err:  # the records file or --vocab cannot be read: nothing converted
-        print(err.render(), file=sys.stderr)
-        return 2
+    # An unreadable records or --vocab file raises StlError (E801, or the vocabulary's own errors):
+    # ``stlspec.cli.main`` prints it and exits 1, as every subcommand does for input it cannot use.
+    result = import_laser_file(args.file, vocabulary=args.vocab)
     for fail in result.failures:
         print(f"{args.file}:{fail.line}: cannot convert record {fail.record_id!r}: {fail.reason}", file=sys.stderr)
     if args.output:
@@ -329,12 +328,9 @@ def cmd_import_laser(args: argparse.Namespace) -> int:
 def cmd_negatives(args: argparse.Namespace) -> int:
     import stlspec
     from stlspec.negatives import KINDS, negatives_for_program
+    from stlspec.pipeline import read_source
 
-    try:
-        text = Path(args.file).read_text(encoding="utf-8")
-    except OSError as exc:
-        return _err(f"{args.file}: cannot read: {exc.strerror or exc}")
-    program = stlspec.parse(text, path=args.file)
+    program = stlspec.parse(read_source(args.file), path=args.file)  # unreadable: E801, exit 1 (cli.main)
     kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:

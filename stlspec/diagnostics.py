@@ -78,7 +78,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("W701", "warning", "answer cut off", "The answer stopped at max_tokens; it was used only if it still checks."),
     ErrorCode("W702", "warning", "declarations ignored", "Declarations in the answer were dropped: the vocabulary is yours, not the model's."),
     # E8xx: reading and writing files
-    ErrorCode("E801", "error", "cannot read file", "The file is missing, unreadable, a directory, a special file (a device, FIFO or socket), larger than 16 MiB, or not UTF-8 (the message gives the line and column of the first bad byte)."),
+    ErrorCode("E801", "error", "cannot read file", "The file is missing, unreadable, a directory, a special file (a device, FIFO or socket), larger than its size limit (16 MiB for .stl files, 512 MiB for LASER records), or not UTF-8 (the message gives the line and column of the first bad byte)."),
     ErrorCode("E804", "error", "cannot write file", "The output path is a directory, or its directory is missing or not writable."),
     # W: warnings
     ErrorCode("W101", "warning", "unused variable", "A bound variable is never used in the quantifier's body."),

@@ -108,3 +108,50 @@ def test_cli_import_laser(tmp_path, capsys):
     assert "converted 3 of 9 records; 6 could not be converted" in err
     assert len(stlspec.compile_file(str(out)).specs) == 3
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == 9
+
+
+# ---------------------------------------------------------------------- unreadable records files
+
+def _hostile(tmp_path, kind: str) -> tuple[str, str]:
+    """(path, fragment of the expected message) for a directory, a device, a non-UTF-8 file."""
+    if kind == "dir":
+        return str(tmp_path), "it is a directory"
+    if kind == "device":
+        return "/dev/zero", "not a regular file"
+    p = tmp_path / "latin1.jsonl"
+    p.write_bytes(b'{"caption": "a", "prog": "Logic(Unary(\\"walking\\", Const(-1)))", "consts": ["person"]}\n'
+                  b'{"caption": "caf\xe9"}\n')
+    return str(p), "not valid UTF-8: byte 0xe9 at line 2, column 17"
+
+
+@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+def test_import_laser_file_refuses_unreadable_files(tmp_path, kind):
+    path, fragment = _hostile(tmp_path, kind)
+    with pytest.raises(stlspec.StlError) as info:
+        import_laser_file(path)
+    (d,) = info.value.diagnostics
+    assert d.code == "E801" and d.path == path and fragment in d.message, d
+    if kind == "latin1":
+        assert (d.span.line, d.span.column) == (2, 17)
+
+
+@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+def test_cli_import_laser_refuses_unreadable_files(tmp_path, capsys, kind):
+    path, fragment = _hostile(tmp_path, kind)
+    out = tmp_path / "out.stl"
+    assert main(["import-laser", path, "-o", str(out)]) == 1
+    cap = capsys.readouterr()
+    assert "Traceback" not in cap.err and fragment in cap.err
+    where = f"{path}:2:17" if kind == "latin1" else path
+    assert f"{where}: error[E801]: " in cap.err, cap.err
+    assert not out.exists()  # nothing half-written
+
+
+def test_import_laser_lines_end_at_newline_only(tmp_path):
+    """A U+2028 inside a JSON string does not split the record (line numbers count "\\n" only)."""
+    p = tmp_path / "r.jsonl"
+    p.write_text('{"caption": "a\u2028b", "prog": "Until(", "consts": []}\n{"caption": "c", "prog": "Until("}\n',
+                 encoding="utf-8")
+    result = import_laser_file(p)
+    assert result.total == 2 and [f.line for f in result.failures] == [1, 2]
+    assert result.failures[0].record_id == "a\u2028b"
