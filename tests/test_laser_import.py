@@ -13,6 +13,7 @@ from stlspec.backends.reference import evaluate
 from stlspec.cli import main
 from stlspec.laser_import import ConversionError, import_laser_file, parse_prog
 from stlspec.trace import Trace
+from unreadable import BAD_BYTE_AT, KINDS, unreadable
 
 FIX = Path(__file__).parent / "fixtures" / "llm" / "laser_records.jsonl"
 
@@ -112,37 +113,28 @@ def test_cli_import_laser(tmp_path, capsys):
 
 # ---------------------------------------------------------------------- unreadable records files
 
-def _hostile(tmp_path, kind: str) -> tuple[str, str]:
-    """(path, fragment of the expected message) for a directory, a device, a non-UTF-8 file."""
-    if kind == "dir":
-        return str(tmp_path), "it is a directory"
-    if kind == "device":
-        return "/dev/zero", "not a regular file"
-    p = tmp_path / "latin1.jsonl"
-    p.write_bytes(b'{"caption": "a", "prog": "Logic(Unary(\\"walking\\", Const(-1)))", "consts": ["person"]}\n'
-                  b'{"caption": "caf\xe9"}\n')
-    return str(p), "not valid UTF-8: byte 0xe9 at line 2, column 17"
+RECORD = b'{"caption": "a", "prog": "Logic(Unary(\\"walking\\", Const(-1)))", "consts": ["person"]}'
 
 
-@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_import_laser_file_refuses_unreadable_files(tmp_path, kind):
-    path, fragment = _hostile(tmp_path, kind)
+    path, fragment = unreadable(tmp_path, kind, RECORD)
     with pytest.raises(stlspec.StlError) as info:
         import_laser_file(path)
     (d,) = info.value.diagnostics
     assert d.code == "E801" and d.path == path and fragment in d.message, d
     if kind == "latin1":
-        assert (d.span.line, d.span.column) == (2, 17)
+        assert (d.span.line, d.span.column) == BAD_BYTE_AT
 
 
-@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cli_import_laser_refuses_unreadable_files(tmp_path, capsys, kind):
-    path, fragment = _hostile(tmp_path, kind)
+    path, fragment = unreadable(tmp_path, kind, RECORD)
     out = tmp_path / "out.stl"
     assert main(["import-laser", path, "-o", str(out)]) == 1
     cap = capsys.readouterr()
     assert "Traceback" not in cap.err and fragment in cap.err
-    where = f"{path}:2:17" if kind == "latin1" else path
+    where = f"{path}:{BAD_BYTE_AT[0]}:{BAD_BYTE_AT[1]}" if kind == "latin1" else path
     assert f"{where}: error[E801]: " in cap.err, cap.err
     assert not out.exists()  # nothing half-written
 

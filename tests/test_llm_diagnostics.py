@@ -21,6 +21,7 @@ from stlspec.diagnostics import Diagnostic, StlError
 from stlspec.llm.generate import validate_answer
 from stlspec.llm.records import CaptionFileError, SpecRecord, load_captions, write_report
 from stlspec.span import Span
+from unreadable import BAD_BYTE_AT, KINDS, unreadable
 
 VOCAB_TEXT = "category person\nunary walking(person)\n"
 SPEC = "spec s { exists a: person. eventually walking(a) }"
@@ -123,26 +124,19 @@ def test_diagnostic_dict_round_trip_keeps_position_and_hints():
 # ---------------------------------------------------------------------- hostile captions files
 
 
-def _hostile(tmp_path, kind: str) -> tuple[str, str]:
-    if kind == "dir":
-        return str(tmp_path), "it is a directory"
-    if kind == "device":
-        return "/dev/zero", "not a regular file"
-    p = tmp_path / "c.jsonl"
-    p.write_bytes(b'{"id": "a", "caption": "ok"}\n{"id": "b", "caption": "caf\xe9"}\n')
-    return str(p), "not valid UTF-8"
+CAPTION = b'{"id": "a", "caption": "ok"}'
 
 
-@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_load_captions_refuses_unreadable_files(tmp_path, kind):
-    path, fragment = _hostile(tmp_path, kind)
+    path, fragment = unreadable(tmp_path, kind, CAPTION)
     with pytest.raises(CaptionFileError) as info:
         load_captions(path)
     assert isinstance(info.value, StlError)
     (d,) = info.value.diagnostics
     assert d.code == "E706" and d.path == path and fragment in d.message
     if kind == "latin1":
-        assert (d.span.line, d.span.column) == (2, 28)
+        assert (d.span.line, d.span.column) == BAD_BYTE_AT
 
 
 @pytest.mark.parametrize("content,line,column,fragment", [
@@ -162,9 +156,9 @@ def test_malformed_caption_lines_are_positioned(tmp_path, content, line, column,
     assert str(info.value).startswith(f"{p}:{line}:{column}: error[E706]: ")
 
 
-@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cli_from_captions_refuses_unreadable_files(tmp_path, capsys, kind):
-    path, fragment = _hostile(tmp_path, kind)
+    path, fragment = unreadable(tmp_path, kind, CAPTION)
     out = tmp_path / "out.stl"
     code = main(["from-captions", path, "-o", str(out), "--cache", str(tmp_path / "cache.sqlite"), "--dry-run"])
     err = capsys.readouterr().err
@@ -172,9 +166,9 @@ def test_cli_from_captions_refuses_unreadable_files(tmp_path, capsys, kind):
     assert "error[E706]: " in err and not out.exists()
 
 
-@pytest.mark.parametrize("kind", ["dir", "device", "latin1"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_cli_negatives_refuses_unreadable_files(tmp_path, capsys, kind):
-    path, fragment = _hostile(tmp_path, kind)
+    path, fragment = unreadable(tmp_path, kind, CAPTION)
     assert main(["negatives", path]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and fragment in err and "error[E801]: " in err
