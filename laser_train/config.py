@@ -132,6 +132,10 @@ class LossConfig:
     # negatives (scale-free: it still pushes when every value is small, as early in training); "absolute" =
     # mean -log(1 - v(neg)) (vanishes as v(neg) -> 0 however close v(neg) is to v(pos)).
     contrastive: str = _choice("ratio", ("ratio", "absolute"))
+    # Frame-local background rules (`forall ... always φ`) are evaluated on this many randomly drawn frames
+    # per video and step (0: every frame): an unbiased estimate of the same per-frame mean, at a fraction
+    # of the cost (they are most of a step's spec evaluation).
+    semantic_frames: int = 6
     weights: LossWeights = field(default_factory=LossWeights)
     # Which objective(s) train the model (laser_train.objectives): "laser" (the specs, weighted by
     # `weights`), "svilm", "finsta", "hero", or a weighted sum such as "laser+0.5*finsta".
@@ -302,6 +306,8 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         from laser_train.data.worlds import get_world
 
         get_world(cfg.data.world)
+    if cfg.loss.semantic_frames < 0:
+        raise ConfigError(f"loss.semantic_frames must be 0 (every frame) or positive, got {cfg.loss.semantic_frames}")
     if cfg.run.workers < 1:
         raise ConfigError(f"run.workers must be at least 1, got {cfg.run.workers}")
     return cfg

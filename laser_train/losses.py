@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "semantic_loss", "EPS",
-           "ratio_contrastive"]
+           "ratio_contrastive", "semantic_frame_mask"]
 
 EPS = 1e-30
 
@@ -122,6 +122,26 @@ class WeakBatch:
     background: list[int]  # background-knowledge spec ids, applied to every video
     hints: torch.Tensor  # [K, E, 2] hint intervals (positives; zeros elsewhere)
     has_hint: torch.Tensor  # [K, E] bool
+    # Frame-local background rules are evaluated on at most this many frames per video (0: all), drawn
+    # uniformly per (step seed, dataset index of the video): an unbiased estimate of the per-frame mean
+    # that does not depend on how the batch is split across processes.
+    semantic_frames: int = 0
+    semantic_seed: int = 0
+    videos: tuple[int, ...] = ()  # dataset index of each batch video (rows of the model's batch)
+
+
+def semantic_frame_mask(frame_mask: torch.Tensor, work: WeakBatch) -> torch.Tensor:
+    """``[B, T]`` bool: the frames the frame-local rules are evaluated on this step (see :class:`WeakBatch`)."""
+    k = work.semantic_frames
+    B, T = frame_mask.shape
+    if not k or k >= T or len(work.videos) != B:
+        return frame_mask
+    keys = torch.stack([torch.rand(T, generator=torch.Generator().manual_seed(work.semantic_seed * 1_000_003 + v))
+                        for v in work.videos]).to(frame_mask.device)
+    keys = keys.masked_fill(~frame_mask, 2.0)  # padded frames last, never chosen
+    chosen = torch.zeros_like(frame_mask)
+    chosen.scatter_(1, keys.argsort(1)[:, :k], True)
+    return chosen & frame_mask
 
 
 def _nll(v: torch.Tensor) -> torch.Tensor:
@@ -142,7 +162,8 @@ def _is_frame_local(spec: Any) -> bool:
 
 
 def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
-                  spec_ids: Sequence[int], counts: dict[str, int] | None = None) -> torch.Tensor:
+                  spec_ids: Sequence[int], counts: dict[str, int] | None = None,
+                  frames: torch.Tensor | None = None) -> torch.Tensor:
     """Mean ``-log v`` of the background specs, per frame where the spec allows it.
 
     A rule ``forall x, y. always φ`` over a whole video multiplies ``T·N²`` facts:
@@ -151,7 +172,9 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
     frames, so we evaluate it on every frame as a one-frame video instead (in
     float64) and average ``-log v`` over frames — under the product logic
     exactly the whole-video ``-log v`` divided by the number of frames. Rules with
-    temporal operators inside are evaluated on whole videos.
+    temporal operators inside are evaluated on whole videos. ``frames`` ([B, T] bool,
+    default every real frame) restricts the per-frame rules to a sample of frames
+    (``loss.semantic_frames``).
     """
     names, unary, binary = probs
     fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
@@ -160,7 +183,7 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
     whole = [s for s in spec_ids if s not in local]
     parts = []
     if local:
-        real = fm.reshape(-1)  # one pseudo-video per real frame
+        real = (fm if frames is None else frames & fm).reshape(-1)  # one pseudo-video per real (sampled) frame
         n_ = names[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])[real]
         u_ = unary.reshape(B * T, 1, *unary.shape[2:])[real]
         b_ = binary.reshape(B * T, 1, *binary.shape[2:])[real]
@@ -224,7 +247,8 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
             counts["temporal"] = int(use.sum())
     terms["contrastive"] = zero
     if work.background:
-        terms["semantic"] = semantic_loss(supervision, probs, batch, work.background, counts)
+        terms["semantic"] = semantic_loss(supervision, probs, batch, work.background, counts,
+                                          frames=semantic_frame_mask(fm, work))
     else:
         terms["semantic"] = zero
     if len(rest):

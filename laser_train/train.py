@@ -296,7 +296,9 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
                 hints[row, e] = torch.tensor(info.hint)
                 has[row, e] = True
     background = list(setup.background_ids) if cfg.loss.weights.semantic else []
-    return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), background, hints, has)
+    return WeakBatch(spec_ids, video_ids, torch.tensor(kinds), background, hints, has,
+                     semantic_frames=cfg.loss.semantic_frames, semantic_seed=int(rng.integers(2**31)),
+                     videos=tuple(idx))
 
 
 def _objective_step(setup: Setup, cfg: ExperimentConfig, objective: dict[str, float], scores, batch,
@@ -330,7 +332,8 @@ def select_work(work: WeakBatch, lo: int, hi: int) -> WeakBatch:
     """The rows of ``work`` (a global batch's spec work) for videos ``lo..hi-1``, renumbered from 0."""
     rows = [i for i, v in enumerate(work.video_ids) if lo <= v < hi]
     return WeakBatch([work.spec_ids[i] for i in rows], [work.video_ids[i] - lo for i in rows], work.kinds[rows],
-                     work.background, work.hints[rows], work.has_hint[rows])
+                     work.background, work.hints[rows], work.has_hint[rows], work.semantic_frames,
+                     work.semantic_seed, work.videos[lo:hi])
 
 
 def _step_loss(scores, batch, setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, work: WeakBatch | None,

@@ -58,3 +58,33 @@ def test_ratio_contrastive_finite_at_zero_and_one_and_without_negatives():
     assert torch.isfinite(pos.grad).all() and torch.isfinite(neg.grad).all()
     empty = ratio_contrastive(pos[2:], torch.tensor([2]), neg[:0], torch.tensor([], dtype=torch.long))
     assert float(empty.detach()) == 0.0
+
+
+def _work(videos, k, seed=3):
+    from laser_train.losses import WeakBatch
+
+    return WeakBatch([], [], torch.zeros(0), [], torch.zeros(0, 1, 2), torch.zeros(0, 1, dtype=torch.bool),
+                     semantic_frames=k, semantic_seed=seed, videos=tuple(videos))
+
+
+def test_semantic_frames_are_a_sample_of_real_frames_fixed_per_video():
+    from laser_train.losses import semantic_frame_mask
+
+    fm = torch.arange(10)[None, :] < torch.tensor([10, 4, 7])[:, None]
+    got = semantic_frame_mask(fm, _work([5, 9, 2], k=6))
+    assert got.sum(1).tolist() == [6, 4, 6]  # at most k, never a padded frame
+    assert not (got & ~fm).any()
+    # The same video draws the same frames whatever else is in the batch (data-parallel slicing).
+    alone = semantic_frame_mask(fm[2:], _work([2], k=6))
+    assert torch.equal(alone[0], got[2])
+    assert torch.equal(semantic_frame_mask(fm, _work([5, 9, 2], k=0)), fm)  # 0: every frame
+    assert not torch.equal(semantic_frame_mask(fm, _work([5, 9, 2], k=6, seed=4)), got)  # a new step, new frames
+
+
+def test_semantic_frame_sample_is_uniform():
+    from laser_train.losses import semantic_frame_mask
+
+    fm = torch.ones(1, 8, dtype=torch.bool)
+    hits = sum(semantic_frame_mask(fm, _work([0], k=2, seed=s)).double() for s in range(4000))
+    freq = hits[0] / 4000
+    assert torch.allclose(freq, torch.full_like(freq, 0.25), atol=0.03)  # each frame with probability k/T
