@@ -33,8 +33,8 @@ __all__ = [
 #: The scene-graph evaluation protocols ``eval.protocol`` may list (see :mod:`laser_train.protocols`).
 EVAL_PROTOCOLS = ("facts", "laser", "predcls")
 
-#: The four weak-supervision loss terms; the ablation removes each in turn.
-LOSS_TERMS = ("alignment", "contrastive", "temporal", "semantic")
+#: The five weak-supervision loss terms; the ablation removes each in turn.
+LOSS_TERMS = ("alignment", "contrastive", "temporal", "semantic", "sparsity")
 
 
 class ConfigError(ValueError):
@@ -115,6 +115,7 @@ class LossWeights:
     contrastive: float = 1.0
     temporal: float = 0.2
     semantic: float = 0.5
+    sparsity: float = 0.1
 
 
 @dataclass
@@ -174,7 +175,7 @@ class EvalConfig:
 class RunConfig:
     out: str = "runs/default"  # run directory; a numbered sibling is used if it exists (unless resuming)
     variants: tuple[str, ...] = (
-        "weak", "full", "no_alignment", "no_contrastive", "no_temporal", "no_semantic",
+        "weak", "full", "no_alignment", "no_contrastive", "no_temporal", "no_semantic", "no_sparsity",
     )
     seeds: tuple[int, ...] = (0, 1, 2)  # train.seed of each weak and full run (mean ± sd); others use the first
     workers: int = 2  # training runs in parallel processes (each single-threaded: results do not change)

@@ -2,7 +2,7 @@
 
 Weak supervision evaluates compiled specs on the model's probabilistic scene
 graph with the stlspec torch backend (:class:`SpecSupervision`) and combines
-four terms, each weighted in :class:`laser_train.config.LossWeights`:
+five terms, each weighted in :class:`laser_train.config.LossWeights`:
 
 * **alignment**   ``-log v(caption spec)``: the caption's spec should hold;
 * **contrastive** its negatives should not (negatives from :mod:`stlspec.negatives` when
@@ -13,6 +13,11 @@ four terms, each weighted in :class:`laser_train.config.LossWeights`:
   ``absolute`` ``mean_j -log (1 - v(neg_j))``, whose gradient vanishes with ``v(neg)``;
 * **temporal**    ``-log Σ_{t in hint} witness_e(t)``: each hinted event's witness
   distribution should put its mass inside the hinted part of the video;
+* **sparsity**    ``mean -log (1 - p)`` over every visible fact: the closed-world prior that most
+  facts are false. Specs are monotone in the facts they mention positively (``exists``,
+  ``eventually``), so without it raising a predicate everywhere satisfies every caption that
+  mentions it, and only the negatives push back; measured on the playroom world, ``behind`` then
+  tops every pair's ranking;
 * **semantic**    ``-log v(background spec)`` for every background-knowledge spec
   (``configs/background.stl``, e.g. ``left_of`` is asymmetric) on every video
   (per frame for ``forall ... always φ`` rules: see :func:`semantic_loss`).
@@ -38,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["SpecSupervision", "WeakBatch", "weak_loss", "supervised_loss", "hint_mask", "semantic_loss", "EPS",
-           "ratio_contrastive", "semantic_frame_mask"]
+           "ratio_contrastive", "semantic_frame_mask", "sparsity_loss"]
 
 EPS = 1e-30
 
@@ -211,7 +216,7 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
 def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], batch: dict[str, torch.Tensor],
               work: WeakBatch, weights: Any, *, dtype: torch.dtype = torch.float64,
               counts: dict[str, int] | None = None, contrastive: str = "ratio") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The weighted sum of the four weak-supervision terms, and each (unweighted) term.
+    """The weighted sum of the five weak-supervision terms, and each (unweighted) term.
 
     Positives are evaluated with witnesses (for the temporal term); negatives and
     background specs without, which skips the backend's pinned evaluations. Specs are
@@ -231,7 +236,7 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
                                witnesses=want_w)
     zero = names.sum() * 0
     terms: dict[str, torch.Tensor] = {"alignment": _nll(out.values).mean() if len(pos) else zero}
-    counts.update(alignment=len(pos), temporal=0, contrastive=0, semantic=0)
+    counts.update(alignment=len(pos), temporal=0, contrastive=0, semantic=0, sparsity=0)
     terms["temporal"] = zero
     if want_w:
         # Only events that have a witness distribution at all: when the spec is (numerically) false on
@@ -246,6 +251,9 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
             terms["temporal"] = _nll(mass[use]).mean()
             counts["temporal"] = int(use.sum())
     terms["contrastive"] = zero
+    terms["sparsity"] = zero
+    if getattr(weights, "sparsity", 0.0):
+        terms["sparsity"], counts["sparsity"] = sparsity_loss(unary, binary, present)
     if work.background:
         terms["semantic"] = semantic_loss(supervision, probs, batch, work.background, counts,
                                           frames=semantic_frame_mask(fm, work))
@@ -262,6 +270,19 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
             counts["contrastive"] = len(pos)
     total = sum(getattr(weights, k) * t for k, t in terms.items())
     return total.float(), terms
+
+
+def sparsity_loss(unary: torch.Tensor, binary: torch.Tensor, present: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean ``-log(1 - p)`` over visible unary facts ``[B, T, N, P]`` and binary facts of pairs visible together
+    ``[B, T, N, N, R]`` (distinct tracks), and how many facts that averages."""
+    pairs = present[:, :, :, None] & present[:, :, None, :] & ~torch.eye(present.shape[-1], dtype=torch.bool,
+                                                                         device=present.device)
+    u, b = unary[present], binary[pairs]
+    n = u.numel() + b.numel()
+    if not n:
+        return unary.sum() * 0, 0
+    total = -torch.log1p(-u.clamp(max=1 - 1e-12)).sum() - torch.log1p(-b.clamp(max=1 - 1e-12)).sum()
+    return total / n, n
 
 
 def ratio_contrastive(pos: torch.Tensor, pos_video: torch.Tensor, neg: torch.Tensor,

@@ -1,7 +1,7 @@
 """PNG plots of a run: loss curves, the results table as bars, scene-graph timelines, frame grids.
 
 * ``loss_curves.png``   total training loss per step for every variant, a moving average (left); the weak
-  run's four loss terms per epoch (right). Variants optimise different sums, so compare shapes, not levels.
+  run's loss terms per epoch (right). Variants optimise different sums, so compare shapes, not levels.
 * ``results.png``       macro recall@1 of unary / binary / rule-free binary predicates, names recall@1 and
   positive spec accuracy for every row of the results table; error bars are the standard deviation
   over seeds (rows trained with several seeds).

@@ -347,7 +347,7 @@ def _step_loss(scores, batch, setup: Setup, cfg: ExperimentConfig, index: torch.
         return terms, {k: 1.0 for k in terms}, counts
     if work is not None:
         work = replace(work, hints=rt.to(work.hints), has_hint=rt.to(work.has_hint))
-    if objective == {"laser": 1.0}:  # LASER's objective alone: the four weak terms
+    if objective == {"laser": 1.0}:  # LASER's objective alone: the five weak terms
         _, terms = weak_loss(setup.supervision, scores.probs(), batch, work, cfg.loss.weights,
                              dtype=rt.spec_dtype, counts=counts, contrastive=cfg.loss.contrastive)
         return terms, {k: getattr(cfg.loss.weights, k) for k in terms}, counts

@@ -88,3 +88,17 @@ def test_semantic_frame_sample_is_uniform():
     hits = sum(semantic_frame_mask(fm, _work([0], k=2, seed=s)).double() for s in range(4000))
     freq = hits[0] / 4000
     assert torch.allclose(freq, torch.full_like(freq, 0.25), atol=0.03)  # each frame with probability k/T
+
+
+def test_sparsity_is_the_mean_nll_of_visible_facts_being_false():
+    from laser_train.losses import sparsity_loss
+
+    present = torch.tensor([[[True, True, False]]])  # one video, one frame, track 2 absent
+    unary = torch.full((1, 1, 3, 2), 0.5, dtype=torch.float64)
+    unary[0, 0, 2] = 0.999  # an absent track's facts do not count
+    binary = torch.full((1, 1, 3, 3, 1), 0.25, dtype=torch.float64, requires_grad=True)
+    loss, n = sparsity_loss(unary, binary, present)
+    assert n == 2 * 2 + 2  # two visible tracks x 2 predicates, the ordered pairs (0, 1) and (1, 0)
+    assert float(loss.detach()) == pytest.approx((4 * -math.log(0.5) + 2 * -math.log(0.75)) / 6)
+    loss.backward()
+    assert binary.grad[0, 0, 0, 1, 0] > 0 and binary.grad[0, 0, 0, 0, 0] == 0  # self-pairs and absent: no push
