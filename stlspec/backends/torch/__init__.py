@@ -28,14 +28,13 @@ Columns are looked up by name through :class:`Columns` (by default the program's
 vocabulary order). The device and dtype follow the input tensors. The evaluator
 works under ``torch.no_grad()`` and under autograd.
 
-Heterogeneous batches: specs are grouped by *shape* (the IR tree with predicate
-and category names, window bounds and leaf kinds abstracted away); each group is
-evaluated as one batched computation whose per-instance parameters (columns,
-windows) are gathered from tables. The number of torch operations per call
-depends on the number of distinct shapes present, never on the batch size.
-Witnesses follow the definition in ``stlspec/ir.py`` (``Pre_k ∧ Body_k`` for the
-``k``-th event of a ``then`` chain), computed with forward prefix folds in
-``O(T)`` per assignment. See ``docs/torch.md``.
+Heterogeneous batches: every ``(spec, video)`` instance of a call is evaluated together, level
+by level (:mod:`stlspec.backends.torch.engine`): nodes of all instances and all spec shapes are
+batched by (height, op, axis), so the number of torch operations depends on the depth of the
+specs and the operators they use, never on the batch size or on how many different shapes the
+call holds. Witnesses follow the definition in ``stlspec/ir.py`` (``Pre_k ∧ Body_k`` for the
+``k``-th event of a ``then`` chain), computed with forward prefix folds in ``O(T)`` per
+assignment. See ``docs/torch.md``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,11 @@ training step are one call).
 
 Data moves only by row gathers: a parent reads each child's row for the projection of
 its own assignment (a child over fewer variables is broadcast, never recomputed), and a
-quantifier folds its body's rows into its own by a segment reduction.
+quantifier folds its body's rows into its own by a segment reduction. Each gather's backward
+is prepared with the plan (:class:`ops.RowIndex`), so no backward zero-fills a dense gradient
+per gather. Atoms read the fact tensors by precomputed flat offsets (:class:`ops.FactIndex`):
+one ``index_select`` per fact tensor and atom batch, masked for padding on the gathered rows
+only; its backward fills one zero gradient per fact tensor.
 
 Plans (the host-side tables and their device copies) are cached in a bounded LRU keyed
 by the call's exact layout, so repeated calls on the same layout do no host work.
@@ -45,6 +49,8 @@ __all__ = ["TorchEvaluator", "LRU"]
 
 #: Window offsets are clamped to this on the host (any bound past the longest video acts the same).
 _BIG_OFFSET = 1 << 40
+#: The default chunk bound on CPU (elements of the widest node): about 800 MB of activations in float32.
+_CPU_CHUNK = 1 << 23
 
 
 class LRU:
@@ -230,12 +236,14 @@ class TorchEvaluator:
     ``prune_zero`` (drop assignments whose category weight is exactly 0: exact values, see
     ``docs/torch.md``), ``max_chunk_elements`` (instances are evaluated in chunks whose
     largest tensor stays below this many elements; with autograd each chunk is
-    checkpointed, so memory is bounded by the chunk, not by ``B``).
+    checkpointed, so memory is bounded by the chunk, not by ``B``; None, the default, means
+    2^23 on CPU and, on CUDA, what a quarter of the device's free memory holds at about 100
+    bytes of activations per element, measured when a call needs more than 2^23).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
                  temperature: float = 0.1, top_m: int | None = None, *, prune_zero: bool = True,
-                 max_chunk_elements: int = 1 << 23, plan_cache_size: int = 16):
+                 max_chunk_elements: int | None = None, plan_cache_size: int = 16):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -253,7 +261,7 @@ class TorchEvaluator:
         self.L = TorchLogic(self.logic, self.temperature)
         # Dropping an assignment of category weight 0 is exact where 0 annihilates ∧ (not in smooth).
         self.prune_zero = bool(prune_zero) and self.logic != "smooth"
-        self.max_chunk_elements = int(max_chunk_elements)
+        self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
         self._plans = LRU(plan_cache_size)
         self._templates = LRU(4096)
         self._windows: dict = {}
@@ -404,11 +412,18 @@ class TorchEvaluator:
         # Rows of the widest node: the product of candidate counts over a spec's variables.
         real = np.maximum(ctx.tm_np.sum(1), 1).astype(np.float64)
         est = real[vid] ** np.minimum(self._num_vars[sid], 6) * ctx.T_pad
-        if est.sum() <= self.max_chunk_elements:
+        limit = self.max_chunk_elements
+        if limit is None:
+            limit = _CPU_CHUNK
+            if est.sum() > limit and ctx.device.type == "cuda":
+                # Activations take about 100 bytes per element of the widest node (fwd + bwd, witnesses).
+                free, _ = torch.cuda.mem_get_info(ctx.device)
+                limit = max(limit, free // 4 // (25 * torch.finfo(ctx.dtype).bits // 8))
+        if est.sum() <= limit:
             return [(0, K)]
         out, start, acc = [], 0, 0.0
         for k, e in enumerate(est.tolist()):
-            if k > start and acc + e > self.max_chunk_elements:
+            if k > start and acc + e > limit:
                 out.append((start, k))
                 start, acc = k, 0.0
             acc += e
