@@ -149,9 +149,9 @@ class LossConfig:
 @dataclass
 class TrainConfig:
     seed: int = 0
-    epochs: int = 6
+    epochs: int = 20
     batch_size: int = 16
-    lr: float = 3e-3
+    lr: float = 5e-3
     weight_decay: float = 1e-4
     lr_schedule: str = "cosine"  # "cosine" or "constant"
     grad_clip: float = 5.0
