@@ -242,8 +242,9 @@ NO_EXAMPLE: dict[str, str] = {
           "see [Captions to specs](llm.md)."
        for code in ("E701", "E702", "E703", "E704", "E705", "W701", "W702")},
 }
-NO_EXAMPLE["E706"] = ("Reported by `stlspec from-captions` for its captions file or `--synonyms` file, naming the file "
-                      "and, where there is one, the line and column; the run stops before any request is made.")
+NO_EXAMPLE["E706"] = ("Reported by `stlspec from-captions` for its captions file, `--synonyms` file or `--cache` path, "
+                      "naming the file and, where there is one, the line and column; the run stops before any request "
+                      "is made.")
 
 SECTIONS = (
     ("E1", "Syntax (E1xx)", "The parser stops at nothing: after a syntax error it resynchronizes at the next "

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Sequence
 
@@ -162,18 +161,9 @@ def _compile(path: str, vocab_path: str | None):
 
 def _write(path: str, text: str) -> None:
     """Write ``text`` to ``path`` or raise E804 (a directory, a missing directory, no permission)."""
-    from stlspec import diagnostics
+    from stlspec.files import write_text
 
-    if os.path.isdir(path):
-        raise StlError([diagnostics.cannot_write(path, "it is a directory")])
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise StlError([diagnostics.cannot_write(path, f"the directory {os.path.dirname(path) or '.'} does not exist")])
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise StlError([diagnostics.cannot_write(path, exc.strerror or str(exc))]) from None
+    write_text(path, text)
 
 
 def cmd_check(args) -> int:

@@ -169,9 +169,20 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
     cache_path = args.cache or str(default_cache_path())
     out = Path(args.output)
     report = Path(args.report) if args.report else out.with_suffix(".report.jsonl")
+    for target in (out, report):  # before any request: a run must not end unable to write what it paid for
+        if target.is_dir():
+            from stlspec.diagnostics import cannot_write
+
+            print(cannot_write(str(target), "it is a directory").render(), file=sys.stderr)
+            return 2
+    try:
+        cache = Cache(cache_path)
+    except StlError as err:  # a directory, a device, not an SQLite file, ...
+        print(err.render(), file=sys.stderr)
+        return 2
 
     if args.dry_run:
-        with Cache(cache_path) as cache:
+        with cache:
             p = plan(captions, vocabulary, model=model, cache=cache, synonyms=synonyms, max_tokens=args.max_tokens)
         from stlspec.llm import Usage, estimate_cost
 
@@ -199,7 +210,7 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
     try:
-        with Cache(cache_path) as cache:
+        with cache:
             result = specs_from_captions(
                 captions, vocabulary, model=model, cache=cache, max_repairs=args.max_repairs,
                 max_tokens=args.max_tokens, concurrency=args.concurrency, batch=args.batch,
@@ -303,19 +314,23 @@ def format_summary(result, out: Path, report: Path, cache_path: str, prices=None
 def cmd_import_laser(args: argparse.Namespace) -> int:
     from stlspec.laser_import import import_laser_file
 
-    # An unreadable records or --vocab file raises StlError (E801, or the vocabulary's own errors):
-    # ``stlspec.cli.main`` prints it and exits 1, as every subcommand does for input it cannot use.
+    from stlspec.files import check_writable, write_text
+
+    # An unreadable records or --vocab file raises StlError (E801, or the vocabulary's own errors), and so
+    # does an output path that cannot be written (E804): ``stlspec.cli.main`` prints it and exits 1, as
+    # every subcommand does for files it cannot use.
+    for target in (args.output, args.report):
+        if target:
+            check_writable(target)
     result = import_laser_file(args.file, vocabulary=args.vocab)
     for fail in result.failures:
         print(f"{args.file}:{fail.line}: cannot convert record {fail.record_id!r}: {fail.reason}", file=sys.stderr)
     if args.output:
-        Path(args.output).write_text(result.text, encoding="utf-8")
+        write_text(args.output, result.text)
     else:
         sys.stdout.write(result.text)
     if args.report:
-        with open(args.report, "w", encoding="utf-8") as fh:
-            for row in result.report_rows():
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_text(args.report, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in result.report_rows()))
     print(f"converted {len(result.converted)} of {result.total} records"
           + (f"; {len(result.failures)} could not be converted (listed above)" if result.failures else ""),
           file=sys.stderr)
@@ -328,9 +343,12 @@ def cmd_import_laser(args: argparse.Namespace) -> int:
 def cmd_negatives(args: argparse.Namespace) -> int:
     import stlspec
     from stlspec.negatives import KINDS, negatives_for_program
+    from stlspec.files import check_writable, write_text
     from stlspec.pipeline import read_source
 
-    program = stlspec.parse(read_source(args.file), path=args.file)  # unreadable: E801, exit 1 (cli.main)
+    if args.output:
+        check_writable(args.output)  # E804 before the work, like an unreadable input (E801): exit 1 (cli.main)
+    program = stlspec.parse(read_source(args.file), path=args.file)
     kinds = tuple(k.strip() for k in args.kinds.split(",")) if args.kinds else KINDS
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
@@ -339,7 +357,7 @@ def cmd_negatives(args: argparse.Namespace) -> int:
                                 allow_weaker=args.allow_weaker,
                                 output_dir=str(Path(args.output).resolve().parent) if args.output else None)
     if args.output:
-        Path(args.output).write_text(out, encoding="utf-8")
+        write_text(args.output, out)
     else:
         sys.stdout.write(out)
     return 0

@@ -74,7 +74,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E703", "error", "the model refused", "The model refused to write a spec for this caption (not repaired)."),
     ErrorCode("E704", "error", "API request failed", "The request failed after the SDK's retries (transient: retried on the next run, never cached)."),
     ErrorCode("E705", "error", "batch entry failed", "A Message Batches entry errored, was canceled or expired (transient)."),
-    ErrorCode("E706", "error", "unreadable pipeline input", "A captions or synonyms file cannot be read (missing, a directory or device, over its size limit, not UTF-8) or is malformed."),
+    ErrorCode("E706", "error", "unreadable pipeline input", "A captions or synonyms file cannot be read (missing, a directory or device, over its size limit, not UTF-8) or is malformed, or the `--cache` path cannot hold an SQLite cache."),
     ErrorCode("W701", "warning", "answer cut off", "The answer stopped at max_tokens; it was used only if it still checks."),
     ErrorCode("W702", "warning", "declarations ignored", "Declarations in the answer were dropped: the vocabulary is yours, not the model's."),
     # E8xx: reading and writing files

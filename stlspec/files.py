@@ -16,6 +16,10 @@ traceback or a hang:
 :func:`parse_json` adds JSON's own failure modes: syntax errors at their
 position, nesting deeper than :data:`MAX_JSON_DEPTH` (checked before parsing,
 so the parser never recurses that deep), integers with thousands of digits.
+
+:func:`write_text` is the writing side: an output path that is a directory, in
+a missing directory or not writable is E804 (:func:`check_writable` says so
+before a long run starts), never a traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ import os
 import stat
 from typing import Any, Callable
 
-from stlspec.diagnostics import MessageConstructor, StlError
+from stlspec.diagnostics import MessageConstructor, StlError, cannot_write
 from stlspec.span import Span
 
-__all__ = ["read_text", "parse_json", "first_too_deep", "MAX_JSON_DEPTH", "DEFAULT_MAX_BYTES"]
+__all__ = ["read_text", "parse_json", "first_too_deep", "write_text", "check_writable", "MAX_JSON_DEPTH",
+           "DEFAULT_MAX_BYTES"]
 
 #: Default size limit of an input file (bytes).
 DEFAULT_MAX_BYTES = 256 * 2**20
@@ -130,3 +135,23 @@ def parse_json(text: str, *, error: MessageConstructor, path: str, what: str = "
         raise StlError([error(f"invalid {what}: {e.msg}", _span_at(text, e.pos, line), path)]) from None
     except (ValueError, RecursionError) as e:  # e.g. an integer of more than 4300 digits
         raise StlError([error(f"invalid {what}: {str(e).split(';')[0][:120]}", Span(), path)]) from None
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise E804 now if ``path`` cannot be an output file: it is a directory, or its directory is missing."""
+    p = os.fspath(path)
+    if os.path.isdir(p):
+        raise StlError([cannot_write(p, "it is a directory")])
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise StlError([cannot_write(p, f"the directory {os.path.dirname(p) or '.'} does not exist")])
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path``, or raise E804 (a directory, a missing directory, no permission)."""
+    check_writable(path)
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise StlError([cannot_write(os.fspath(path), exc.strerror or str(exc))]) from None

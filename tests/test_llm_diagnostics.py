@@ -172,3 +172,61 @@ def test_cli_negatives_refuses_unreadable_files(tmp_path, capsys, kind):
     assert main(["negatives", path]) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and fragment in err and "error[E801]: " in err
+
+
+# ---------------------------------------------------------------------- outputs and the cache
+
+
+@pytest.mark.parametrize("where", ["dir", "device", "not_sqlite"])
+def test_cache_path_that_cannot_hold_a_cache(tmp_path, capsys, where):
+    from stlspec.llm.cache import Cache
+
+    cache = {"dir": str(tmp_path), "device": "/dev/zero", "not_sqlite": str(tmp_path / "c.jsonl")}[where]
+    if where == "not_sqlite":
+        (tmp_path / "c.jsonl").write_text('{"id": "a", "caption": "a person walks"}\n' * 50)
+    before = (tmp_path / "c.jsonl").read_bytes() if where == "not_sqlite" else None
+    with pytest.raises(StlError) as info:
+        Cache(cache)
+    (d,) = info.value.diagnostics
+    assert d.code == "E706" and d.path == cache and "as the cache" in d.message
+    captions = tmp_path / "caps.jsonl"
+    captions.write_text('{"id": "a", "caption": "a person walks"}\n')
+    code = main(["from-captions", str(captions), "-o", str(tmp_path / "o.stl"), "--cache", cache, "--dry-run"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "error[E706]: cannot use" in err
+    if before is not None:
+        assert (tmp_path / "c.jsonl").read_bytes() == before  # never written to
+
+
+def test_from_captions_refuses_a_directory_as_output_before_any_work(tmp_path, capsys):
+    captions = tmp_path / "caps.jsonl"
+    captions.write_text('{"id": "a", "caption": "a person walks"}\n')
+    for extra in (["-o", str(tmp_path)], ["-o", str(tmp_path / "o.stl"), "--report", str(tmp_path)]):
+        code = main(["from-captions", str(captions), *extra, "--cache", str(tmp_path / "c.sqlite"), "--dry-run"])
+        err = capsys.readouterr().err
+        assert code == 2 and f"{tmp_path}: error[E804]: cannot write {tmp_path}: it is a directory" in err
+
+
+def test_write_report_into_a_directory_is_e804(tmp_path):
+    with pytest.raises(StlError) as info:
+        write_report([], tmp_path)
+    assert [d.code for d in info.value.diagnostics] == ["E804"]
+    write_report([], tmp_path / "new" / "r.jsonl")  # missing folders are created
+    assert (tmp_path / "new" / "r.jsonl").read_text() == ""
+
+
+@pytest.mark.parametrize("command", ["import-laser", "negatives"])
+@pytest.mark.parametrize("where", ["dir", "missing_dir"])
+def test_outputs_that_cannot_be_written_are_e804(tmp_path, capsys, command, where):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    source = {"import-laser": repo / "tests" / "fixtures" / "llm" / "laser_records.jsonl",
+              "negatives": repo / "examples" / "specs" / "pick_up.stl"}[command]
+    out = str(tmp_path) if where == "dir" else str(tmp_path / "no" / "such" / "o.stl")
+    assert main([command, str(source), "-o", out]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"{out}: error[E804]: cannot write" in err
+    if command == "import-laser":
+        assert main([command, str(source), "-o", str(tmp_path / "o.stl"), "--report", out]) == 1
+        assert f"{out}: error[E804]" in capsys.readouterr().err

@@ -74,20 +74,40 @@ def default_cache_path() -> Path:
     return base / "stlspec" / "llm.sqlite"
 
 
+_CACHE_HINT = "pass --cache the path of an SQLite file (created if missing), or a new file name"
+
+
 class Cache:
     """SQLite-backed cache; ``Cache(":memory:")`` for a throwaway one."""
 
     def __init__(self, path: str | os.PathLike = ":memory:"):
+        """Open (creating it and its folder if missing) the cache at ``path``.
+
+        A path that cannot hold the cache -- a directory, a device, a file that
+        is not an SQLite database, a folder that cannot be created -- raises
+        :class:`~stlspec.diagnostics.StlError` E706 naming it.
+        """
+        from stlspec.diagnostics import StlError, llm_unreadable_input
+
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
-        with self._lock:
+        try:
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
+                if os.path.exists(self.path) and not os.path.isfile(self.path):
+                    kind = "a directory" if os.path.isdir(self.path) else "not a regular file"
+                    raise StlError([llm_unreadable_input(f"cannot use {self.path} as the cache: it is {kind}",
+                                                         path=self.path, hints=(_CACHE_HINT,))])
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30.0)
+            with self._lock:
+                if self.path != ":memory:":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+                self._db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            msg = getattr(exc, "strerror", None) or str(exc)
+            raise StlError([llm_unreadable_input(f"cannot use {self.path} as the cache: {msg}", path=self.path,
+                                                 hints=(_CACHE_HINT,))]) from None
 
     def close(self) -> None:
         with self._lock:

@@ -168,10 +168,18 @@ def load_captions(path: str | os.PathLike) -> list[Caption]:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write through a temporary file (creating missing folders); E804 if that is impossible."""
+    from stlspec.diagnostics import cannot_write
+
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "it is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StlError([cannot_write(str(path), exc.strerror or str(exc))]) from None
 
 
 def write_report(records: Iterable[SpecRecord], path: str | os.PathLike) -> None:
