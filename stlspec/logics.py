@@ -169,6 +169,8 @@ class Godel(Logic):
 @dataclass(frozen=True, slots=True)
 class Boolean(Logic):
     name: str = "boolean"
+    # minmaxprob reads a fuzzy fact as its probability; boolean thresholds it (equal only on 0/1 facts).
+    scallop_provenance: ClassVar[str | None] = None
 
     def atom(self, p: float) -> float:
         return 1.0 if p >= BOOLEAN_THRESHOLD else 0.0

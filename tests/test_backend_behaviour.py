@@ -41,6 +41,7 @@ import stlspec.logics
 from real_scallop import HAVE_SCALLOPY
 from stlspec import ir
 from stlspec.backends import BACKENDS, get_backend
+from stlspec.logics import get_logic
 from stlspec.trace import Trace
 
 TAU = 0.1  # smooth's temperature in every case
@@ -461,6 +462,12 @@ def test_every_evaluating_backend_is_in_the_suite():
 def test_every_evaluator_names_every_logic():
     for e in EVALUATORS:
         assert set(e.logics) == set(stlspec.logics.LOGICS), e.id
+
+
+def test_real_scallop_runs_the_logics_that_name_a_scallop_provenance():
+    real = next(e for e in EVALUATORS if e.id == "scallop-real")
+    supported = {logic for logic, why in real.logics.items() if why is None}
+    assert supported == {logic for logic in stlspec.logics.LOGICS if get_logic(logic).scallop_provenance}
 
 
 def test_torch_rejects_exact_as_the_skip_reason_says():
