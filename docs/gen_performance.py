@@ -216,8 +216,12 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
             "videos/s fwd+bwd). Every run is kept, oldest first, so the table shows the engine's history: the run "
             "of 2026-11-30 16:50 UTC predates the vectorised plan lookup (no per-instance host work on a repeated "
             "layout), the flat-offset atom gathers and the prepared gather backwards; the run of 17:36 has all "
-            "three, with chunks of 2^23 elements (checkpointed) at B ≥ 1,024; later runs size chunks from the "
-            "GPU's free memory (one chunk here).")
+            "three, with chunks of 2^23 elements (checkpointed) at B ≥ 1,024; the run of 17:57 sizes chunks from the "
+            "GPU's free memory (one chunk at B = 1,024 and 4,096). Its B = 16,384 row is not representative: the "
+            "bound was then re-read on every call, and the caching allocator's reserved blocks shrink the free "
+            "memory, so chunk boundaries changed between calls and each call built new plans on the host (hence "
+            "the 2,446 videos/s forward). The bound is now read once per evaluator and device, counting the "
+            "allocator's unused blocks as free; that fix has not been measured on a GPU yet.")
         parts.append("")
         parts.append(gpu_table(cuda))
     else:

@@ -238,7 +238,7 @@ class TorchEvaluator:
     largest tensor stays below this many elements; with autograd each chunk is
     checkpointed, so memory is bounded by the chunk, not by ``B``; None, the default, means
     2^23 on CPU and, on CUDA, what a quarter of the device's free memory holds at about 100
-    bytes of activations per element, measured when a call needs more than 2^23).
+    bytes of activations per element, measured once, when a call first needs more than 2^23).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
@@ -263,6 +263,7 @@ class TorchEvaluator:
         self.prune_zero = bool(prune_zero) and self.logic != "smooth"
         self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
         self._plans = LRU(plan_cache_size)
+        self._cuda_chunks: dict = {}
         self._templates = LRU(4096)
         self._windows: dict = {}
         self._keys_cache: dict = {}
@@ -416,9 +417,7 @@ class TorchEvaluator:
         if limit is None:
             limit = _CPU_CHUNK
             if est.sum() > limit and ctx.device.type == "cuda":
-                # Activations take about 100 bytes per element of the widest node (fwd + bwd, witnesses).
-                free, _ = torch.cuda.mem_get_info(ctx.device)
-                limit = max(limit, free // 4 // (25 * torch.finfo(ctx.dtype).bits // 8))
+                limit = self._cuda_chunk(ctx)
         if est.sum() <= limit:
             return [(0, K)]
         out, start, acc = [], 0, 0.0
@@ -429,6 +428,21 @@ class TorchEvaluator:
             acc += e
         out.append((start, K))
         return out
+
+    def _cuda_chunk(self, ctx: "_Context") -> int:
+        """The default chunk bound on a CUDA device, fixed at its first use (per device and dtype).
+
+        A quarter of the free memory (the caching allocator's unused blocks counted as free) at
+        about 100 bytes of activations per float32 element of the widest node (fwd + bwd with
+        witnesses). Fixed once, so equal calls get equal chunks, and hence cached plans.
+        """
+        key = (str(ctx.device), ctx.dtype)
+        hit = self._cuda_chunks.get(key)
+        if hit is None:
+            free, _ = torch.cuda.mem_get_info(ctx.device)
+            free += torch.cuda.memory_reserved(ctx.device) - torch.cuda.memory_allocated(ctx.device)
+            hit = self._cuda_chunks[key] = max(_CPU_CHUNK, free // 4 // (25 * torch.finfo(ctx.dtype).bits // 8))
+        return hit
 
     def _candidate_codes(self, sid, vid, ctx: "_Context") -> bytes | None:
         """The candidate tracks of every instance's variables as one byte string, computed without a
