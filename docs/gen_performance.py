@@ -181,6 +181,24 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
     parts.append(throughput_table(cpu) if cpu else "_No CPU results recorded._")
     parts.append("")
     parts += targets(cpu, train)
+    parts.append(
+        "**Where the time goes** (CPU, `laser`, one thread, `torch.profiler` with `record_shapes`, 2026-11-30). "
+        "About two thirds of a fwd+bwd call is the backward pass. Its largest single cost is the gradient of "
+        "`binary` (`[B, T, N, N, R]`, 26 MB at B = 64), zero-filled and written once per call whatever the engine "
+        "does, since autograd hands it on dense; then the products' backwards (`MulBackward`, and `ProdBackward` "
+        "of the quantifier folds) and the row gathers' backwards. The forward is about 150 elementwise "
+        "operations over tensors of ~20,000 rows × 32 frames, each a pass over memory. Atoms read the fact "
+        "tensors by precomputed flat offsets (one `index_select` per tensor, padding masked on the gathered rows; "
+        "backward: one zero buffer and one `index_copy_` per tensor) and row gathers' backwards are prepared with "
+        "the plan (a gather for permutations, `embedding_bag` segment sums in float32 on CPU, one `index_add_` "
+        "otherwise), which removed autograd's dense zero-fill per gather: in the same process, v2's fwd+bwd rate "
+        "went from 0.95–1.2× v1's to 1.2–1.3× on `laser` and from 0.9–1.0× to 0.98–1.08× at B = 64 and 256, "
+        "three runs each (machine load 3–8 during these runs: absolute rates move by ±25 % between runs, ratios "
+        "less). Reaching "
+        "2,500 videos/s needs fused kernels (one pass per chain instead of one per node): `torch.compile` fused a "
+        "3-operation product chain 3.7× on this CPU but took 48 s to compile and would recompile for every plan "
+        "layout, so the engine does not use it.")
+    parts.append("")
     ref = [r for r in cpu if r.get("reference_videos_per_s")]
     for r in ref:
         if r["engine"] == "v2":
