@@ -46,7 +46,7 @@ def test_laser_objective_is_the_weak_loss_unchanged(tiny):
     b = T.main(load_config(None, TINY + [f"--data.path={cfg.data.path}", "--loss.objective=1*laser"]), "weak",
                None, setup=setup, progress=False)
     assert a["history"][-1]["step_losses"] == b["history"][-1]["step_losses"]
-    assert set(a["history"][-1]["terms"]) == {"alignment", "contrastive", "temporal", "semantic"}
+    assert set(a["history"][-1]["terms"]) == {"alignment", "contrastive", "temporal", "semantic", "sparsity"}
 
 
 def test_laser_plus_baseline_sums_both_objectives(tiny):
