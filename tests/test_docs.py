@@ -23,7 +23,6 @@ builds the site with ``mkdocs build --strict`` (a few seconds).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -36,6 +35,8 @@ import pytest
 
 import stlspec
 from stlspec.diagnostics import CODES, render_all
+
+from docs_scripts import load_script
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_FILES = sorted((REPO / "docs").rglob("*.md")) + [p for p in [REPO / "README.md"] if p.exists()]
@@ -103,16 +104,7 @@ def checked_blocks() -> list[Block]:
             if b.lang == "stlspec" or (b.lang in ("json", "python") and b.expect is not None)]
 
 
-def _load_script(name: str):
-    """A docs generator script (``docs/NAME.py``) as a module."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "docs" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-gen_errors = _load_script("gen_errors")
+gen_errors = load_script("gen_errors")
 BLOCKS = checked_blocks()
 
 
@@ -198,7 +190,7 @@ def test_fence_parser_sees_indented_blocks(tmp_path):
 
 def test_executed_examples_are_current():
     """The "Run it" sections show what the real CLI prints now; refresh: ``python docs/gen_examples.py``."""
-    gen = _load_script("gen_examples")
+    gen = load_script("gen_examples")
     if os.environ.get("STLSPEC_REFRESH"):
         gen.main([])
     stale = gen.stale_pages()
@@ -206,7 +198,7 @@ def test_executed_examples_are_current():
 
 
 def test_every_construct_page_runs_an_example():
-    gen = _load_script("gen_examples")
+    gen = load_script("gen_examples")
     used = set()
     for page in sorted((REPO / "docs" / "language").glob("*.md")):
         slugs = [m.group("slug") for m in gen.MARKER.finditer(page.read_text(encoding="utf-8"))]
@@ -219,7 +211,7 @@ def test_every_construct_page_runs_an_example():
 
 
 def test_stale_example_is_detected(tmp_path, monkeypatch):
-    gen = _load_script("gen_examples")
+    gen = load_script("gen_examples")
     page = (REPO / "docs" / "language" / "next.md").read_text(encoding="utf-8")
     tampered = page.replace("every_touch_continues_weak      1.0000", "every_touch_continues_weak      0.0000")
     assert tampered != page

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
+from docs_scripts import load_script
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("gen_baselines", REPO / "docs" / "gen_baselines.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("gen_baselines")
 
 
 def test_page_matches_the_committed_measurement():

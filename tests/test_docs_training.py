@@ -3,20 +3,15 @@ run's metrics (docs/img/training/metrics.json), never edited by hand."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from docs_scripts import load_script
 
 
 def _gen():
-    spec = importlib.util.spec_from_file_location("gen_training", REPO / "docs" / "gen_training.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gen_training")
 
 
 def test_results_section_matches_the_committed_run():
