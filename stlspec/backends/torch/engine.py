@@ -483,14 +483,16 @@ class TorchEvaluator:
     def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> _Plan:
         shape_key = (vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
         codes = self._candidate_codes(sid, vid, ctx)
-        fast_key = (sid.tobytes(), codes) + shape_key if codes is not None else None
-        plan = self._plans.get(fast_key) if fast_key is not None else None
-        if plan is not None:
-            return plan
-        keys, cands = self._instance_keys(sid, vid, ctx)
-        pkey = fast_key if fast_key is not None else (tuple(keys),) + shape_key
+        keys = cands = None
+        if codes is not None:  # the key needs no per-instance Python
+            pkey = (sid.tobytes(), codes) + shape_key
+        else:  # top_m: candidates depend on a ranking, computed per instance
+            keys, cands = self._instance_keys(sid, vid, ctx)
+            pkey = (tuple(keys),) + shape_key
         plan = self._plans.get(pkey)
         if plan is None:
+            if keys is None:
+                keys, cands = self._instance_keys(sid, vid, ctx)
             plan = self._build_plan(sid, vid, keys, cands, ctx, witnesses)
             self._plans.put(pkey, plan)
         return plan
