@@ -289,29 +289,16 @@ def ratio_contrastive(pos: torch.Tensor, pos_video: torch.Tensor, neg: torch.Ten
                       neg_video: torch.Tensor) -> torch.Tensor:
     """Mean over positives of ``-log v(pos) / (v(pos) + Σ v(neg))``, each against the negatives of its video.
 
-    ``pos`` [P] values with videos ``pos_video`` [P]; ``neg`` [M] with ``neg_video`` [M]. Computed in log
-    space (``log v`` clamped at ``log EPS``), so it stays finite and informative when every value is tiny.
-    A positive without negatives contributes 0.
+    ``pos`` [P] values with videos ``pos_video`` [P]; ``neg`` [M] with ``neg_video`` [M]. Values are clamped
+    to ``[EPS, 1]`` (the spec values are float64), so it stays finite and informative when every value is
+    tiny. A positive without negatives contributes 0.
     """
-    log_pos = pos.clamp(EPS, 1).log()
-    log_neg = neg.clamp(EPS, 1).log()
+    pos, neg = pos.clamp(EPS, 1), neg.clamp(EPS, 1)
     row = {int(v): i for i, v in enumerate(pos_video.tolist())}
     which = torch.tensor([row.get(int(v), -1) for v in neg_video.tolist()], dtype=torch.long)
     keep = which >= 0
-    which, log_neg = which[keep], log_neg[keep.to(log_neg.device)]
-    if not len(which):
-        return pos.sum() * 0
-    counts = torch.bincount(which, minlength=len(pos))
-    M = int(counts.max())
-    slot = torch.zeros(len(which), dtype=torch.long)  # position of each negative among its video's
-    order = torch.argsort(which, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    slot[order] = torch.arange(len(which)) - starts[which[order]]
-    table = log_pos.new_full((len(pos), 1 + M), -float("inf"))
-    table[:, 0] = log_pos
-    dev = log_pos.device
-    table = table.index_put((which.to(dev), (slot + 1).to(dev)), log_neg)
-    return (torch.logsumexp(table, 1) - log_pos).mean()
+    total = pos.index_add(0, which[keep].to(pos.device), neg[keep.to(neg.device)])  # v(pos) + Σ v(neg), per video
+    return (total.log() - pos.log()).mean()
 
 
 def supervised_loss(scores: Any, batch: dict[str, torch.Tensor], gt: tuple[torch.Tensor, ...],
