@@ -266,8 +266,7 @@ class SmallPerception(nn.Module):
         B, T, N = present.shape
         # Only visible crops go through the CNN (about 70 % of the slots in the playroom world); the
         # others get a zero appearance, exactly what multiplying by the presence mask gave before.
-        feats = self.cnn(crops[present])
-        app = feats.new_zeros(B, T, N, feats.shape[-1]).index_put((*present.nonzero(as_tuple=True),), feats)
+        app = _where(self.cnn, crops, present)
         pres = present.to(app.dtype)[..., None]
         # Names are constant over time: pool the appearance over the frames where the track is visible.
         pooled = app.sum(1) / pres.sum(1).clamp_min(1.0)
