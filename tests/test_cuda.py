@@ -18,6 +18,7 @@ if not torch.cuda.is_available():
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from strategies import VOCAB, specs, traces  # noqa: E402
+from test_laser_train_models import VOC, _batch  # noqa: E402
 from test_torch_backend import _close, _laser_specs, _random_batch  # noqa: E402
 
 from stlspec import ir  # noqa: E402
@@ -88,26 +89,15 @@ def test_cuda_large_batch_is_one_plan():
     assert torch.isfinite(whole).all()
 
 
-def _model_batch(B=2, T=4, N=3, S=16, seed=0, device="cpu"):
-    g = torch.Generator().manual_seed(seed)
-    lo = torch.rand(B, T, N, 2, generator=g) * 0.5
-    present = torch.ones(B, T, N, dtype=torch.bool)
-    present[0, 1, 2] = False
-    out = {"crops": torch.rand(B, T, N, 3, S, S, generator=g) - 0.5,
-           "boxes": torch.cat([lo, lo + 0.1 + 0.3 * torch.rand(B, T, N, 2, generator=g)], -1),
-           "present": present, "frame_mask": torch.ones(B, T, dtype=torch.bool),
-           "track_mask": torch.ones(B, N, dtype=torch.bool)}
-    return {k: v.to(device) for k, v in out.items()}
+def _model_batch(device="cpu"):
+    return {k: v.to(device) for k, v in _batch(T=4).items()}
 
 
 def test_small_model_on_cuda_equals_cpu_and_runs_under_bf16():
     from laser_train.model import SmallPerception
-    from stlspec.ir import Vocabulary
 
-    voc = Vocabulary(("box", "dog", "ball"), (("open", "box"), ("moving", None)),
-                     (("left_of", None, None), ("near", None, None), ("chases", "dog", None)))
     torch.manual_seed(0)
-    model = SmallPerception(voc)
+    model = SmallPerception(VOC)
     cpu = model(_model_batch()).probs()
     model = model.to(CUDA)
     gpu = model(_model_batch(device=CUDA)).probs()
