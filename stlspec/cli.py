@@ -156,7 +156,8 @@ def _vocab(path: str | None):
 def _compile(path: str, vocab_path: str | None):
     from stlspec.pipeline import compile_source
 
-    return compile_source(_read(path), path=path, vocabulary=_vocab(vocab_path))
+    text = _read(path)
+    return compile_source(text, path=path, vocabulary=_vocab(vocab_path)), text
 
 
 def _write(path: str, text: str) -> None:
@@ -260,7 +261,7 @@ def cmd_eval(args) -> int:
     from stlspec.backends.reference import evaluate_program
     from stlspec.trace import load_trace
 
-    program = _select(_compile(args.file, args.vocab), args.spec)
+    program = _select(_compile(args.file, args.vocab)[0], args.spec)
     trace = load_trace(args.trace, program.vocabulary)
     results = evaluate_program(program, trace, logic=args.logic, temperature=args.temperature)
     if args.format == "json":
@@ -286,13 +287,18 @@ def cmd_eval(args) -> int:
 def cmd_compile(args) -> int:
     from stlspec.backends import get_backend
 
-    program = _select(_compile(args.file, args.vocab), args.spec)
+    program, source = _compile(args.file, args.vocab)
+    program = _select(program, args.spec)
     options = {}
     if args.trace:
         from stlspec.trace import load_trace
 
         options["trace"] = load_trace(args.trace, program.vocabulary)
-    artefact = get_backend(args.target).compile(program, **options)
+    try:
+        artefact = get_backend(args.target).compile(program, **options)
+    except StlError as err:  # a backend's diagnostic about a spec (E601, E602): show the spec's line
+        err.sources.setdefault(args.file, source)
+        raise
     text = artefact.text
     if args.output:
         _write(args.output, text)

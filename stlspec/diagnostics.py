@@ -64,7 +64,7 @@ CODES: dict[str, ErrorCode] = _codes(
     ErrorCode("E504", "error", "probability out of range", "A probability is not a number in [0, 1]."),
     ErrorCode("E505", "error", "duplicate trace fact", "The same fact is given twice in a trace."),
     # E6xx: evaluation and backends
-    ErrorCode("E601", "error", "input too large", "The exact logic enumerates worlds and refuses inputs beyond its documented size."),
+    ErrorCode("E601", "error", "input too large", "An input beyond a documented size: the exact logic's uncertain facts (it enumerates worlds), a spec needing more relations than the scallop target's limit."),
     ErrorCode("E602", "error", "unsupported by backend", "The chosen backend cannot express this construct or option."),
     ErrorCode("E603", "error", "unknown logic", "The logic name is not one of boolean, godel, product, smooth, exact."),
     ErrorCode("E604", "error", "invalid evaluator input", "A batch, spec id or video id passed to a compiled evaluator does not fit it (shapes, columns, ranges)."),

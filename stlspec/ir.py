@@ -60,6 +60,7 @@ from typing import Any, Callable, Iterator, TypeVar, Union, assert_never
 from stlspec.traverse import MAX_DEPTH, depth as _depth, structural, traverse, walk as _walk
 
 from stlspec.rounding import fraction_frames
+from stlspec.span import NO_SPAN, Span
 
 __all__ = [
     "Window", "Const", "Unary", "Binary", "Eq", "Not", "And", "Or", "Next",
@@ -72,7 +73,11 @@ R = TypeVar("R")
 
 #: The deepest core formula lowering produces from a checked program
 #: (:data:`stlspec.traverse.MAX_DEPTH` operators in the surface language); every
-#: backend must handle it (tests/test_fuzz.py checks that lowering stays within it).
+#: backend must handle it, except that the scallop target refuses a spec of more
+#: than ``MAX_SPEC_RULES`` rules (E601). tests/test_fuzz_frontend.py checks that
+#: lowering stays within it (``test_every_stage_takes_the_deepest_allowed_formula``)
+#: and that the reference and torch backends agree at exactly this depth
+#: (``test_reference_and_torch_take_core_ir_of_the_maximal_depth``).
 MAX_IR_DEPTH = 5 * MAX_DEPTH + 2
 
 
@@ -228,6 +233,8 @@ class Spec:
     formula: Formula
     events: tuple[EventInfo, ...] = ()
     caption: str | None = None
+    #: Where the spec's name is written (for backends' diagnostics about a whole spec); not compared.
+    span: Span = field(default=NO_SPAN, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

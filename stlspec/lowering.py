@@ -83,7 +83,8 @@ def lower_spec(spec: ast.Spec, source: str = "") -> ir.Spec:
         formula = p(formula)
     events: list[ir.EventInfo] = []
     core = to_core(formula, events, source)
-    return ir.Spec(spec.name, core, tuple(events), spec.caption)
+    return ir.Spec(spec.name, core, tuple(events), spec.caption,
+                   spec.name_span if spec.name_span.known else spec.span)
 
 
 def to_core(f: ast.Formula, events: list[ir.EventInfo] | None = None, source: str = "") -> ir.Formula:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,8 +20,9 @@ from hypothesis import HealthCheck, given, settings
 
 import stlspec
 from stlspec import ir
+from stlspec.diagnostics import StlError
 from stlspec.backends.scallop import compile_program, validate
-from stlspec.backends.scallop.emit import INPUT_RELATIONS, format_probability
+from stlspec.backends.scallop.emit import INPUT_RELATIONS, MAX_SPEC_RULES, format_probability
 from stlspec.backends.scallop.validate import strata
 from stlspec.trace import Trace
 from strategies import VOCAB, specs, traces
@@ -184,10 +186,39 @@ def test_huge_window_bounds(w):
         assert all(len(n) <= 9 for n in re.findall(r"\d+", code)), "integer literals stay inside i32"
 
 
-def test_deep_nesting_compiles():
+def _chain(n: int) -> ir.Spec:
+    """``n`` alternating next/not over an atom, under ``exists``: ``n + 2`` relations of one rule each."""
     f: ir.Formula = ir.Unary("walking", "x")
-    for i in range(ir.MAX_IR_DEPTH):
+    for i in range(n):
         f = ir.Not(f) if i % 2 else ir.Next(f)
-    # The emitter itself (the subset self-check parses ~10k relations in about a minute: not here).
-    out = compile_program(ir.CoreProgram(VOCAB, (ir.Spec("s", ir.Exists((("x", None),), f)),)))
-    assert out.text.count("_not(") >= ir.MAX_IR_DEPTH // 2
+    return ir.Spec("s", ir.Exists((("x", None),), f))
+
+
+def test_size_limit_per_spec():
+    # Scallop's compiler slows down faster than the square of a program's size (tests/test_scallop_real.py
+    # runs a spec at the limit): one rule more than MAX_SPEC_RULES is E601, at the spec.
+    out = compile_program(ir.CoreProgram(VOCAB, (_chain(MAX_SPEC_RULES - 2),)))
+    assert sum(line.startswith("rel r") for line in out.text.splitlines()) == MAX_SPEC_RULES
+    for spec in (_chain(MAX_SPEC_RULES - 1), _chain(ir.MAX_IR_DEPTH)):
+        with pytest.raises(StlError) as err:
+            compile_program(ir.CoreProgram(VOCAB, (PICK, spec)))
+        (d,) = err.value.diagnostics
+        assert d.code == "E601" and "spec 's' needs" in d.message and f"limit is {MAX_SPEC_RULES:,}" in d.message
+    # Hash-consed relations shared with an earlier spec count once, for the spec that first needs them.
+    compile_program(ir.CoreProgram(VOCAB, (_chain(MAX_SPEC_RULES - 2), replace(_chain(MAX_SPEC_RULES - 2),
+                                                                               name="t"))))
+
+
+def test_the_deepest_text_is_refused_at_its_spec_name(tmp_path, capsys):
+    from stlspec.cli import main
+    from stlspec.traverse import MAX_DEPTH
+
+    path = tmp_path / "deep.stl"
+    path.write_text("unary a(any)\nspec deep {\n  exists x. " + "a(x) release[1, 2] " * (MAX_DEPTH - 1)
+                    + "a(x)\n}\n")
+    assert main(["compile", "--target", "core", "-o", str(tmp_path / "core.txt"), str(path)]) == 0
+    capsys.readouterr()
+    assert main(["compile", "--target", "scallop", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2:6: error[E601]: spec 'deep' needs" in err
+    assert "2 | spec deep {" in err and "  |      ^^^^" in err

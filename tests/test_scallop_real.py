@@ -125,3 +125,54 @@ def test_topkproofs_with_large_k_is_exact(body, category, trace):
     # The documented approximation: with k = 1, the best single proof, never more than the exact value.
     one = run(program, trace, provenance="topkproofs", k=1).values["s"]
     assert one <= exact + 1e-5
+
+
+# ---------------------------------------------------------------- the largest spec the scallop target takes
+
+
+def _deep_spec(n: int) -> ir.Spec:
+    """``n`` nested operators (not, and, eventually, or, always) under two quantifiers."""
+    x, y = "x", "y"
+    f: ir.Formula = ir.Unary("walking", x)
+    for i in range(n):
+        match i % 6:
+            case 0 | 3:
+                f = ir.Not(f)
+            case 1:
+                f = ir.And((f, ir.Unary("red", x)))
+            case 2:
+                f = ir.Eventually(f)
+            case 4:
+                f = ir.Or((ir.Binary("near", x, y), f))
+            case 5:
+                f = ir.Always(f)
+    return ir.Spec("s", ir.Exists((("x", "person"),), ir.Forall((("y", None),), f)))
+
+
+@needs_scallopy
+@pytest.mark.slow  # Scallop compiles 1,000 rules in 10-30 s on the loaded 2-core machine; CI runs it
+def test_scallopy_runs_a_spec_at_the_size_limit():
+    # Scallop 0.2.5's compile time grows faster than the square of the program's size (so the language's
+    # deepest formulas, ~15,000 rules, are refused: E601, tests/test_scallop_emit.py); a spec at the
+    # target's limit runs and agrees with the reference.
+    from stlspec.backends.scallop import run
+    from stlspec.backends.scallop.emit import MAX_SPEC_RULES
+
+    spec = _deep_spec((MAX_SPEC_RULES - 13) // 3)  # three rules per operator, 13 for the rest
+    program = compile_program(ir.CoreProgram(VOCAB, (spec,)))
+    rules = sum(line.startswith("rel r") for line in program.text.splitlines())
+    assert 0.95 * MAX_SPEC_RULES < rules <= MAX_SPEC_RULES
+    assert ir.depth(spec.formula) > 300
+    trace = next(t for seed in range(50) if 0.05 < evaluate(spec, t := _trace(seed), "godel").value < 0.95)
+    got = run(program, trace, provenance="minmaxprob")
+    assert got.values["s"] == pytest.approx(evaluate(spec, trace, "godel").value, abs=1e-6)
+
+
+def _trace(seed: int):
+    from stlspec.trace import Trace
+
+    rng = np.random.default_rng(seed)
+    T, N = 6, 3
+    return Trace.from_arrays(rng.random((N, len(VOCAB.categories))), rng.random((T, N, len(VOCAB.unary))),
+                             rng.random((T, N, N, len(VOCAB.binary))), categories=VOCAB.categories,
+                             unary_preds=VOCAB.unary_names, binary_preds=VOCAB.binary_names)
