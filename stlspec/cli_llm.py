@@ -1,15 +1,18 @@
 """The CLI subcommands around specs from captions: ``from-captions``, ``import-laser``, ``negatives``.
 
 :func:`register` adds them to the ``stlspec`` command (``stlspec/cli.py`` calls
-it); each sets ``func`` to a handler returning the exit code:
+it); each sets ``func`` to a handler returning the exit code, with the meanings every
+``stlspec`` subcommand gives them (``docs/cli.md``):
 
 * ``0`` — everything converted;
-* ``1`` — the run finished but some captions/records failed (the outputs are
-  still written; the report says why); for ``import-laser`` and ``negatives``
-  also an input file that cannot be used (its diagnostics are printed, as by
-  every core subcommand);
-* ``2`` — ``from-captions`` did nothing: a missing API key, an unreadable
-  captions, ``--vocab`` or ``--synonyms`` file, a rejected key or unknown model.
+* ``1`` — a problem with the input or the outputs: some captions/records failed
+  (the outputs are still written; the report says why), or a file that cannot
+  be used (captions, ``--vocab``, ``--synonyms``, the cache: E706/E8xx and the
+  vocabulary's own diagnostics; an output that cannot be written: E804), raised
+  as :class:`~stlspec.diagnostics.StlError` and printed by ``stlspec.cli.main``;
+* ``2`` — bad usage, nothing done: a bad option value (``--price``,
+  ``--kinds``, by the option parser), and for ``from-captions`` a missing or
+  rejected API key, an unknown model, or no ``anthropic`` package.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def register(subparsers) -> None:
     p.add_argument("--synonyms", metavar="FILE.json", help='extra synonyms {"grasping": "holding", ...}')
     p.add_argument("--retry-failed", action="store_true",
                    help="re-run captions whose cached record failed (cached answers are still reused)")
-    p.add_argument("--price", metavar="IN,OUT", help="$ per million input,output tokens for the cost estimate")
+    p.add_argument("--price", metavar="IN,OUT", type=_price,
+                   help="$ per million input,output tokens for the cost estimate")
     p.add_argument("--dry-run", action="store_true", help="count cached/uncached captions and estimate the cost; "
                    "send nothing")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -119,6 +123,20 @@ def load_synonyms(path: str) -> dict[str, str]:
     return data
 
 
+def _price(text: str) -> tuple[float, float]:
+    """``--price IN,OUT``: two non-negative finite numbers (dollars per million tokens)."""
+    import math
+
+    try:
+        pin, pout = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two numbers IN,OUT (dollars per million tokens), "
+                                         f"e.g. 3,15") from None
+    if not all(math.isfinite(x) and x >= 0 for x in (pin, pout)):
+        raise argparse.ArgumentTypeError(f"{text!r}: prices must be finite and non-negative")
+    return pin, pout
+
+
 def _err(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 2
@@ -127,45 +145,27 @@ def _err(msg: str) -> int:
 def cmd_from_captions(args: argparse.Namespace) -> int:
     from stlspec.diagnostics import StlError
     from stlspec.llm import (
-        DEFAULT_MODEL, Cache, CaptionFileError, FatalAPIError, LLMError, MissingAPIKeyError, Price,
+        DEFAULT_MODEL, Cache, FatalAPIError, LLMError, MissingAPIKeyError, Price,
         default_cache_path, load_captions, require_api_key, specs_from_captions,
     )
     from stlspec.llm.generate import plan
 
     model = args.model or DEFAULT_MODEL
-    prices = None
-    if args.price:
-        try:
-            pin, pout = (float(x) for x in args.price.split(","))
-        except ValueError:
-            return _err("--price takes two numbers: IN,OUT (dollars per million tokens)")
-        prices = {model: Price(pin, pout)}
+    prices = {model: Price(*args.price)} if args.price else None
     if not args.dry_run:
         try:
             require_api_key()  # first: a missing key is reported before any work starts
         except MissingAPIKeyError as exc:
             return _err(str(exc))
-    try:
-        captions = load_captions(args.captions)
-    except CaptionFileError as err:
-        print(err.render(), file=sys.stderr)
-        return 2
+    # Files that cannot be used raise StlError (E706, E8xx, the vocabulary's diagnostics), before any
+    # request: stlspec.cli.main prints them and exits 1, as every subcommand does.
+    captions = load_captions(args.captions)
     vocabulary = None
     if args.vocab:
         from stlspec.pipeline import load_vocabulary
 
-        try:
-            vocabulary = load_vocabulary(args.vocab)
-        except StlError as err:
-            print(err.render(), file=sys.stderr)
-            return _err(f"the vocabulary {args.vocab} has errors")
-    synonyms = None
-    if args.synonyms:
-        try:
-            synonyms = load_synonyms(args.synonyms)
-        except StlError as err:
-            print(err.render(), file=sys.stderr)
-            return _err(f"{args.synonyms}: expected a JSON object {{\"synonym\": \"vocabulary name\"}}")
+        vocabulary = load_vocabulary(args.vocab)
+    synonyms = load_synonyms(args.synonyms) if args.synonyms else None
     cache_path = args.cache or str(default_cache_path())
     out = Path(args.output)
     report = Path(args.report) if args.report else out.with_suffix(".report.jsonl")
@@ -173,13 +173,8 @@ def cmd_from_captions(args: argparse.Namespace) -> int:
         if target.is_dir():
             from stlspec.diagnostics import cannot_write
 
-            print(cannot_write(str(target), "it is a directory").render(), file=sys.stderr)
-            return 2
-    try:
-        cache = Cache(cache_path)
-    except StlError as err:  # a directory, a device, not an SQLite file, ...
-        print(err.render(), file=sys.stderr)
-        return 2
+            raise StlError([cannot_write(str(target), "it is a directory")])
+    cache = Cache(cache_path)  # E706 for a directory, a device, a file that is not a cache
 
     if args.dry_run:
         with cache:

@@ -91,8 +91,42 @@ def test_bad_caption_file(api, tmp_path, capsys):
     bad.write_text('{"id": 1, "caption": "ok"}\n{"id": 2, "caption": \n')
     args = _args(api, tmp_path)
     args[1] = str(bad)
-    assert main(args) == 2
+    assert main(args) == 1
     assert "bad.jsonl:2:22: error[E706]: not valid JSON" in capsys.readouterr().err
+
+
+def _run(*argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stlspec", *argv], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_exit_statuses_follow_the_cli_convention(tmp_path):
+    """docs/cli.md: 1 for an input or output that cannot be used (as in every subcommand), 2 for bad usage."""
+    caps = tmp_path / "caps.jsonl"
+    caps.write_text('{"id": "a", "caption": "a person walks"}\n')
+    bad_vocab = tmp_path / "v.stl"
+    bad_vocab.write_text("unary walking(persn)\n")
+    bad_syn = tmp_path / "syn.json"
+    bad_syn.write_text('{"grasping": 3}')
+    base = ["from-captions", str(caps), "-o", str(tmp_path / "o.stl"), "--cache", str(tmp_path / "c.sqlite")]
+    cases = [
+        (1, [*base, "--vocab", str(bad_vocab), "--dry-run"], "v.stl:1:15: error[E202]"),
+        (1, [*base, "--synonyms", str(bad_syn), "--dry-run"], "error[E706]: synonyms file: 'grasping'"),
+        (1, [*base, "--synonyms", str(tmp_path), "--dry-run"], "error[E706]"),
+        (1, ["from-captions", str(tmp_path / "missing.jsonl"), "-o", str(tmp_path / "o.stl"), "--dry-run"],
+         "error[E706]"),
+        (1, [*base[:3], str(tmp_path), *base[4:], "--dry-run"], "error[E804]: cannot write"),
+        (1, [*base[:5], str(tmp_path), "--dry-run"], "error[E706]: cannot use"),
+        (2, [*base, "--price", "3", "--dry-run"], "argument --price: '3': expected two numbers"),
+        (2, [*base, "--price", "nan,1", "--dry-run"], "prices must be finite"),
+        (2, base, "ANTHROPIC_API_KEY is not set"),
+        (0, [*base, "--price", "3,15", "--dry-run"], ""),
+    ]
+    for status, argv, message in cases:
+        proc = _run(*argv, env={"ANTHROPIC_API_KEY": ""})
+        assert (proc.returncode, message in proc.stderr) == (status, True), (argv, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.stl").exists()
 
 
 def test_killed_run_resumes_without_paying_twice(tmp_path, monkeypatch):

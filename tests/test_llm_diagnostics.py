@@ -162,7 +162,7 @@ def test_cli_from_captions_refuses_unreadable_files(tmp_path, capsys, kind):
     out = tmp_path / "out.stl"
     code = main(["from-captions", path, "-o", str(out), "--cache", str(tmp_path / "cache.sqlite"), "--dry-run"])
     err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err and fragment in err
+    assert code == 1 and "Traceback" not in err and fragment in err
     assert "error[E706]: " in err and not out.exists()
 
 
@@ -193,7 +193,7 @@ def test_cache_path_that_cannot_hold_a_cache(tmp_path, capsys, where):
     captions.write_text('{"id": "a", "caption": "a person walks"}\n')
     code = main(["from-captions", str(captions), "-o", str(tmp_path / "o.stl"), "--cache", cache, "--dry-run"])
     err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err and "error[E706]: cannot use" in err
+    assert code == 1 and "Traceback" not in err and "error[E706]: cannot use" in err
     if before is not None:
         assert (tmp_path / "c.jsonl").read_bytes() == before  # never written to
 
@@ -204,7 +204,7 @@ def test_from_captions_refuses_a_directory_as_output_before_any_work(tmp_path, c
     for extra in (["-o", str(tmp_path)], ["-o", str(tmp_path / "o.stl"), "--report", str(tmp_path)]):
         code = main(["from-captions", str(captions), *extra, "--cache", str(tmp_path / "c.sqlite"), "--dry-run"])
         err = capsys.readouterr().err
-        assert code == 2 and f"{tmp_path}: error[E804]: cannot write {tmp_path}: it is a directory" in err
+        assert code == 1 and f"{tmp_path}: error[E804]: cannot write {tmp_path}: it is a directory" in err
 
 
 def test_write_report_into_a_directory_is_e804(tmp_path):
