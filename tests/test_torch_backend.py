@@ -618,3 +618,57 @@ def test_bad_ids_and_shapes_are_our_errors():
         ev(SceneGraphBatch(batch.names, batch.unary[..., :2], batch.binary), [0], [0])
     with pytest.raises(stlspec.StlError, match="frame_mask has shape"):
         ev(SceneGraphBatch(batch.names, batch.unary, batch.binary, torch.ones(2, 3, dtype=torch.bool)), [0], [0])
+
+
+@pytest.mark.parametrize("ones", [False, True], ids=["interior", "with-ones"])
+def test_fused_product_nodes_match_their_compositions(ones):
+    """The fused autograd nodes (quantifier fold, suffix and prefix ∨) equal the unfused compositions
+    bitwise in value and to rounding in gradient, pass gradcheck, and take the exact fallback where a
+    factor is exactly 0 (an input of exactly 1)."""
+    from stlspec.backends.torch import ops
+
+    g = torch.Generator().manual_seed(3)
+    A, R, W = 4, 3, 5
+    x = torch.rand(R * A, W, dtype=torch.float64, generator=g)
+    c = torch.rand(R * A, 1, dtype=torch.float64, generator=g)
+    if ones:
+        x[2, 1] = x[5, 0] = x[7, 4] = 1.0
+        c[2, 0] = c[5, 0] = 1.0
+    cases = [
+        (lambda c_, x_: ops.product_fold(c_, x_, A, True), lambda c_, x_: ops._product_fold_reference(c_, x_, A, True)),
+        (lambda c_, x_: ops.product_fold(c_, x_, A, False), lambda c_, x_: ops._product_fold_reference(c_, x_, A, False)),
+        (lambda c_, x_: ops.product_fold(None, x_, A, True), lambda c_, x_: ops._product_fold_reference(None, x_, A, True)),
+        (lambda c_, x_: ops.suffix_or(x_), lambda c_, x_: ops._suffix_or_reference(x_)),
+        (lambda c_, x_: ops.prefix_or1(x_), lambda c_, x_: ops._prefix_or1_reference(x_)),
+    ]
+    for fused, reference in cases:
+        cc, xx = c.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        y = fused(cc, xx)
+        y_ref = reference(c, x)
+        assert torch.equal(y.detach(), y_ref)
+        up = torch.rand(y.shape, dtype=y.dtype, generator=g)
+        grads = torch.autograd.grad(y, (cc, xx), up, allow_unused=True)
+        c2, x2 = c.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        refs = torch.autograd.grad(reference(c2, x2), (c2, x2), up, allow_unused=True)
+        for got, ref in zip(grads, refs):
+            assert (got is None) == (ref is None)
+            if got is not None:
+                torch.testing.assert_close(got, ref, atol=1e-12, rtol=1e-10)
+        if not ones:  # gradcheck's finite differences step past 1 where an input is exactly 1
+            assert torch.autograd.gradcheck(fused, (c.clone().requires_grad_(True), x.clone().requires_grad_(True)))
+    with torch.no_grad():  # without gradients the unfused composition runs: same values
+        assert torch.equal(ops.product_fold(c, x, A, True), ops._product_fold_reference(c, x, A, True))
+
+
+def test_fused_product_fold_underflow_takes_the_exact_path():
+    """A segment whose product underflows to 0 (no factor 0) has the composition's gradient, not a 0/0."""
+    from stlspec.backends.torch import ops
+
+    A = 400
+    x = torch.full((A, 2), 0.9, dtype=torch.float32, requires_grad=True)  # 0.1^400 underflows
+    c = torch.ones(A, 1, dtype=torch.float32)
+    (got,) = torch.autograd.grad(ops.product_fold(c, x, A, True).sum(), x)
+    x2 = x.detach().clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(ops._product_fold_reference(c, x2, A, True).sum(), x2)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got, ref, atol=0, rtol=0)

@@ -814,7 +814,11 @@ class _Dev:
                 steps = p["steps"]
                 d["steps1"] = bool((steps == 1).all())
                 pos = torch.as_tensor(steps, device=dev)[:, None] + t_idx[None, :]
-                d["inside"] = pos < d["T_b"][:, None]
+                # None: every position inside is known on the host (one step ahead in full-length
+                # videos: the shift already fills the last frame).
+                inside = (steps[:, None] + np.arange(T)[None, :]) < p["T_b"][:, None]
+                d["inside"] = None if d["steps1"] and (inside[:, :-1].all() if T > 1 else True) else \
+                    pos < d["T_b"][:, None]
                 d["pos"] = pos.clamp(max=T - 1)
             elif "lo" in p:
                 lo, hi, T_b = p["lo"], p["hi"], p["T_b"]
@@ -822,11 +826,11 @@ class _Dev:
                 d["hi"] = None if (hi >= T - 1).all() else torch.as_tensor(np.minimum(hi, T + 1), device=dev)
                 if b.op == Op.PIN:
                     hi0 = np.minimum(hi, T_b - 1)
-                    keep = (t_idx[None, :] >= torch.as_tensor(lo, device=dev)[:, None]) & \
-                           (t_idx[None, :] <= torch.as_tensor(hi0, device=dev)[:, None])
-                    d["keep"] = keep
+                    keep = (np.arange(T)[None, :] >= lo[:, None]) & (np.arange(T)[None, :] <= hi0[:, None])
+                    d["keep"] = None if keep.all() else torch.as_tensor(keep, device=dev)
                 if b.op == Op.PREFIX:
-                    d["real"] = t_idx[None, :] < d["T_b"][:, None]
+                    real = np.arange(T)[None, :] < T_b[:, None]
+                    d["real"] = None if real.all() else torch.as_tensor(real, device=dev)
                     d["lo1"] = torch.as_tensor(np.minimum(lo, T + 1) + 1, device=dev)
                     d["hi1"] = None if (hi >= T - 1).all() else torch.as_tensor(np.minimum(hi, T + 1) + 1,
                                                                                  device=dev)
@@ -978,7 +982,7 @@ def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: i
                 y = torch.cat([x[:, 1:], x.new_full((x.shape[0], 1), fill)], 1)
             else:
                 y = torch.gather(x, 1, d["pos"])
-            return ops.masked(y, d["inside"], fill)
+            return y if d["inside"] is None else ops.masked(y, d["inside"], fill)
         case Op.EVENTUALLY | Op.ALWAYS:
             return ops.window_fold(xs[0], L, op == Op.EVENTUALLY, d["lo"], d["hi"], d["T_b"], ctx.full)
         case Op.EVENTUALLY0 | Op.ALWAYS0:
@@ -988,11 +992,11 @@ def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: i
         case Op.EXISTS | Op.FORALL:
             return _quantify(b, d, xs[0], L, names)
         case Op.PIN:
-            return ops.masked(xs[0], d["keep"], 0.0)
+            return xs[0] if d["keep"] is None else ops.masked(xs[0], d["keep"], 0.0)
         case Op.PREFIX:
-            x = ops.masked(xs[0], d["real"], 0.0)
+            x = xs[0] if d["real"] is None else ops.masked(xs[0], d["real"], 0.0)
             if d["lo"] is None and d["hi"] is None and not b.key[4]:
-                return ops.prefix_or(x, L, shift=1)
+                return ops.prefix_or1(x) if L.name == "product" else ops.prefix_or(x, L, shift=1)
             full_T = torch.full_like(d["T_b"], x.shape[-1])
             return ops.window_fold(x.flip(-1), L, True, d["lo1"], d["hi1"], full_T, True).flip(-1)
     raise AssertionError(op)
@@ -1012,6 +1016,13 @@ def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
             if d["cat_zero"] is not None:
                 c = torch.where(d["cat_zero"][j], torch.zeros((), dtype=c.dtype, device=c.device), c)
             cats.append(c[:, None])
+    A = b.params["uniform"]
+    if L.name == "product" and A > 0 and body.shape[0] and (cats or existential):
+        # One fused node (ops.product_fold), same arithmetic as the composition below.
+        c = L.and_(cats) if cats else None
+        if c is not None and not existential:
+            c = 1.0 - L.not_(c)
+        return ops.product_fold(c, body, A, existential)
     if existential:
         vals = L.and_(cats + [body]) if cats else body
     else:
@@ -1022,7 +1033,6 @@ def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
     z = to(vals)
     R = b.rows
     W = z.shape[1]
-    A = b.params["uniform"]
     if A == 0 or z.shape[0] == 0:
         y = z.new_full((R, W), e)
     elif A > 0:

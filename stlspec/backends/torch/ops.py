@@ -190,8 +190,14 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     """
     to, op, e, back = logic.fold_space(disjunction)
     T = x.shape[-1]
-    z = to(x) if full else _mask_frames(to(x), T_b, e)
     t = _time_index(T, x.device)[None, :]
+    if logic.name == "product" and disjunction and lo is None and hi is None:
+        # One fused node: padded frames read 0 (z = 1, the fold's identity, as _mask_frames gives).
+        if full:
+            return suffix_or(x)
+        real = bk(t < T_b[:, None], x.dim())
+        return masked(suffix_or(masked(x, real, 0.0)), real, 0.0)
+    z = to(x) if full else _mask_frames(to(x), T_b, e)
     start = t if lo is None else t + lo[:, None]  # [K, T] (or [1, T])
     if hi is None:
         # One reversed cumulative op, then read the suffix fold at t + lo.
@@ -537,3 +543,174 @@ def gather_facts(unary: torch.Tensor, binary: torch.Tensor, fi: FactIndex,
     if keep is None:
         return x
     return torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+# ---------------------------------------------------------------------- fused quantifier fold (product logic)
+
+
+class _ProductFold(torch.autograd.Function):
+    """``y = 1 − ∏_a z_a`` (∃) or ``∏_a z_a`` (∀) over segments of ``A`` consecutive rows, ``z = 1 − c·u``.
+
+    ``u = x`` (∃) or ``1 − x`` (∀); ``c`` (``[X, 1]`` or None for 1) is the category weight of each
+    assignment (under ∀ already in the ``1 − (1 − c)`` form the unfused formula computes). The
+    forward is the same arithmetic as the unfused ``and``/``not``/``prod`` composition; the backward is
+    hand-derived: with ``G = ±g·P / z`` (``P`` the segment's product), ``∂x = ∓c·G`` and
+    ``∂c = −Σ_t u·G``, three passes over the assignments instead of autograd's eight. Where a
+    segment's product is exactly 0 (a factor is 0, or the product underflowed) the division is
+    undefined and the backward differentiates the unfused composition instead (exact, rare).
+    """
+
+    @staticmethod
+    def forward(ctx, c, x, A: int, existential: bool):
+        u = x if existential else 1.0 - x
+        z = u * c if c is not None else u.clone()
+        z.neg_().add_(1.0)  # 1 − c·u, exactly as the rsub it replaces
+        R = z.shape[0] // A
+        P = z.view(R, A, z.shape[1]).prod(1)
+        ctx.save_for_backward(c, x, z, P)
+        ctx.A, ctx.existential = A, existential
+        return 1.0 - P if existential else P
+
+    @staticmethod
+    def backward(ctx, g):
+        c, x, z, P = ctx.saved_tensors
+        A, existential = ctx.A, ctx.existential
+        if bool((P == 0).any()):  # a zero factor: differentiate the composition instead
+            with torch.enable_grad():
+                cc = None if c is None else c.detach().requires_grad_(ctx.needs_input_grad[0])
+                xx = x.detach().requires_grad_(ctx.needs_input_grad[1])
+                y = _product_fold_reference(cc, xx, A, existential)
+                wrt = [t for t in (cc, xx) if t is not None and t.requires_grad]
+                grads = iter(torch.autograd.grad(y, wrt, g, allow_unused=True)) if wrt else iter(())
+                gc = next(grads) if cc is not None and cc.requires_grad else None
+                gx = next(grads) if xx.requires_grad else None
+            return gc, gx, None, None
+        R, W = P.shape
+        dP = g * P if not existential else -(g * P)
+        G = (dP[:, None, :] / z.view(R, A, W)).view(R * A, W)  # ∂L/∂z
+        gc = None
+        if c is not None and ctx.needs_input_grad[0]:
+            u = x if existential else 1.0 - x
+            gc = -torch.linalg.vecdot(u.expand_as(G), G)[:, None]
+            if gc.shape != c.shape:
+                gc = gc.sum_to_size(c.shape)
+        gx = None
+        if ctx.needs_input_grad[1]:
+            gx = G if c is None else G.mul_(c)
+            gx = gx.neg_() if existential else gx  # ∂z/∂x = −c (∃) or +c (∀)
+            if gx.shape != x.shape:
+                gx = gx.sum_to_size(x.shape)
+        return gc, gx, None, None
+
+
+def _product_fold_reference(c, x, A: int, existential: bool):
+    """The unfused composition :class:`_ProductFold` computes (its fallback backward, and the tests' oracle)."""
+    u = x if existential else 1.0 - x
+    z = 1.0 - (u * c if c is not None else u)
+    P = z.view(z.shape[0] // A, A, z.shape[1]).prod(1)
+    return 1.0 - P if existential else P
+
+
+def product_fold(c: torch.Tensor | None, x: torch.Tensor, A: int, existential: bool) -> torch.Tensor:
+    """∃ (``1 − ∏(1 − c·x)``) or ∀ (``∏(1 − c·(1 − x))``) of ``x`` ``[R·A, W]`` over segments of ``A`` rows.
+
+    ``c``: ``[R·A, 1]`` category weights or None. ``[R, W]``; one fused autograd node
+    (:class:`_ProductFold`) when gradients are needed. Under ∀, ``c`` is required (without category
+    weights ∀ folds ``x`` itself, which :func:`quantify`'s plain product does).
+    """
+    assert c is not None or existential, "a ∀ fold without category weights is a plain product"
+    if torch.is_grad_enabled() and (x.requires_grad or (c is not None and c.requires_grad)):
+        return _ProductFold.apply(c, x, A, existential)
+    return _product_fold_reference(c, x, A, existential)
+
+
+# ---------------------------------------------------------------------- fused time folds (product logic)
+
+
+def _suffix_or_reference(x: torch.Tensor) -> torch.Tensor:
+    return _suffix_or_z(1.0 - x)
+
+
+def _suffix_or_z(z: torch.Tensor) -> torch.Tensor:
+    return 1.0 - z.flip(-1).cumprod(-1).flip(-1)
+
+
+def _prefix_or1_reference(x: torch.Tensor) -> torch.Tensor:
+    return _prefix_or1_z(1.0 - x)
+
+
+def _prefix_or1_z(z: torch.Tensor) -> torch.Tensor:
+    c = z.cumprod(-1)
+    pad = torch.ones((*c.shape[:-1], 1), dtype=c.dtype, device=c.device)
+    return 1.0 - torch.cat([pad, c[..., :-1]], dim=-1)
+
+
+def _fallback(of_z, z: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``∂x`` for ``y = of_z(1 − x)``, by autograd through ``of_z`` (the unfused composition)."""
+    with torch.enable_grad():
+        zz = z.detach().requires_grad_(True)
+        return -torch.autograd.grad(of_z(zz), zz, g)[0]
+
+
+class _SuffixOr(torch.autograd.Function):
+    """``y_t = 1 − ∏_{s ≥ t} (1 − x_s)``: product-logic ``eventually`` over ``[t, T)``.
+
+    Backward ``∂x_s = Σ_{t ≤ s} g_t p_t / z_s`` (``z = 1 − x``, ``p`` the suffix products): a forward
+    cumulative sum, no flips and no sign passes. Where some ``z`` is exactly 0 it differentiates the
+    unfused composition instead (exact, rare).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        z = 1.0 - x
+        p = z.flip(-1).cumprod(-1).flip(-1)
+        ctx.save_for_backward(z, p)
+        return 1.0 - p
+
+    @staticmethod
+    def backward(ctx, g):
+        z, p = ctx.saved_tensors
+        if bool((z == 0).any()):
+            return _fallback(_suffix_or_z, z, g)
+        return (g * p).cumsum(-1).div_(z)
+
+
+class _PrefixOr1(torch.autograd.Function):
+    """``y_t = 1 − ∏_{s < t} (1 − x_s)`` (0 at ``t = 0``): the product-logic prefix fold of witness chains.
+
+    Backward ``∂x_s = Σ_{t > s} g_t c_{t−1} / z_s`` (``c`` the prefix products of ``z = 1 − x``); where
+    some ``z`` is exactly 0 it differentiates the unfused composition instead (exact, rare).
+    """
+
+    @staticmethod
+    def forward(ctx, x):
+        z = 1.0 - x
+        c = z.cumprod(-1)
+        y = torch.empty_like(c)
+        y[..., :1] = 0.0
+        torch.sub(1.0, c[..., :-1], out=y[..., 1:])
+        ctx.save_for_backward(z, c)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        z, c = ctx.saved_tensors
+        if bool((z == 0).any()):
+            return _fallback(_prefix_or1_z, z, g)
+        h = torch.zeros_like(c)
+        torch.mul(g[..., 1:], c[..., :-1], out=h[..., :-1])
+        return h.flip(-1).cumsum(-1).flip(-1).div_(z)
+
+
+def suffix_or(x: torch.Tensor) -> torch.Tensor:
+    """``1 − ∏_{s ≥ t} (1 − x_s)`` along the last dim (one fused node when gradients are needed)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _SuffixOr.apply(x)
+    return _suffix_or_reference(x)
+
+
+def prefix_or1(x: torch.Tensor) -> torch.Tensor:
+    """``1 − ∏_{s < t} (1 − x_s)`` along the last dim, 0 at ``t = 0`` (one fused node with gradients)."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return _PrefixOr1.apply(x)
+    return _prefix_or1_reference(x)
