@@ -238,6 +238,31 @@ def test_chunks_and_gathers_keep_values_and_gradients_exact():
             torch.testing.assert_close(b.double(), a, atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("vids", [[7, 2, 9, 0, 4, 11, 5], [3, 3, 8, 1, 1, 10, 6]], ids=["distinct", "shared"])
+def test_chunks_cut_between_videos_read_their_slices_exactly(vids):
+    """Chunks cut between videos (unsorted video ids, videos without instances, and videos with
+    several instances) evaluate on their slices of the fact tensors: values, witnesses and every
+    gradient equal one chunk's."""
+    specs_ = _laser_specs(4, seed=6) + _shape_mix(3)
+    batch = _random_batch(12, 6, 4, seed=11, lengths=[6, 3, 6, 1, 5, 6, 6, 2, 6, 4, 6, 6],
+                          tracks=[4, 2, 4, 4, 3, 4, 1, 4, 4, 2, 4, 3])
+    present = torch.rand(12, 6, 4, generator=torch.Generator().manual_seed(2)) > 0.2
+    ids = list(range(7))
+    w = torch.linspace(0, 1, 6, dtype=torch.float64)
+
+    def run(**options):
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", **options)
+        leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+        out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask, present), ids, vids)
+        (out.values.sum() + (out.witnesses * w).sum()).backward()
+        return [out.values.detach(), out.witnesses.detach()] + [x.grad for x in leaves]
+
+    one = run()
+    for limit in (1, 600):
+        for a, b in zip(one, run(max_chunk_elements=limit)):
+            torch.testing.assert_close(b, a, atol=1e-12, rtol=0)
+
+
 def test_row_gather_backward_equals_autograd():
     from stlspec.backends.torch import ops
 

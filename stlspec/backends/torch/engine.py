@@ -49,8 +49,8 @@ __all__ = ["TorchEvaluator", "LRU"]
 
 #: Window offsets are clamped to this on the host (any bound past the longest video acts the same).
 _BIG_OFFSET = 1 << 40
-#: The default chunk bound on CPU (elements of the widest node): about 800 MB of activations in float32.
-_CPU_CHUNK = 1 << 23
+#: The default chunk bound on CPU (elements of the widest node): about 200 MB of activations in float32.
+_CPU_CHUNK = 1 << 21
 
 
 class LRU:
@@ -237,8 +237,8 @@ class TorchEvaluator:
     ``docs/torch.md``), ``max_chunk_elements`` (instances are evaluated in chunks whose
     largest tensor stays below this many elements; with autograd each chunk is
     checkpointed, so memory is bounded by the chunk, not by ``B``; None, the default, means
-    2^23 on CPU and, on CUDA, what a quarter of the device's free memory holds at about 100
-    bytes of activations per element, measured once, when a call first needs more than 2^23).
+    2^21 on CPU and, on CUDA, what a quarter of the device's free memory holds at about 100
+    bytes of activations per element, measured once, when a call first needs more than 2^21).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
@@ -305,17 +305,46 @@ class TorchEvaluator:
         # Chunks of instances, each evaluated by one plan.
         chunks = self._chunks(sid, vid, ctx, witnesses)
         values, wits = [], []
-        for lo, hi in chunks:
-            plan = self._plan(sid[lo:hi], vid[lo:hi], ctx, witnesses)
-            if len(chunks) > 1 and torch.is_grad_enabled() and ctx.requires_grad:
-                from torch.utils.checkpoint import checkpoint
-
-                v, w = checkpoint(_run_plan, plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names,
-                                  use_reentrant=False)
-            else:
-                v, w = _run_plan(plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names)
+        if len(chunks) == 1:
+            plan = self._plan(sid, vid, ctx, witnesses)
+            v, w = _run_plan(plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names)
             values.append(v)
             wits.append(w)
+        else:
+            # Instances sorted by video and cut at video boundaries: each chunk reads its own slice of
+            # the fact tensors (one split, whose backward is one concatenation), so no chunk's backward
+            # fills a gradient the size of the whole batch.
+            # (Where a video's instances span two chunks, every chunk reads the whole tensors.)
+            order = np.argsort(vid, kind="stable")
+            sid_s, vid_s = sid[order], vid[order]
+            if all(vid_s[lo] != vid_s[lo - 1] for lo, _ in chunks[1:]):
+                cuts = [0] + [int(vid_s[lo]) for lo, _ in chunks[1:]] + [B]
+                sizes = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
+                pieces = [t.split(sizes) for t in (ctx.unary, ctx.binary, ctx.names)]
+            else:
+                cuts = [0] * (len(chunks) + 1)
+                pieces = [[t] * len(chunks) for t in (ctx.unary, ctx.binary, ctx.names)]
+            if len(chunks) > self._plans.size // 2:  # every chunk's plan stays cached
+                self._plans.size = 2 * len(chunks)
+            checkpointed = torch.is_grad_enabled() and ctx.requires_grad
+            for j, (lo, hi) in enumerate(chunks):
+                u, b, n = (p[j] for p in pieces)
+                sub = ctx.sub(cuts[j], cuts[j + 1], u, b, n) if cuts[-1] else ctx
+                plan = self._plan(sid_s[lo:hi], vid_s[lo:hi] - cuts[j], sub, witnesses)
+                if checkpointed:
+                    from torch.utils.checkpoint import checkpoint
+
+                    v, w = checkpoint(_run_plan, plan, sub, self.L, witnesses, E, u, b, n, use_reentrant=False)
+                else:
+                    v, w = _run_plan(plan, sub, self.L, witnesses, E, u, b, n)
+                values.append(v)
+                wits.append(w)
+            back = np.empty(K, dtype=np.int64)
+            back[order] = np.arange(K)
+            if not (back == np.arange(K)).all():
+                inv = torch.as_tensor(back, device=dev)
+                values = [torch.cat(values).index_select(0, inv)]
+                wits = [torch.cat(wits).index_select(0, inv)] if witnesses else wits
         v = torch.cat(values) if len(values) > 1 else values[0]
         w = (torch.cat(wits) if len(wits) > 1 else wits[0]) if witnesses else None
         if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
@@ -406,10 +435,13 @@ class TorchEvaluator:
         return keys, cands
 
     def _chunks(self, sid, vid, ctx, witnesses):
-        """Instance ranges whose estimated largest tensor stays under ``max_chunk_elements``."""
+        """Ranges of the instances sorted by video (stable) whose estimated largest tensor stays under
+        ``max_chunk_elements``."""
         K = len(sid)
         if K <= 1:
             return [(0, K)]
+        order = np.argsort(vid, kind="stable")
+        sid, vid = sid[order], vid[order]
         # Rows of the widest node: the product of candidate counts over a spec's variables.
         real = np.maximum(ctx.tm_np.sum(1), 1).astype(np.float64)
         est = real[vid] ** np.minimum(self._num_vars[sid], 6) * ctx.T_pad
@@ -538,18 +570,32 @@ class TorchEvaluator:
             upto = len(tab.nodes) if witnesses else tab.root + 1
             for i in range(upto):
                 work.append((keys_[i], g, i))
+        # Level by level (the key starts with the level); within a batch, members ordered by the batch
+        # their first child lives in, so a consumer of several batches reads each one's rows in order
+        # (no permutation gather; see _Dev.src).
         work.sort(key=lambda w: (w[0][0], w[1], w[2]))
-        for key, g, i in work:
-            b = batches.get(key)
-            if b is None:
-                node = self.tables[glist[g][0]].nodes[i]
-                batches[key] = b = len(order)
-                order.append(_Batch(key, node.op, node.axis))
-            batch = order[b]
-            s, t, ks = glist[g]
-            loc[(g, i)] = (b, batch.rows, t.rows[i])
-            batch.members.append((g, i, batch.rows))
-            batch.rows += t.rows[i] * len(ks)
+        levels: dict = {}
+        for w in work:
+            levels.setdefault(w[0][0], []).append(w)
+
+        def first_kid(w):
+            kids = self.tables[glist[w[1]][0]].nodes[w[2]].kids
+            return loc[(w[1], kids[0])][0] if kids else -1
+
+        for lev in sorted(levels):
+            items = levels[lev]
+            items.sort(key=lambda w: (w[0], first_kid(w)))  # stable: (group, node) order within
+            for key, g, i in items:
+                b = batches.get(key)
+                if b is None:
+                    node = self.tables[glist[g][0]].nodes[i]
+                    batches[key] = b = len(order)
+                    order.append(_Batch(key, node.op, node.axis))
+                batch = order[b]
+                s, t, ks = glist[g]
+                loc[(g, i)] = (b, batch.rows, t.rows[i])
+                batch.members.append((g, i, batch.rows))
+                batch.rows += t.rows[i] * len(ks)
         NC = (ctx.N, ctx.C)
         for batch in order:
             self._fill_batch(batch, glist, vid, loc, ctx.T_b_np, T, NC)
@@ -751,6 +797,21 @@ class _Context:
         self.C = names.shape[-1]
         self.P, self.R = unary.shape[-1], binary.shape[-1]
 
+    def sub(self, v0: int, v1: int, unary, binary, names) -> "_Context":
+        """The context of videos ``v0 … v1 − 1`` alone (their slices of the fact tensors given)."""
+        import copy
+
+        out = copy.copy(self)
+        out.B = v1 - v0
+        out.unary, out.binary, out.names = unary, binary, names
+        out.T_b_np, out.tm_np = self.T_b_np[v0:v1], self.tm_np[v0:v1]
+        out.names_np = None if self.names_np is None else self.names_np[v0:v1]
+        if self.present is not None:
+            per = self.T_pad * self.N
+            out.present = self.present[v0 * per:v1 * per]
+        out.full = self.full or bool((out.T_b_np == self.T).all() and self.T > 0)
+        return out
+
 
 def _check_shapes(batch: SceneGraphBatch, columns: Columns) -> None:
     u, b, n = batch.unary, batch.binary, batch.names
@@ -871,7 +932,8 @@ class _Dev:
         order = np.concatenate([p[1] for p in parts])
         back = np.empty(len(order), dtype=np.int64)
         back[order] = np.arange(len(order))  # the inverse permutation, without a sort
-        inv = ops.RowIndex(back, len(order), dev)  # a permutation: its backward is a gather
+        # A permutation (its backward is a gather), or None when the parts are already in order.
+        inv = None if bool((back == np.arange(len(back))).all()) else ops.RowIndex(back, len(order), dev)
         return [(u, inv if k == 0 else None, g) for k, (u, _, g) in enumerate(parts)]
 
 
@@ -961,7 +1023,8 @@ def _fetch(store, plan: _Plan, parts, consumer: _Batch | None, width: int, ctx: 
         outs.append(x)
     if len(outs) == 1:
         return outs[0]
-    return ops.gather_rows(torch.cat(outs), parts[0][1])
+    x = torch.cat(outs)
+    return x if parts[0][1] is None else ops.gather_rows(x, parts[0][1])
 
 
 def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: int, unary, binary, names):

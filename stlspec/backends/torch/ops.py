@@ -239,19 +239,26 @@ def window_fold_t0(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: to
     """
     to, _, e, back = logic.fold_space(disjunction)
     T = x.shape[-1]
-    z = to(x)
-    nonempty = None
+    nonempty = keep = None
     if lo is not None or hi is not None:
         t = _time_index(T, x.device)[None, :]
         last = T_b[:, None] - 1
         end = last if hi is None else torch.minimum(hi[:, None], last)
         start = 0 if lo is None else lo[:, None]
-        keep = (t >= start) & (t <= end)
+        keep = bk((t >= start) & (t <= end), x.dim())
         nonempty = (start <= end)[:, 0] if lo is not None else (end >= 0)[:, 0]
-        z = masked(z, bk(keep, x.dim()), e)
     elif not full:
-        z = _mask_frames(z, T_b, e)
+        keep = bk(_time_index(T, x.device)[None, :] < T_b[:, None], x.dim())
         nonempty = T_b >= 1  # W(0) is empty only in a video without frames
+    if logic.name == "product" and disjunction:
+        # One fused node (product_fold over the frames); outside the window x reads 0, so z = 1 - x
+        # reads 1 there, the fold's identity, exactly as masking z gives.
+        xm = x if keep is None else masked(x, keep, 0.0)
+        y = product_fold(None, xm.reshape(-1, 1), T, True).view(*x.shape[:-1], 1)
+        return y if nonempty is None else masked(y, bk(nonempty, x.dim()), 0.0)
+    z = to(x)
+    if keep is not None:
+        z = masked(z, keep, e)
     if logic.minmax:
         y = z.amax(-1, keepdim=True) if disjunction else z.amin(-1, keepdim=True)
     elif logic.name == "product":
