@@ -67,12 +67,27 @@ _TOKEN = re.compile(r'\s*(?:(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<int>-?\d+)|(?P<
                     r'|(?P<punct>[(),]))')
 
 
+#: Deepest constructor nesting of a ``prog`` (LASER writes chains of a few events: depth ~10) and longest
+#: integer literal; beyond them a record fails with a positioned reason instead of recursing or overflowing.
+MAX_PROG_DEPTH = 200
+MAX_INT_DIGITS = 18
+
+
 def parse_prog(text: str) -> LaserTerm:
     """Parse a ``prog`` string; :class:`ConversionError` says where it goes wrong."""
+    from stlspec.files import first_too_deep
+
     pos = 0
 
     def fail(msg: str) -> ConversionError:
         return ConversionError(f"prog does not parse at character {pos}: {msg} (near {text[pos:pos + 25]!r})")
+
+    # Parentheses outside strings, like brackets in JSON: checked before the recursive descent below.
+    brackets = text.translate(str.maketrans({"[": " ", "]": " ", "{": " ", "}": " ", "(": "[", ")": "]"}))
+    deep = first_too_deep(brackets, MAX_PROG_DEPTH)
+    if deep is not None:
+        pos = deep
+        raise fail(f"constructors nested more than {MAX_PROG_DEPTH} deep")
 
     def next_token():
         nonlocal pos
@@ -95,6 +110,8 @@ def parse_prog(text: str) -> LaserTerm:
     def term():
         kind, value = next_token()
         if kind == "int":
+            if len(value.lstrip("-")) > MAX_INT_DIGITS:
+                raise fail(f"integer of {len(value.lstrip('-')):,} digits (at most {MAX_INT_DIGITS})")
             return int(value)
         if kind == "str":
             if value.startswith('"'):
@@ -365,7 +382,8 @@ def import_laser_file(path: str | Path, vocabulary: str | ir.Vocabulary | None =
 def import_laser_lines(lines: list[str], source: str = "<laser>",
                        vocabulary: str | ir.Vocabulary | None = None) -> ImportResult:
     import stlspec
-    from stlspec.diagnostics import StlError
+    from stlspec.diagnostics import StlError, cannot_read
+    from stlspec.files import parse_json
     from stlspec.naming import spec_name_for
 
     if isinstance(vocabulary, str):
@@ -385,12 +403,12 @@ def import_laser_lines(lines: list[str], source: str = "<laser>",
         result.total += 1
         rid = f"line {n}"
         try:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ConversionError(f"not valid JSON: {exc.msg}") from None
-            except (ValueError, RecursionError):  # nested too deeply, or an integer of thousands of digits
-                raise ConversionError("not valid JSON (nested too deeply or a number too long)") from None
+            try:  # nesting checked before parsing; integers of thousands of digits refused
+                record = parse_json(line, error=cannot_read, path=source, what="JSON", line=n)
+            except StlError as err:
+                d = err.diagnostics[0]
+                where = f" at column {d.span.column}" if d.span.known else ""
+                raise ConversionError(f"not valid JSON{where}: {d.message.removeprefix('invalid JSON: ')}") from None
             if isinstance(record, dict) and record.get("caption") is not None:
                 rid = str(record["caption"])
             name = spec_name_for(rid if rid != f"line {n}" else f"laser_{n}", set(used))

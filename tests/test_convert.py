@@ -16,7 +16,7 @@ from laser_train.convert import FORMATS, build_parser
 from laser_train.convert import main as convert_main
 from laser_train.convert.common import mask_box, rle_decode, rle_encode, safe_load_pickle, ConvertError
 from laser_train.data.format import validate_dataset
-from convert_samples import H, T, W, WRITERS
+from convert_samples import H, LASER_RECORDS, T, W, WRITERS
 
 GROUND_TRUTH = {"vidvrd": True, "vidor": True, "openpvsg": True, "action-genome": True, "something-else": False,
                 "laser": False}
@@ -373,3 +373,103 @@ def test_something_else_to_specs_to_clip_training_and_eval(tmp_path, monkeypatch
     metrics = json.loads(capsys.readouterr().out)
     assert rc == 0 and metrics["videos"] == 1 and metrics["split"] == "val"
     assert 0 <= metrics["spec_accuracy"] <= 1 and "binary_r1" not in metrics  # no ground truth in this dataset
+
+
+# ---------------------------------------------------------------- hostile inputs of the LASER converter
+
+
+def _laser_with(tmp_path: Path, edit=None, specs: list[str] | None = None) -> int:
+    """Write the LASER sample, apply ``edit(src)``, convert with ``specs`` instead of the sample's spec files."""
+    src = tmp_path / "src"
+    args = WRITERS["laser"](src)
+    if edit is not None:
+        edit(src)
+    if specs is not None:
+        args = ["--specs", *specs, *args[args.index("--masks"):]]
+    return convert_main(["laser", "--out", str(tmp_path / "out"), *args])
+
+
+def _append_record(src: Path, line: str) -> None:
+    p = src / "train_specs.jsonl"
+    p.write_text(p.read_text() + line + "\n")
+
+
+@pytest.mark.parametrize("case", ["dir", "device", "latin1", "too_large"])
+def test_laser_unreadable_spec_records(tmp_path, capsys, monkeypatch, case):
+    # The records file is read as `stlspec import-laser` reads it (laser_train.data.files: regular files
+    # only, capped, UTF-8 with the first bad byte's position), never a hang or a traceback.
+    if case == "too_large":
+        import stlspec.laser_import
+
+        monkeypatch.setattr(stlspec.laser_import, "MAX_RECORDS_BYTES", 100)
+    latin = tmp_path / "latin1_specs.jsonl"
+    latin.write_bytes(b'{"caption": "a", "prog": "x"}\n{"caption": "caf\xe9"}\n')
+    specs = {"dir": [str(tmp_path)], "device": ["/dev/zero"], "latin1": [str(latin)], "too_large": None}[case]
+    assert _laser_with(tmp_path / "t", specs=specs) == 2
+    err = capsys.readouterr().err
+    expected = {"dir": "is a directory", "device": "/dev/zero is not a regular file",
+                "latin1": "latin1_specs.jsonl:2:17: not UTF-8 text (byte 0xe9)",
+                "too_large": "over the limit of 100 bytes"}[case]
+    assert expected in err and "Traceback" not in err
+    assert "caf" not in err  # never echoes the file
+
+
+@pytest.mark.parametrize("line, expected", [
+    ('{"caption": "x", "prog": ' + "[" * 100_000 + "]" * 100_000 + "}", "nests arrays/objects more than 200 deep"),
+    ('{"caption": "x", "n": ' + "9" * 5000 + "}", "Exceeds the limit (4300 digits)"),
+    (json.dumps({"caption": "x", "prog": "Next(" * 5000 + "Logic(Unary(\"a\", Var(1)))" + ")" * 5000}),
+     "constructors nested more than 200 deep"),
+    (json.dumps({"caption": "x", "prog": "Finally(Logic(Unary(\"a\", Var(" + "9" * 5000 + "))))"}),
+     "integer of 5,000 digits"),
+    (json.dumps({"caption": "x", "prog": "Finally(Logic(Unary(\"a\", Var(1e400))))"}), "prog does not parse"),
+])
+def test_laser_hostile_records_fail_that_record(tmp_path, capsys, line, expected):
+    assert _laser_with(tmp_path, lambda src: _append_record(src, line)) == 2
+    err = capsys.readouterr().err
+    assert "train_specs.jsonl:3: record" in err and expected in err and "Traceback" not in err
+
+
+def test_laser_records_split_at_newlines_only(tmp_path, capsys):
+    # A U+2028 inside a JSON string is not a line break (str.splitlines would cut the record in two).
+    rec = dict(LASER_RECORDS[0], caption="0001_\u2028x")
+    assert _laser_with(tmp_path, lambda src: _append_record(src, json.dumps(rec, ensure_ascii=False))) == 2
+    err = capsys.readouterr().err
+    assert "train_specs.jsonl:3: record '0001_\\u2028x': frames: missing frame folder" in err, err
+
+
+@pytest.mark.parametrize("case", ["dir", "too_large"])
+def test_laser_unreadable_mask_pickle(tmp_path, capsys, monkeypatch, case):
+    from laser_train.convert import common
+
+    vid = LASER_RECORDS[0]["caption"]
+
+    def edit(src):
+        p = src / "masks" / f"{vid}_masks.pkl"
+        if case == "dir":
+            p.unlink()
+            (src / "masks" / f"{vid}.pkl").mkdir()  # a folder where a pickle should be: not taken for one
+    if case == "too_large":
+        monkeypatch.setattr(common, "PICKLE_LIMIT", 64)
+    assert _laser_with(tmp_path, edit) == 2
+    err = capsys.readouterr().err
+    expected = {"dir": "masks: no mask pickle for this video", "too_large": "over the limit of 64 bytes"}[case]
+    assert f"record '{vid}'" in err and expected in err and "Traceback" not in err
+
+
+def test_converter_readers_refuse_special_files_and_deep_json(tmp_path):
+    from laser_train.convert.common import read_json, read_text
+
+    for path in ("/dev/zero", str(tmp_path)):
+        for read in (read_json, read_text):
+            with pytest.raises(ConvertError, match="directory|not a regular file"):
+                read(Path(path), "annotation")
+        with pytest.raises(ConvertError, match="directory|not a regular file"):
+            safe_load_pickle(Path(path), "data pickle")
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 10_000 + "]" * 10_000)
+    with pytest.raises(ConvertError, match="nested deeper than 64"):
+        read_json(deep, "annotation")
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"frame_count": NaN}')
+    with pytest.raises(ConvertError, match="NaN is not valid JSON"):
+        read_json(nan, "annotation")

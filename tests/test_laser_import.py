@@ -3,6 +3,7 @@ hints come from the video locations, and every record that cannot be converted i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,18 @@ def test_import_laser_lines_end_at_newline_only(tmp_path):
     result = import_laser_file(p)
     assert result.total == 2 and [f.line for f in result.failures] == [1, 2]
     assert result.failures[0].record_id == "a\u2028b"
+
+
+@pytest.mark.parametrize("prog, reason", [
+    ("Next(" * 5000 + 'Logic(Unary("a", Var(1)))' + ")" * 5000, "at character 1004: constructors nested more than 200"),
+    ('Finally(Logic(Unary("a", Var(' + "9" * 5000 + "))))", "integer of 5,000 digits (at most 18)"),
+])
+def test_hostile_progs_fail_their_record(prog, reason):
+    # (were a RecursionError and a ValueError from deep inside the prog parser)
+    from stlspec.laser_import import import_laser_lines
+
+    ok = json.dumps({"caption": "v1", "prog": 'Finally(Logic(Unary("a", Var(1))))'})
+    result = import_laser_lines([ok, json.dumps({"caption": "v2", "prog": prog})])
+    assert [(f.line, f.record_id) for f in result.failures] == [(2, "v2")]
+    assert reason in result.failures[0].reason
+    assert [rid for _, rid, _ in result.converted] == ["v1"]

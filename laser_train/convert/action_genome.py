@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from laser_train.convert.common import (
-    DatasetWriter, FactOut, Invalid, Reporter, TrackOut, VideoOut, check_box, safe_load_pickle, template_caption,
+    DatasetWriter, FactOut, Invalid, Reporter, TrackOut, VideoOut, check_box, read_text, safe_load_pickle,
+    template_caption,
 )
 
 NAME = "action-genome"
@@ -60,10 +61,7 @@ def _norm(name: str) -> str:
 
 
 def _class_list(path: Path, report: Reporter) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise report.fail(path, f"cannot read the class list: {exc.strerror or exc}") from None
+    lines = read_text(path, "class list").split("\n")
     return {_norm(x.strip()): x.strip() for x in lines if x.strip()}
 
 

@@ -35,11 +35,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from laser_train.data import files as _files
 from laser_train.data import masks as _masks
 
 __all__ = ["Invalid", "ConvertError", "Reporter", "TrackOut", "FactOut", "VideoOut", "DatasetWriter",
            "safe_load_pickle", "rle_encode", "rle_decode", "mask_box", "check_box", "list_frames",
-           "template_caption", "read_json", "split_from_name"]
+           "template_caption", "read_json", "read_text", "split_from_name", "ANNOTATION_LIMIT", "PICKLE_LIMIT"]
 
 
 class Invalid(Exception):
@@ -270,17 +271,30 @@ class DatasetWriter:
 # ---------------------------------------------------------------------------------------------- helpers
 
 
-def read_json(path: Path, what: str) -> Any:
-    """A JSON file, or a ConvertError naming it (missing, unreadable, invalid JSON)."""
+#: Largest annotation file a converter reads (pvsg.json, VidVRD/VidOR and Something-Else annotations, class
+#: lists, LASER spec records) and largest data pickle (Action Genome's, LASER's masks), in bytes.
+ANNOTATION_LIMIT = 1 << 30
+PICKLE_LIMIT = 2 << 30
+
+
+def read_text(path: Path, what: str, limit: int | None = None) -> str:
+    """A UTF-8 file through :mod:`laser_train.data.files` (regular files only, size cap, the first bad byte's
+    line and column), or a ConvertError ``"PATH: why"``; the message never quotes the file."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConvertError(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConvertError(f"{path}: cannot read {what}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConvertError(f"{path}: {what} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                           f"column {exc.colno}") from None
+        return _files.read_text(path, ANNOTATION_LIMIT if limit is None else limit, what)
+    except _files.FileProblem as exc:
+        raise ConvertError(f"{path}: {exc}") from None
+
+
+def read_json(path: Path, what: str, limit: int | None = None) -> Any:
+    """A JSON file as :func:`read_text` reads it, parsed with bounded nesting, no NaN/Infinity and no integers
+    of thousands of digits (:func:`laser_train.data.files.loads_json`: errors at line and column), or a
+    ConvertError naming it."""
+    text = read_text(path, what, limit)
+    try:
+        return _files.loads_json(text, f"{what} {path}")
+    except _files.FileProblem as exc:
+        raise ConvertError(f"{path}: {exc}") from None
 
 
 def split_from_name(text: str, default: str = "train") -> str:
@@ -375,14 +389,15 @@ class _SafeUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def safe_load_pickle(path: Path, what: str) -> Any:
-    """Unpickle a data file allowing only plain containers and numpy arrays; errors name the file."""
+def safe_load_pickle(path: Path, what: str, limit: int | None = None) -> Any:
+    """Unpickle a data file allowing only plain containers and numpy arrays; errors name the file.
+
+    The file is read by :func:`laser_train.data.files.read_bytes` (regular files only, at most ``limit`` bytes).
+    """
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise ConvertError(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise ConvertError(f"{path}: cannot read {what}: {exc}") from None
+        data = _files.read_bytes(path, PICKLE_LIMIT if limit is None else limit, what)
+    except _files.FileProblem as exc:
+        raise ConvertError(f"{path}: {exc}") from None
     try:
         return _SafeUnpickler(io.BytesIO(data), encoding="latin1").load()
     except EOFError:
@@ -391,6 +406,6 @@ def safe_load_pickle(path: Path, what: str) -> Any:
         if "truncated" in str(exc) or "ran out of input" in str(exc).lower():
             raise ConvertError(f"{path}: {what} is truncated (the pickle ends early); download it again") from None
         raise ConvertError(f"{path}: {what} is not a readable data pickle: {exc}") from None
-    except ( ValueError, TypeError, AttributeError, IndexError, KeyError,
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError,
             ImportError) as exc:
         raise ConvertError(f"{path}: {what} is not a readable data pickle: {exc}") from None

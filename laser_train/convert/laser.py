@@ -6,7 +6,9 @@ constructor term; ``shared/reference/laser-format.md``) go through
 ``specs.stl``, so the manifest points at ready specs and no ``from-captions``
 step is needed. Each video's masks are a pickle ``{frame_id: {obj_id: bool
 array [1, H, W]}}`` (``MASKS/<video_id>.pkl`` or ``MASKS/<video_id>_masks.pkl``),
-loaded with the restricted unpickler; tracks are the objects' masks (boxes are
+loaded with the restricted unpickler (every file through :mod:`laser_train.data.files`: regular files
+only, size caps, UTF-8 with the first bad byte's position; the records' JSON and ``prog`` with bounded nesting
+and number sizes, as :mod:`stlspec.laser_import` parses them); tracks are the objects' masks (boxes are
 their tight boxes, masks kept as COCO RLE). The pickles carry no categories, so
 there is no ground-truth scene graph.
 """
@@ -20,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from laser_train.convert.common import (
-    ConvertError, DatasetWriter, Invalid, Reporter, TrackOut, VideoOut, list_frames, mask_box, rle_encode,
-    safe_load_pickle, split_from_name,
+    ConvertError, DatasetWriter, Invalid, Reporter, TrackOut, VideoOut, list_frames, mask_box, read_text,
+    rle_encode, safe_load_pickle, split_from_name,
 )
 
 NAME = "laser"
@@ -117,15 +119,16 @@ def _split_declarations(text: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace, report: Reporter) -> DatasetWriter:
-    from stlspec.laser_import import import_laser_lines
+    from stlspec.laser_import import MAX_RECORDS_BYTES, import_laser_lines
 
     lines: list[str] = []
     origin: list[tuple[Path, int]] = []  # per concatenated line: (file, line number in it)
     for sf in args.specs:
-        try:
-            text = sf.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise report.fail(sf, f"cannot read the spec records: {exc.strerror or exc}") from None
+        # As `stlspec import-laser` reads them: a regular UTF-8 file of at most MAX_RECORDS_BYTES, split at
+        # "\n" only (str.splitlines would also split at U+2028 inside a JSON string).
+        text = read_text(sf, "LASER spec records file", MAX_RECORDS_BYTES).split("\n")
+        if text and not text[-1]:
+            text.pop()
         lines += text
         origin += [(sf, n) for n in range(1, len(text) + 1)]
     for d, opt in ((args.masks, "--masks"), (args.frames, "--frames")):

@@ -21,8 +21,8 @@ from typing import Any
 
 from stlspec.files import first_too_deep
 
-__all__ = ["DataError", "FileProblem", "read_text", "read_json", "loads_json", "MANIFEST_LIMIT", "TRACKS_LIMIT",
-           "SCENE_GRAPH_LIMIT", "SPEC_LIMIT", "MAX_JSON_DEPTH", "safe_name"]
+__all__ = ["DataError", "FileProblem", "read_bytes", "read_text", "read_json", "loads_json", "MANIFEST_LIMIT",
+           "TRACKS_LIMIT", "SCENE_GRAPH_LIMIT", "SPEC_LIMIT", "MAX_JSON_DEPTH", "safe_name"]
 
 MANIFEST_LIMIT = 1 << 30  # 1 GiB
 TRACKS_LIMIT = 256 << 20  # 256 MiB (RLE masks of long videos are large)
@@ -43,8 +43,8 @@ def _size(n: int) -> str:
     return f"{n / (1 << 20):.0f} MiB" if n >= 1 << 20 else f"{n} bytes"
 
 
-def read_text(path: str | os.PathLike, limit: int, what: str = "file") -> str:
-    """The UTF-8 text of the regular file ``path`` (at most ``limit`` bytes), or :class:`FileProblem`."""
+def read_bytes(path: str | os.PathLike, limit: int, what: str = "file") -> bytes:
+    """The bytes of the regular file ``path`` (at most ``limit``), or :class:`FileProblem`."""
     p = Path(path)
     try:
         st = os.stat(p)
@@ -65,12 +65,18 @@ def read_text(path: str | os.PathLike, limit: int, what: str = "file") -> str:
         raise FileProblem(f"cannot read {what} {p}: {exc.strerror or exc}") from None
     if len(data) > limit:
         raise FileProblem(f"{what} {p} is over the limit of {_size(limit)}")
+    return data
+
+
+def read_text(path: str | os.PathLike, limit: int, what: str = "file") -> str:
+    """The UTF-8 text of the regular file ``path`` (at most ``limit`` bytes), or :class:`FileProblem`."""
+    data = read_bytes(path, limit, what)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise FileProblem(f"{what} {p}:{line}:{col}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+        raise FileProblem(f"{what} {Path(path)}:{line}:{col}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
                           "save it as UTF-8") from None
 
 
