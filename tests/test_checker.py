@@ -49,9 +49,11 @@ def test_rendered_snapshot(name: str):
     assert err is not None
     text = err.render().replace(str(CASES), "CASES")
     golden = GOLDEN / (name + ".txt")
-    if UPDATE or not golden.exists():
+    if UPDATE:
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text)
+    # Never created here: a deleted golden fails until it is regenerated on purpose.
+    assert golden.exists(), f"missing golden {golden.name}: run with STLSPEC_UPDATE_GOLDEN=1"
     assert text == golden.read_text(), "run with STLSPEC_UPDATE_GOLDEN=1 to refresh"
 
 

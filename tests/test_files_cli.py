@@ -181,3 +181,20 @@ def test_prefix_operators_and_quantifiers_start_at_their_keyword():
     assert [e.label for e in core.specs[0].events] == ["not walking(a)", "eventually[0, 2] walking(a)"]
     q = stlspec.parse(text).specs[0].formula
     assert text[q.span.start:q.span.end].startswith("exists a: person.")
+
+
+def test_echoed_source_lines_are_capped_and_sanitised(tmp_path, capsys):
+    # A 180,000-character line with an error (a terminal escape) near its end: the excerpt shows at most
+    # MAX_ECHO characters of it around the error (marked … where cut), with the caret under the error and
+    # the control character replaced; the reported position is still the real one.
+    prefix = "spec s { exists x. " + "a(x) and " * 20_000
+    path = tmp_path / "long.stl"
+    path.write_text("unary a(any)\n" + prefix + "\x1b[2J a(x) }\n")
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"long.stl:2:{len(prefix) + 1}:" in err and "\x1b" not in err
+    lines = err.splitlines()
+    text = next(ln for ln in lines if ln.startswith("2 | "))[len("2 | "):]
+    caret = next(ln for ln in lines if ln.startswith("  | ") and "^" in ln)[len("  | "):]
+    assert len(text) <= diagnostics.MAX_ECHO + 2 and text.startswith("…")
+    assert text[caret.index("^")] == "\ufffd"

@@ -36,8 +36,10 @@ def test_golden_layout():
     for src in sorted(GOLDEN.glob("*.in.stl")):
         expected_path = src.with_name(src.name.replace(".in.stl", ".out.stl"))
         got = stlspec.format(stlspec.parse(src.read_text(), str(src)))
-        if UPDATE or not expected_path.exists():
+        if UPDATE:
             expected_path.write_text(got)
+        # Never created here: a deleted golden fails until it is regenerated on purpose.
+        assert expected_path.exists(), f"missing golden {expected_path.name}: run with STLSPEC_UPDATE_GOLDEN=1"
         assert got == expected_path.read_text(), f"{src.name}: run with STLSPEC_UPDATE_GOLDEN=1 to refresh"
 
 

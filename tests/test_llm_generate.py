@@ -182,3 +182,32 @@ def api_last_system(api) -> str:
     from stlspec.llm.prompt import build_prompt
 
     return build_prompt(None).text
+
+
+def test_pathological_answers_fail_their_record_and_are_cached_as_failures(monkeypatch, tmp_path):
+    # Issue 13 item 6: a model answer nested too deeply or with a huge next[k] fails that caption with
+    # diagnostics (never an exception that kills the run), the validated failure is what the cache stores,
+    # and a rerun replays the failure from the cache without asking again.
+    bodies = {"A man walks in circles.": "not " * 5000 + "walking(m)",
+              "A man walks much later.": "next[100000000] walking(m)",
+              "A man walks far later.": "next[" + "9" * 400 + "] walking(m)",
+              "A man walks very deep.": "eventually[0, 2] " * 3000 + "walking(m)"}
+    script = {"captions": {cap: {"answers": ["```stl\nspec s {\n  exists m: person. " + body + "\n}\n```"]}
+                           for cap, body in bodies.items()}}
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    cache = Cache(tmp_path / "c.sqlite")
+    with FakeMessagesAPI(script, api_key=KEY) as server:
+        first = run(server, list(bodies), cache=cache, max_repairs=0)
+        asked = server.message_requests
+        second = run(server, list(bodies), cache=cache, max_repairs=0)
+        assert server.message_requests == asked  # served from the cache
+    by_caption = {r.caption: r for r in first.records}
+    assert by_caption["A man walks in circles."].status == "failed"
+    assert by_caption["A man walks very deep."].status == "failed"
+    for rec in first.records:
+        assert rec.status in ("ok", "failed")
+        if rec.status == "failed":
+            assert rec.diagnostics and all(hasattr(d, "code") for d in rec.diagnostics)
+    assert "E107" in {d.code for d in by_caption["A man walks in circles."].diagnostics}
+    assert [(r.status, r.spec) for r in second.records] == [(r.status, r.spec) for r in first.records]
+    assert all(r.cache_hit for r in second.records)
