@@ -570,8 +570,8 @@ class _ProductFold(torch.autograd.Function):
     @staticmethod
     def forward(ctx, c, x, A: int, existential: bool):
         u = x if existential else 1.0 - x
-        z = u * c if c is not None else u.clone()
-        z.neg_().add_(1.0)  # 1 − c·u, exactly as the rsub it replaces
+        # 1 − c·u, bitwise as the unfused rsub of the product: (−c)·u = −(c·u) and 1 + (−a) = 1 − a.
+        z = (u * -c).add_(1.0) if c is not None else 1.0 - u
         R = z.shape[0] // A
         P = z.view(R, A, z.shape[1]).prod(1)
         ctx.save_for_backward(c, x, z, P)
@@ -602,9 +602,11 @@ class _ProductFold(torch.autograd.Function):
             if gc.shape != c.shape:
                 gc = gc.sum_to_size(c.shape)
         gx = None
-        if ctx.needs_input_grad[1]:
-            gx = G if c is None else G.mul_(c)
-            gx = gx.neg_() if existential else gx  # ∂z/∂x = −c (∃) or +c (∀)
+        if ctx.needs_input_grad[1]:  # ∂z/∂x = −c (∃) or +c (∀)
+            if c is None:
+                gx = G.neg_() if existential else G
+            else:
+                gx = G.mul_(-c if existential else c)
             if gx.shape != x.shape:
                 gx = gx.sum_to_size(x.shape)
         return gc, gx, None, None
@@ -663,8 +665,8 @@ class _SuffixOr(torch.autograd.Function):
     """``y_t = 1 − ∏_{s ≥ t} (1 − x_s)``: product-logic ``eventually`` over ``[t, T)``.
 
     Backward ``∂x_s = Σ_{t ≤ s} g_t p_t / z_s`` (``z = 1 − x``, ``p`` the suffix products): a forward
-    cumulative sum, no flips and no sign passes. Where some ``z`` is exactly 0 it differentiates the
-    unfused composition instead (exact, rare).
+    cumulative sum, no flips and no sign passes. Where a row's product is 0 (some ``z`` is exactly 0,
+    or it underflowed) it differentiates the unfused composition instead (exact, rare).
     """
 
     @staticmethod
@@ -677,7 +679,8 @@ class _SuffixOr(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         z, p = ctx.saved_tensors
-        if bool((z == 0).any()):
+        # Some z is 0 only if a row's whole product p[:, 0] is 0 (or underflowed: then also exact).
+        if bool((p[..., 0] == 0).any()):
             return _fallback(_suffix_or_z, z, g)
         return (g * p).cumsum(-1).div_(z)
 
@@ -686,7 +689,8 @@ class _PrefixOr1(torch.autograd.Function):
     """``y_t = 1 − ∏_{s < t} (1 − x_s)`` (0 at ``t = 0``): the product-logic prefix fold of witness chains.
 
     Backward ``∂x_s = Σ_{t > s} g_t c_{t−1} / z_s`` (``c`` the prefix products of ``z = 1 − x``); where
-    some ``z`` is exactly 0 it differentiates the unfused composition instead (exact, rare).
+    a row's product is 0 (some ``z`` is exactly 0, or it underflowed) it differentiates the unfused
+    composition instead (exact, rare).
     """
 
     @staticmethod
@@ -702,9 +706,11 @@ class _PrefixOr1(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         z, c = ctx.saved_tensors
-        if bool((z == 0).any()):
+        # Some z is 0 only if a row's whole product c[:, -1] is 0 (or underflowed: then also exact).
+        if bool((c[..., -1] == 0).any()):
             return _fallback(_prefix_or1_z, z, g)
-        h = torch.zeros_like(c)
+        h = torch.empty_like(c)
+        h[..., -1:] = 0.0
         torch.mul(g[..., 1:], c[..., :-1], out=h[..., :-1])
         return h.flip(-1).cumsum(-1).flip(-1).div_(z)
 
