@@ -90,6 +90,7 @@ def main() -> None:
         rng = np.random.default_rng(0)
         gen = torch.Generator().manual_seed(0)
         rows: dict[str, list] = {}
+        frames = 0  # the longest video seen (cfg.data.num_frames is 0 for "every frame")
 
         def add(key, wall, cpu):
             rows.setdefault(key, []).append(wall)
@@ -98,6 +99,7 @@ def main() -> None:
         for i in range(args.steps + 2):  # two warm-up steps
             index = torch.randperm(len(setup.train), generator=gen)[:bs]
             batch = setup.train.batch(index)
+            frames = max(frames, int(batch["frame_mask"].sum(1).max()))
             work = T._weak_work(setup, vcfg, index, rng)
             use("v2")
 
@@ -141,7 +143,7 @@ def main() -> None:
         for sfx in ("", "_cpu"):
             med["rest_s" + sfx] = max(med["step_s" + sfx] - med["perception_s" + sfx] - med["spec_eval_s" + sfx], 0.0)
         row = {
-            "workload": "laser_train weak step", "batch_size": bs, "frames": cfg.data.num_frames,
+            "workload": "laser_train weak step", "batch_size": bs, "frames": frames,
             "max_tracks": setup.train.max_tracks, "negatives_per_video": vcfg.loss.num_negatives,
             "background_specs": len(setup.background_ids), "threads": args.threads,
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "steps": args.steps,
