@@ -281,7 +281,7 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
         parts.append("Not measured: no GPU was lent to this session. The engine has no CPU-only operation (host "
                      "tables are built once per call layout and copied to the device of the inputs; one host "
                      "synchronisation per call reads frame counts, track masks and, with pruning or `top_m`, the "
-                     "category scores). The script to run on a GPU machine is one command: `bash "
+                     "category scores, and the backward of each fused product-logic fold reads one flag). The script to run on a GPU machine is one command: `bash "
                      "bench/gpu_checks.sh`, then `python docs/gen_performance.py`.")
     parts += ["", END]
     return "\n".join(parts)
