@@ -172,7 +172,9 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     from laser_train.evaluate import rule_free_predicates
 
     free = rule_free_predicates(T.load_background(cfg.data.background, ds.vocabulary, Path(root)), ds.vocabulary)
-    metrics.update(T.evaluate_data(model, data, sup, negs, cfg, dist, free))  # the same columns as training
+    # the same columns as training, with the spec threshold training calibrated (kept in the checkpoint)
+    threshold = state.get("extra", {}).get("spec_threshold") if cfg.eval.calibrate else None
+    metrics.update(T.evaluate_data(model, data, sup, negs, cfg, dist, free, threshold))
     if dist.is_main:
         print(json.dumps(metrics, indent=2))
     return 0

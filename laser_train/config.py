@@ -167,6 +167,9 @@ class EvalConfig:
     ks: tuple[int, ...] = (1, 5)
     plot_videos: int = 3  # held-out videos shown in the timeline plots
     threshold: float = 0.5  # spec accuracy: a predicted fact holds iff its probability >= threshold
+    # spec accuracy: instead of `threshold`, each model's threshold is chosen on the training videos'
+    # captions and negatives (laser_train.evaluate.calibrate_threshold), recorded as spec_threshold
+    calibrate: bool = True
     # scene-graph protocols reported (laser_train.protocols): facts, laser, predcls; predcls uses ks as K
     protocol: tuple[str, ...] = ("facts", "laser", "predcls")
 

@@ -50,6 +50,8 @@ TABLE_COLUMNS = (
     ("unary_free_macro_r1", "unary free mR@1"), ("binary_free_r1", "binary free R@1"),
     ("binary_free_macro_r1", "binary free mR@1"),
     ("spec_pos_acc", "spec pos acc"), ("spec_neg_acc", "spec neg acc"),
+    # the fact threshold (a probability, in %) of the spec accuracy: eval.threshold or calibrated per model
+    ("spec_threshold", "spec thr %"),
 )
 #: Columns of the other evaluation protocols (:mod:`laser_train.protocols`, ``eval.protocol``), shown when
 #: the metrics have them.
@@ -205,6 +207,7 @@ def reference_rows(setup: Any, cfg: ExperimentConfig, test_loader: Any = None
     """The rows that need no training, each a one-element list of metrics: ``chance`` and ``prior`` (when
     the held-out and training data have ground truth). Also returns the fitted prior (None without).
     Shared by the main job and ``python -m laser_train compare``."""
+    from laser_train import train as T
     from laser_train.data.dataset import make_loader
     from laser_train.evaluate import PriorModel, chance_metrics, evaluate_model, rule_free_predicates
 
@@ -214,7 +217,7 @@ def reference_rows(setup: Any, cfg: ExperimentConfig, test_loader: Any = None
         return rows, None
     free = rule_free_predicates([setup.supervision.specs[i] for i in setup.background_ids], setup.vocabulary)
     chance = chance_metrics(test, cfg.eval.ks, free)
-    chance.update(spec_accuracy=0.5, spec_pos_acc=0.5, spec_neg_acc=0.5)
+    chance.update(spec_accuracy=0.5, spec_pos_acc=0.5, spec_neg_acc=0.5, spec_threshold=float("nan"))
     rows["chance"] = [chance]
     prior = None
     if setup.train.has_ground_truth:
@@ -223,8 +226,10 @@ def reference_rows(setup: Any, cfg: ExperimentConfig, test_loader: Any = None
                                       prefetch_factor=cfg.data.prefetch_factor)
         prior = PriorModel(setup.vocabulary).fit(make_loader(setup.train, 64, num_workers=cfg.data.num_workers,
                                                              prefetch_factor=cfg.data.prefetch_factor))
+        threshold, _ = T.spec_threshold(prior, setup, cfg)
         rows["prior"] = [evaluate_model(prior, test_loader, setup.supervision, setup.test_negatives,
-                                        cfg.eval.ks, cfg.eval.threshold, cfg.eval.protocol, rule_free=free)]
+                                        cfg.eval.ks, threshold, cfg.eval.protocol, rule_free=free)]
+        rows["prior"][0]["spec_threshold"] = threshold
     return rows, prior
 
 

@@ -9,7 +9,7 @@
   with probability >= 0.5 at some frame; left the hidden truth, right the weakly supervised model's
   probability per frame, with a colour bar. Rows are sorted so that true facts come first.
 * ``frames_<id>.png``   a few frames of that video with every track's box, labelled with the model's
-  predicted category and every unary predicate with probability >= ``eval.threshold`` (green ✓ true,
+  predicted category and every unary predicate with probability >= the spec accuracy's threshold (green ✓ true,
   red ✗ false); below each frame, every predicted non-spatial binary fact, marked the same way, the
   true ones it missed, and how many of the spatial relations (left_of ... near) it got right.
 
@@ -231,7 +231,11 @@ def make_all(out: Path, setup, models: dict[str, Any], histories: dict[str, list
               if len(metrics.get("rows", {}).get(r, {}).get("per_seed", [])) > 1}
     files = [loss_curves(out / "loss_curves.png", histories),
              results_bars(out / "results.png", metrics["results"], spread)]
-    model = models.get("weak") or next(iter(models.values()))
+    row = "weak" if "weak" in models else next(iter(models))
+    model = models[row]
+    # the threshold the row's spec accuracy used (its first seed's: the model plotted), else eval.threshold
+    first = (metrics.get("rows", {}).get(row, {}).get("per_seed") or [{}])[0]
+    threshold = first.get("spec_threshold", cfg.eval.threshold)
     if setup.test.has_ground_truth and cfg.eval.plot_videos:
         data = _PlotBatch(setup.test, list(range(min(cfg.eval.plot_videos, len(setup.test)))))
         probs = tuple(p.detach() for p in predict(model, data.batch).probs())
@@ -239,7 +243,7 @@ def make_all(out: Path, setup, models: dict[str, Any], histories: dict[str, list
             name = safe_name(name)  # a record id may hold '/' or other path characters
             files.append(timeline(out / f"timeline_{name}.png", v, data, probs, setup.vocabulary))
             files.append(frame_grid(out / f"frames_{name}.png", v, data, probs, setup.vocabulary,
-                                    threshold=cfg.eval.threshold))
+                                    threshold=threshold))
     return files
 
 

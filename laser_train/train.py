@@ -473,8 +473,37 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
             "forward_model_s": t_model, "loss_s": t_spec, "optimizer_s": t_opt, "lr": scheduler.get_last_lr()[0]}
 
 
+def calibration_negatives(cfg: ExperimentConfig, setup: Setup) -> list[list[int]]:
+    """Per training video: the negatives threshold calibration decides (``loss.num_negatives`` of the
+    video's training pool; other training videos' captions where the pool is empty), fixed per setup."""
+    k, train = cfg.loss.num_negatives, setup.train
+    rng = np.random.default_rng([cfg.data.seed, 11])
+    out = []
+    for v in range(len(train)):
+        negs = list(setup.train_negative_pool[v][:k])
+        if not negs and len(train) > 1:
+            others = (v + 1 + rng.choice(len(train) - 1, size=min(k, len(train) - 1), replace=False)) % len(train)
+            negs = [train.spec_ids[int(o)] for o in others]
+        out.append(negs)
+    return out
+
+
+def spec_threshold(model, setup: Setup, cfg: ExperimentConfig) -> tuple[float, dict[float, float]]:
+    """The fact threshold of the spec accuracy for ``model``: ``eval.threshold``, or with ``eval.calibrate``
+    the one :func:`laser_train.evaluate.calibrate_threshold` picks on the training videos (every rank
+    computes it on all of them, so all ranks agree). Returns it and the training accuracy per grid point."""
+    from laser_train.data.dataset import make_loader
+    from laser_train.evaluate import calibrate_threshold
+
+    if not cfg.eval.calibrate or not len(setup.train):
+        return cfg.eval.threshold, {}
+    loader = make_loader(setup.train, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
+    return calibrate_threshold(model, loader, setup.supervision, calibration_negatives(cfg, setup))
+
+
 def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoDataset | None = None,
-             negatives: list[list[int]] | None = None, dist: Dist | None = None) -> dict[str, float]:
+             negatives: list[list[int]] | None = None, dist: Dist | None = None,
+             threshold: float | None = None) -> dict[str, float]:
     """Recall@k against the hidden scene graphs (when present) and held-out spec accuracy.
 
     The one evaluation of a run (:func:`evaluate_data`): ``python -m laser_train eval`` calls it
@@ -487,14 +516,16 @@ def evaluate(model, setup: Setup, cfg: ExperimentConfig, data: VideoDataset | No
     data = data if data is not None else setup.test
     negatives = negatives if negatives is not None else setup.test_negatives
     free = rule_free_predicates([setup.supervision.specs[i] for i in setup.background_ids], setup.vocabulary)
-    return evaluate_data(model, data, setup.supervision, negatives, cfg, dist, free)
+    return evaluate_data(model, data, setup.supervision, negatives, cfg, dist, free, threshold)
 
 
 def evaluate_data(model, data: VideoDataset, supervision: SpecSupervision, negatives: list[list[int]],
                   cfg: ExperimentConfig, dist: Dist | None = None,
-                  rule_free: dict[str, list[int]] | None = None) -> dict[str, float]:
+                  rule_free: dict[str, list[int]] | None = None, threshold: float | None = None) -> dict[str, float]:
     """:func:`laser_train.evaluate.evaluate_model` over ``data`` with ``cfg``'s loader and eval settings
-    (``rule_free``: predicate columns no background rule mentions, for the ``free`` recall columns)."""
+    (``rule_free``: predicate columns no background rule mentions, for the ``free`` recall columns;
+    ``threshold``: the spec accuracy's fact threshold, ``eval.threshold`` when None), plus the
+    threshold used as ``spec_threshold``."""
     from laser_train.data.dataset import make_loader
     from laser_train.evaluate import evaluate_model
 
@@ -502,8 +533,11 @@ def evaluate_data(model, data: VideoDataset, supervision: SpecSupervision, negat
     sampler = list(range(*dist.shard(len(data)))) if dist.enabled else None
     loader = make_loader(data, 64, sampler=sampler, num_workers=cfg.data.num_workers,
                          prefetch_factor=cfg.data.prefetch_factor)
-    return evaluate_model(model, loader, supervision, negatives, cfg.eval.ks, cfg.eval.threshold,
-                          cfg.eval.protocol, dist=dist, rule_free=rule_free)
+    threshold = cfg.eval.threshold if threshold is None else threshold
+    metrics = evaluate_model(model, loader, supervision, negatives, cfg.eval.ks, threshold,
+                             cfg.eval.protocol, dist=dist, rule_free=rule_free)
+    metrics["spec_threshold"] = threshold
+    return metrics
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -594,13 +628,15 @@ def _main(cfg: ExperimentConfig, variant: str, out_dir: str | Path | None, setup
         scaler.load_state_dict(state["extra"]["grad_scaler"])
     ddp = dist.wrap(model, rt.device)
 
+    calibrated: dict[str, Any] = {}  # the spec accuracy's threshold, once training is done
+
     def checkpoint(epoch: int) -> None:
         if dist.is_main:
             save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, epoch=epoch, config=config,
                             history=history, extra={"variant": variant, "dataset": str(setup.root),
                                                     "config_changes": changes,
                                                     "grad_scaler": scaler.state_dict() if scaler.is_enabled()
-                                                    else None})
+                                                    else None, **calibrated})
         dist.barrier()  # nobody goes on (or reads the checkpoint) before it is complete
 
     loader = data_loader(setup, vcfg, "train", dist=dist)
@@ -610,9 +646,11 @@ def _main(cfg: ExperimentConfig, variant: str, out_dir: str | Path | None, setup
                                        dist=dist, scaler=scaler))
         if ckpt is not None:
             checkpoint(epoch + 1)
-    if ckpt is not None and not ckpt.exists():  # e.g. "untrained": still leave a loadable checkpoint
-        checkpoint(0)
-    metrics = evaluate(model, setup, vcfg, dist=dist)
+    threshold, scores = spec_threshold(model, setup, vcfg)
+    calibrated.update(spec_threshold=threshold, spec_threshold_train_acc={str(t): a for t, a in scores.items()})
+    if ckpt is not None:  # the checkpoint carries the threshold: `laser_train eval` uses the same one
+        checkpoint(len(history))  # "untrained" (no epoch) too: still a loadable checkpoint
+    metrics = evaluate(model, setup, vcfg, dist=dist, threshold=threshold)
     result = {"variant": variant, "metrics": metrics, "history": history,
               "train_time_s": sum(h["time_s"] for h in history), "device": rt.describe(),
               "world_size": dist.world_size}
