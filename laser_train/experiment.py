@@ -238,7 +238,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
     from laser_train.data.dataset import make_loader
     from laser_train.evaluate import per_predicate_recall, rule_free_predicates
 
-    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
+    t_start, cpu_start = time.perf_counter(), cpu_seconds()
     _, dist = T.start(cfg)
     run_dir = dist.broadcast(pick_run_dir(cfg.run.out, cfg.run.resume) if dist.is_main else None)
     if dist.is_main:
@@ -333,7 +333,7 @@ def _run_experiment(cfg: ExperimentConfig) -> dict[str, Any]:
         metrics["plots"] = [str(f) for f in files]
         setup.timings["plots_s"] = time.perf_counter() - t0
     setup.timings["total_s"] = time.perf_counter() - t_start
-    setup.timings["total_cpu_s_with_workers"] = _cpu_seconds() - cpu_start  # this process and its workers
+    setup.timings["total_cpu_s_with_workers"] = cpu_seconds() - cpu_start  # this process and its workers
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     setup.timings["load_average_end"] = list(load)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -410,7 +410,7 @@ def run_jobs(cfg: ExperimentConfig, setup, jobs: list[tuple[str, int, Path]]) ->
     return out
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """CPU time of this process and of its children that have finished (the training workers)."""
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
