@@ -17,8 +17,7 @@ Spec satisfaction accuracy: every held-out video's caption spec (label 1) and
 its negatives (label 0) are evaluated on the model's *binarized* scene graph
 (argmax category, facts with probability >= a threshold: ``eval.threshold``, or with
 ``eval.calibrate`` the one :func:`calibrate_threshold` picks on the *training* videos) under the
-boolean logic; the
-reported accuracy is balanced (mean of the positive and negative rates). The
+boolean logic; the reported accuracy is balanced (mean of the positive and negative rates). The
 same number on the ground-truth graphs is the ceiling, which is below 1 when a
 negative happens to be true of a video.
 """
@@ -31,8 +30,8 @@ from typing import Any
 import torch
 
 __all__ = ["recall_at_k", "scene_graph_metrics", "chance_metrics", "predict", "binarize", "spec_accuracy",
-           "truth_spec_accuracy", "evaluate_model", "calibrate_threshold", "CALIBRATION_GRID", "RecallAccumulator", "SpecAccuracy", "PriorModel",
-           "rule_free_predicates", "per_predicate_recall"]
+           "truth_spec_accuracy", "evaluate_model", "calibrate_threshold", "CALIBRATION_GRID", "RecallAccumulator",
+           "SpecAccuracy", "PriorModel", "rule_free_predicates", "per_predicate_recall"]
 
 
 def _hits(scores: torch.Tensor, truth: torch.Tensor, valid: torch.Tensor, k: int):
@@ -308,12 +307,11 @@ def calibrate_threshold(model, loader, supervision: Any, negatives: list[list[in
     """The fact threshold of ``grid`` whose binarised scene graphs decide ``loader``'s captions (true) and
     their ``negatives`` (false) best, by balanced spec accuracy; ties go to the threshold nearest 0.5.
 
-    Called on the *training* videos, so the held-out spec accuracy stays honest. Only models trained
-    with per-fact labels (``full``) output calibrated probabilities, for which 0.5 is right; a model
-    trained by specs alone (or by an embedding objective) ranks facts well but at another scale, and a
-    fixed 0.5 would measure that scale rather than what the model knows. Every row, the prior
-    included, gets its own threshold by this one rule. Returns the threshold and every grid point's
-    training accuracy."""
+    Called on the *training* videos, so the held-out spec accuracy stays honest. A model trained by
+    specs alone (or by an embedding objective) ranks facts well but at another scale, and even the
+    supervised model keeps rare predicates below 0.5; a fixed 0.5 would measure that scale rather than
+    what the model knows. Every row, the prior included, gets its own threshold by this one rule.
+    Returns the threshold and every grid point's training accuracy."""
     accs = {t: SpecAccuracy(supervision, loader.dataset, negatives) for t in grid}
     for batch in loader:
         pred = predict(model, batch)

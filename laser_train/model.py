@@ -63,6 +63,7 @@ Models (:func:`build_model`, ``model.name``):
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -289,7 +290,7 @@ class SmallPerception(nn.Module):
         return SceneGraphScores.from_embeddings(emb, self.gates)
 
 
-def _where(f, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _where(f: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``f(x)`` at the entries where ``mask`` holds, zeros elsewhere (``f`` runs on those entries only)."""
     y = f(x[mask])
     return y.new_zeros(*mask.shape, y.shape[-1]).index_put((*mask.nonzero(as_tuple=True),), y)

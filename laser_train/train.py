@@ -166,10 +166,18 @@ def heldout_negatives(cfg: ExperimentConfig, sup: SpecSupervision, data: VideoDa
             negs[v].extend(sup.add_many(specs))
     rng = np.random.default_rng([cfg.data.seed, 7])
     for v in range(len(data)):  # other held-out captions, fixed per setup
-        if not negs[v] and len(data) > 1:
-            others = (v + 1 + rng.choice(len(data) - 1, size=min(k, len(data) - 1), replace=False)) % len(data)
-            negs[v] = [data.spec_ids[int(o)] for o in others]
+        if not negs[v]:
+            negs[v] = other_captions(data, v, k, rng)
     return negs
+
+
+def other_captions(data: VideoDataset, v: int, k: int, rng: np.random.Generator) -> list[int]:
+    """The caption spec ids of ``k`` other videos of ``data`` than ``v`` (as many as there are: a tiny
+    dataset has fewer than ``k``), drawn without replacement: the negatives of a video without its own."""
+    n = len(data)
+    if n < 2:
+        return []
+    return [data.spec_ids[int((v + 1 + o) % n)] for o in rng.choice(n - 1, size=min(k, n - 1), replace=False)]
 
 
 def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
@@ -279,9 +287,8 @@ def _weak_work(setup: Setup, cfg: ExperimentConfig, index: torch.Tensor, rng: np
             pool = setup.train_negative_pool[v]
             if pool:
                 chosen = [pool[int(i)] for i in rng.choice(len(pool), size=min(k, len(pool)), replace=False)]
-            else:  # other training videos' captions (as many as there are: a tiny dataset has fewer than k)
-                chosen = [train.spec_ids[int((v + 1 + o) % V)]
-                          for o in rng.choice(V - 1, size=min(k, V - 1), replace=False)]
+            else:
+                chosen = other_captions(train, v, k, rng)
             spec_ids.extend(chosen)
             video_ids.extend([j] * len(chosen))
             kinds.extend([1] * len(chosen))
@@ -476,16 +483,10 @@ def train_one_epoch(model, optimizer, scheduler, setup: Setup, cfg: ExperimentCo
 def calibration_negatives(cfg: ExperimentConfig, setup: Setup) -> list[list[int]]:
     """Per training video: the negatives threshold calibration decides (``loss.num_negatives`` of the
     video's training pool; other training videos' captions where the pool is empty), fixed per setup."""
-    k, train = cfg.loss.num_negatives, setup.train
+    k = cfg.loss.num_negatives
     rng = np.random.default_rng([cfg.data.seed, 11])
-    out = []
-    for v in range(len(train)):
-        negs = list(setup.train_negative_pool[v][:k])
-        if not negs and len(train) > 1:
-            others = (v + 1 + rng.choice(len(train) - 1, size=min(k, len(train) - 1), replace=False)) % len(train)
-            negs = [train.spec_ids[int(o)] for o in others]
-        out.append(negs)
-    return out
+    return [list(setup.train_negative_pool[v][:k]) or other_captions(setup.train, v, k, rng)
+            for v in range(len(setup.train))]
 
 
 def spec_threshold(model, setup: Setup, cfg: ExperimentConfig) -> tuple[float, dict[float, float]]:
