@@ -64,6 +64,9 @@ class DataConfig:
     num_negatives: int = 8  # synthetic: negative specs stored with each video (made by stlspec.negatives)
     crop_size: int = 16  # every track box is resampled to crop_size x crop_size pixels
     skip_invalid: bool = False  # report and skip malformed records instead of failing
+    # decoded samples kept in memory per process, in MiB, when every epoch samples the same frames
+    # (uniform sampling, no clip_seconds; evaluation always): decoded once, not every epoch. 0 = off
+    cache_mb: float = 512.0
     # background-knowledge specs for the semantic loss: "auto" = the dataset's background.stl (the
     # synthetic worlds write theirs there), "builtin:NAME" (laser_train/configs), a path, or "" (none)
     background: str = "auto"
@@ -314,6 +317,8 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         raise ConfigError(f"loss.semantic_frames must be 0 (every frame) or positive, got {cfg.loss.semantic_frames}")
     if cfg.run.workers < 1:
         raise ConfigError(f"run.workers must be at least 1, got {cfg.run.workers}")
+    if not cfg.data.cache_mb >= 0:  # (NaN too)
+        raise ConfigError(f"data.cache_mb must be 0 (no cache) or a positive number of MiB, got {cfg.data.cache_mb}")
     return cfg
 
 

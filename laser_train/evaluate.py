@@ -183,6 +183,8 @@ class PriorModel(torch.nn.Module):
     training batches with ground truth, then use it like a model.
     """
 
+    reads_ground_truth = True  # its batches must carry gt_names (laser_train.train.spec_threshold)
+
     def __init__(self, vocabulary, smoothing: float = 5.0):
         super().__init__()
         C, P, R = len(vocabulary.categories), len(vocabulary.unary), len(vocabulary.binary)

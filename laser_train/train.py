@@ -498,7 +498,9 @@ def spec_threshold(model, setup: Setup, cfg: ExperimentConfig) -> tuple[float, d
 
     if not cfg.eval.calibrate or not len(setup.train):
         return cfg.eval.threshold, {}
-    loader = make_loader(setup.train, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
+    # predictions and captions only: the scene graphs are not read (except by a model that scores from them)
+    data = setup.train if getattr(model, "reads_ground_truth", False) else setup.train.without_ground_truth()
+    loader = make_loader(data, 64, num_workers=cfg.data.num_workers, prefetch_factor=cfg.data.prefetch_factor)
     return calibrate_threshold(model, loader, setup.supervision, calibration_negatives(cfg, setup))
 
 

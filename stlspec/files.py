@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from typing import Any, Callable
 
@@ -88,8 +89,24 @@ def read_text(path: str | os.PathLike, *, error: MessageConstructor, what: str,
     return text[1:] if text.startswith("\ufeff") else text
 
 
+#: A JSON string (an unterminated one runs to the end, a trailing backslash included).
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
 def first_too_deep(text: str, limit: int) -> int | None:
     """Offset of the first bracket nested deeper than ``limit`` (outside strings), else ``None``."""
+    if text.count("[") + text.count("{") <= limit:
+        return None
+    depth = 0  # the fast check: the brackets outside strings, in C; the offset only when one is too deep
+    for ch in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        if depth > limit:
+            return _first_too_deep_at(text, limit)
+    return None
+
+
+def _first_too_deep_at(text: str, limit: int) -> int | None:
     depth, in_str, esc = 0, False, False
     for i, ch in enumerate(text):
         if in_str:

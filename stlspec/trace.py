@@ -199,8 +199,9 @@ class Trace:
         return _Reader(path, vocabulary).read(data)
 
     def to_dict(self) -> dict:
-        """The JSON form: columns declared up front, one entry per non-zero fact."""
-        T, N = self.num_frames, self.num_tracks
+        """The JSON form: columns declared up front, one entry per predicate and tracks that hold at some
+        frame, listing those frames (one ``p``, or one per frame where they differ)."""
+        T = self.num_frames
         tracks = []
         for n, tid in enumerate(self.track_ids):
             entry: dict[str, Any] = {"id": tid, "names": {
@@ -208,19 +209,36 @@ class Trace:
             if not self.present[:, n].all():
                 entry["present"] = [int(t) for t in np.flatnonzero(self.present[:, n])]
             tracks.append(entry)
-        unary = [{"pred": p, "track": self.track_ids[n], "frame": t, "p": float(self.unary[t, n, i])}
-                 for i, p in enumerate(self.unary_preds) for n in range(N) for t in range(T)
-                 if self.unary[t, n, i] != 0]
-        binary = [{"pred": r, "subject": self.track_ids[n], "object": self.track_ids[m], "frame": t,
-                   "p": float(self.binary[t, n, m, i])}
-                  for i, r in enumerate(self.binary_preds) for n in range(N) for m in range(N)
-                  for t in range(T) if self.binary[t, n, m, i] != 0]
+        ids = self.track_ids
+        unary = [{"pred": self.unary_preds[i], "track": ids[n], **_when(frames, ps)}
+                 for (i, n), frames, ps in _runs(self.unary.transpose(2, 1, 0))]
+        binary = [{"pred": self.binary_preds[i], "subject": ids[n], "object": ids[m], **_when(frames, ps)}
+                  for (i, n, m), frames, ps in _runs(self.binary.transpose(3, 1, 2, 0))]
         return {"version": TRACE_VERSION, "num_frames": T, "categories": list(self.categories),
                 "unary_preds": list(self.unary_preds), "binary_preds": list(self.binary_preds),
                 "tracks": tracks, "unary": unary, "binary": binary}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+
+def _runs(values: np.ndarray):
+    """``values[..., T]``: for every leading index with a non-zero frame, in order, the index, its
+    non-zero frames and their values."""
+    where = np.nonzero(values)
+    if not len(where[0]):
+        return
+    lead = np.stack(where[:-1], 1)
+    cuts = [0, *(np.flatnonzero((lead[1:] != lead[:-1]).any(1)) + 1).tolist(), len(lead)]
+    frames, vals = where[-1].tolist(), values[where].tolist()
+    for a, b in zip(cuts, cuts[1:]):
+        yield tuple(lead[a].tolist()), frames[a:b], vals[a:b]
+
+
+def _when(frames: list[int], ps: list[float]) -> dict[str, Any]:
+    """A fact's frames and probabilities in JSON: ``frame`` for one, one ``p`` when all are equal."""
+    p: Any = ps[0] if all(x == ps[0] for x in ps) else ps
+    return {"frame": frames[0], "p": p} if len(frames) == 1 else {"frames": frames, "p": p}
 
 
 def load_trace(path: str, vocabulary: ir.Vocabulary | None = None) -> Trace:
@@ -470,8 +488,8 @@ class _Reader:
                 return None
             return track_of[tid]
 
-        unary_facts = self._facts(data, "unary", ("track",), track, cols, T)
-        binary_facts = self._facts(data, "binary", ("subject", "object"), track, cols, T)
+        unary_facts = self._facts(data, "unary", ("track",), track, track_of, cols, T)
+        binary_facts = self._facts(data, "binary", ("subject", "object"), track, track_of, cols, T)
         if self.diags:
             raise StlError(self.diags)
 
@@ -500,13 +518,22 @@ class _Reader:
         return Trace(names, unary, binary, present, tuple(cols["categories"]), tuple(cols["unary_preds"]),
                      tuple(cols["binary_preds"]), tuple(track_ids))
 
-    def _facts(self, data: dict, kind: str, roles: tuple[str, ...], track, cols, T) -> dict[tuple, float]:
-        """Read ``unary`` or ``binary`` facts into ``{(column, frame, *tracks): p}``."""
+    def _facts(self, data: dict, kind: str, roles: tuple[str, ...], track, track_of: dict[str, int], cols,
+               T) -> dict[tuple, float]:
+        """Read ``unary`` or ``binary`` facts into ``{(column, frame, *tracks): p}`` (``track``: reads and
+        checks one track reference; ``track_of``: the track ids' rows, for the fast path)."""
         allowed = _UNARY_KEYS if kind == "unary" else _BINARY_KEYS
         col_kind = "unary_preds" if kind == "unary" else "binary_preds"
         out: dict[tuple, float] = {}
-        first_seen: dict[tuple, str] = {}
+        first_seen: dict[tuple, str | int] = {}  # where each fact was given (an int i: the fast path's fact i)
+        fast = _FastFacts(frozenset(allowed), roles, cols[col_kind], track_of, T)
         for i, fact in enumerate(self._list(kind, data.get(kind, []))):
+            cells = fast.keys(fact)
+            if cells is not None and not any(k in out for k, _ in cells):
+                for key, p in cells:
+                    out[key] = p
+                    first_seen[key] = i
+                continue
             where = f"{kind}[{i}]"
             if not isinstance(fact, dict):
                 self.err(malformed_trace, where, f"a fact is a JSON object, got {type(fact).__name__}")
@@ -541,9 +568,67 @@ class _Reader:
                 key = (col, tv, *tracks)
                 if key in out:
                     args = ", ".join(str(fact[r]) for r in roles)
+                    seen = first_seen[key]
+                    seen = seen if isinstance(seen, str) else _fast_where(kind, seen, data[kind][seen], tv)
                     self.err(duplicate_trace_fact, fw,
-                             f"duplicate fact {pred}({args}) at frame {tv}; first given at {first_seen[key]}")
+                             f"duplicate fact {pred}({args}) at frame {tv}; first given at {seen}")
                     continue
                 out[key] = pv
                 first_seen[key] = fw
         return out
+
+
+def _is_int(x: Any) -> bool:
+    return type(x) is int  # not bool; floats like 3.0 take the slow path, which accepts them
+
+
+def _fast_where(kind: str, i: int, fact: dict, frame: int) -> str:
+    """The JSON path of frame ``frame`` of fact ``i`` (which the fast path read), for a later error."""
+    if "frame" in fact:
+        return f"{kind}[{i}].frame"
+    return f"{kind}[{i}].frames[{fact['frames'].index(frame)}]"
+
+
+class _FastFacts:
+    """The fact reader's fast path: the cells and probabilities of one well-formed fact (known predicate and
+    tracks, frames in range, probabilities in [0, 1]), or None, and the careful path then reads it and reports what is wrong.
+    It accepts only what the careful path accepts without a message, so both give the same trace."""
+
+    def __init__(self, allowed: frozenset[str], roles: tuple[str, ...], columns: list[str],
+                 track_of: dict[str, int], T: int | None):
+        self.allowed, self.roles, self.columns, self.track_of, self.T = allowed, roles, columns, track_of, T
+        self.index: dict[str, int] = {}
+
+    def _column(self, pred: Any) -> int | None:
+        if len(self.index) != len(self.columns):  # the careful path added a column (no vocabulary)
+            self.index = {name: c for c, name in enumerate(self.columns)}
+        return self.index.get(pred) if type(pred) is str else None
+
+    def keys(self, fact: Any) -> list[tuple[tuple, float]] | None:
+        T = self.T
+        if type(fact) is not dict or T is None or not self.allowed.issuperset(fact) or "pred" not in fact:
+            return None
+        col = self._column(fact["pred"])
+        if col is None:
+            return None
+        tracks = []
+        for r in self.roles:
+            x = fact.get(r)
+            n = self.track_of.get(x if type(x) is str else str(x) if _is_int(x) else None)
+            if n is None:
+                return None
+            tracks.append(n)
+        if "frame" in fact:
+            frames = None if "frames" in fact else [fact["frame"]]
+        else:
+            frames = fact.get("frames")
+        if type(frames) is not list or not all(_is_int(t) and 0 <= t < T for t in frames):
+            return None
+        p = fact.get("p", 1.0)
+        ps = p if type(p) is list else [p]  # one per frame, or one for all of them
+        if len(ps) != (len(frames) if type(p) is list else 1) or not all(
+                type(x) in (float, int) and 0 <= x <= 1 for x in ps):  # NaN fails the comparison
+            return None
+        ps = ps if type(p) is list else ps * len(frames)
+        keys = [(col, t, *tracks) for t in frames]
+        return list(zip(keys, map(float, ps))) if len(set(keys)) == len(keys) else None

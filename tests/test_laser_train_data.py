@@ -166,3 +166,48 @@ def test_negatives_are_generated_for_records_without_them(tmp_path):
     negs = generated_negatives(ds.records, ds.vocabulary, 3, seed=0)
     assert len(negs) == 3 and all(1 <= len(n) <= 3 for n in negs)
     assert all(n.formula != r.spec.formula for r, ns in zip(ds.records, negs) for n in ns)
+
+
+def test_sample_cache_returns_the_same_samples_and_respects_its_budget(small_dataset):
+    import torch
+
+    from laser_train.config import ExperimentConfig
+    from laser_train.data.dataset import build_dataset
+
+    cfg = ExperimentConfig()
+    ds = validate_dataset(small_dataset)
+    plain = build_dataset(ds, "train", cfg.data, train=True)
+    plain.cache_bytes = 0
+    cached = build_dataset(ds, "train", cfg.data, train=True)
+    assert cached.cache_bytes == 512 * 2**20 and cached.deterministic
+    for i in range(len(plain)):
+        for _ in range(2):  # the second read comes from the cache
+            a, b = plain[i], cached[i]
+            assert a.keys() == b.keys()
+            assert all(torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] == b[k] for k in a)
+    assert len(cached._cache) == len(cached)
+    # the view without ground truth has its own entries, without gt_*
+    view = cached.without_ground_truth()
+    assert "gt_unary" not in view[0] and "gt_unary" in cached[0]
+    # a budget smaller than two samples keeps one
+    small = build_dataset(ds, "train", cfg.data, train=True)
+    one = sum(v.nbytes for v in small[0].values() if isinstance(v, torch.Tensor))
+    small = build_dataset(ds, "train", cfg.data, train=True)
+    small.cache_bytes = int(one * 1.5)
+    [small[i] for i in range(len(small))]
+    assert len(small._cache) == 1
+    # random frame choices in training: never cached
+    cfg.data.sampling = "segment"
+    rand = build_dataset(ds, "train", cfg.data, train=True)
+    assert not rand.deterministic
+    rand[0]
+    assert not rand._cache
+
+
+def test_cache_mb_must_not_be_negative():
+    import pytest
+
+    from laser_train.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="data.cache_mb"):
+        load_config(None, ["--data.cache_mb=-1"])

@@ -263,3 +263,85 @@ def test_fuzzed_documents_parse_or_raise_our_error(doc, with_vocab):
         Trace.from_dict(doc, VOCAB if with_vocab else None)
     except StlError as e:
         assert e.diagnostics and all(d.code.startswith("E50") for d in e.diagnostics)
+
+
+# ---------------------------------------------------------------------- the fast fact reader
+
+
+# mostly well-formed values (the fast path's), with every kind of bad one mixed in
+_ids = st.sampled_from(["man", "cup", "man", "cup", 3, 3, "3", "dog", 3.0, True, None, ""])
+_frames = st.sampled_from([0, 1, 2, 3, 0, 1, 2, 3, -1, 4, 2.0, True, "1"])
+_probs = st.one_of(st.floats(0, 1), st.floats(0, 1), st.floats(-0.5, 1.5), st.sampled_from([float("nan"), 1, False]),
+                   st.lists(st.floats(0, 1), max_size=3))
+
+
+def _fact(roles):
+    preds = ["walking", "flying", 7] if len(roles) == 1 else ["holding", "near", "flying"]
+    required = {"pred": st.sampled_from(preds), **{r: _ids for r in roles}}
+    when = st.one_of(st.fixed_dictionaries({"frame": _frames}), st.fixed_dictionaries({"frames": st.lists(_frames, max_size=4)}),
+                     st.fixed_dictionaries({}, optional={"frame": _frames, "frames": st.lists(_frames, max_size=4)}))
+    extra = st.fixed_dictionaries({}, optional={"p": _probs, "x": st.just(1)})
+    return st.tuples(st.fixed_dictionaries({}, optional=required), st.fixed_dictionaries(required), when,
+                     extra).map(lambda parts: {**parts[1 if parts[3].get("x") is None else 0], **parts[2], **parts[3]})
+
+
+_fact_docs = st.fixed_dictionaries({
+    "num_frames": st.integers(1, 4),
+    "tracks": st.just([{"id": "man"}, {"id": "cup"}, {"id": 3}]),
+    "unary": st.lists(_fact(("track",)), max_size=6),
+    "binary": st.lists(_fact(("subject", "object")), max_size=6)})
+
+
+def _read(doc, vocabulary):
+    try:
+        tr = Trace.from_dict(doc, vocabulary)
+    except StlError as e:
+        return [(d.code, d.message) for d in e.diagnostics]
+    return (tr.unary.tolist(), tr.binary.tolist(), tr.unary_preds, tr.binary_preds)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_fact_docs, st.booleans())
+def test_fast_fact_path_reads_like_the_careful_one(doc, with_vocab):
+    # The fast path takes the well-formed facts; the careful one reads every fact and reports. Same trace,
+    # same messages (a duplicate's "first given at" included) whichever path read the first copy.
+    from stlspec import trace as trace_mod
+
+    voc = VOCAB if with_vocab else None
+    fast = _read(doc, voc)
+    keys = trace_mod._FastFacts.keys
+    trace_mod._FastFacts.keys = lambda self, fact: None
+    try:
+        careful = _read(doc, voc)
+    finally:
+        trace_mod._FastFacts.keys = keys
+    assert fast == careful
+
+
+def _depth_reference(text: str, limit: int) -> int | None:
+    depth, in_str, esc = 0, False, False
+    for i, ch in enumerate(text):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return i
+        elif ch in "]}":
+            depth -= 1
+    return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='[]{}"\\ a\n', max_size=60), st.integers(0, 6))
+def test_depth_scan_matches_a_character_by_character_scan(text, limit):
+    from stlspec.files import first_too_deep
+
+    assert first_too_deep(text, limit) == _depth_reference(text, limit)

@@ -103,7 +103,8 @@ class VideoDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Dataset, records: Sequence[Record], *, crop_size: int, crop: str = "box",
-                 sampling: Sampling = Sampling(), train: bool = False, seed: int = 0, context: float = 0.15):
+                 sampling: Sampling = Sampling(), train: bool = False, seed: int = 0, context: float = 0.15,
+                 cache_bytes: int = 0):
         if crop not in CROP_MODES:
             raise ValueError(f"unknown data.crop {crop!r}; choose from {', '.join(CROP_MODES)}")
         self.root = Path(dataset.root)
@@ -119,6 +120,11 @@ class VideoDataset(torch.utils.data.Dataset):
         self.spec_ids: list[int] = []
         self.has_ground_truth = bool(self.records) and all(r.scene_graph is not None for r in self.records)
         self.load_ground_truth = self.has_ground_truth  # samples carry gt_* (off: skip reading scene graphs)
+        # Samples that are the same every epoch are kept, up to cache_bytes (then no more are added):
+        # a small dataset is decoded once per process instead of once per epoch.
+        self.cache_bytes = int(cache_bytes)
+        self._cache: dict[tuple[int, bool], dict[str, Any]] = {}  # shared by without_ground_truth views
+        self._cache_used = [0]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -131,11 +137,15 @@ class VideoDataset(torch.utils.data.Dataset):
         """Training samples of epoch ``epoch`` (random frame choices depend on it)."""
         self.epoch = int(epoch)
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether every epoch samples the same frames (then samples can be cached)."""
+        return not (self.train and (self.sampling.mode == "segment" or self.sampling.clip_seconds))
+
     def frame_indices(self, i: int) -> np.ndarray:
         """The source frames sample ``i`` uses in the current epoch."""
         rec = self.records[i]
-        needs_rng = self.train and (self.sampling.mode == "segment" or self.sampling.clip_seconds)
-        rng = np.random.default_rng([self.seed, self.epoch, i]) if needs_rng else None
+        rng = None if self.deterministic else np.random.default_rng([self.seed, self.epoch, i])
         try:
             return sample_frames(rec.num_frames, rec.fps, self.sampling, train=self.train, rng=rng)
         except ValueError as exc:
@@ -147,6 +157,19 @@ class VideoDataset(torch.utils.data.Dataset):
         return rec.track_data
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        if not self.cache_bytes or not self.deterministic:
+            return self._sample(i)
+        key = (i, self.has_ground_truth and self.load_ground_truth)
+        item = self._cache.get(key)
+        if item is None:
+            item = self._sample(i)
+            size = sum(v.nbytes for v in item.values() if isinstance(v, torch.Tensor))
+            if self._cache_used[0] + size <= self.cache_bytes:
+                self._cache[key] = item
+                self._cache_used[0] += size
+        return dict(item)  # (collate copies the tensors into the batch: the cached ones are never changed)
+
+    def _sample(self, i: int) -> dict[str, Any]:
         rec = self.records[i]
         sampled = self.frame_indices(i)
         tol = tolerance(sampled)
@@ -325,4 +348,4 @@ def build_dataset(ds: Dataset, split: str, data_cfg: Any, *, train: bool, seed: 
         if missing:
             raise DatasetError(missing, str(ds.root), skippable=False)
     return VideoDataset(ds, records, crop_size=data_cfg.crop_size, crop=data_cfg.crop, sampling=sampling,
-                        train=train, seed=seed)
+                        train=train, seed=seed, cache_bytes=int(data_cfg.cache_mb * 2**20))
