@@ -272,8 +272,8 @@ class SpecAccuracy:
         self.supervision, self.data, self.negatives = supervision, data, negatives
         self.hits = {1.0: [0, 0], 0.0: [0, 0]}  # label -> [correct, total]
 
-    def add(self, graph: tuple[torch.Tensor, ...], batch) -> None:
-        names, unary, binary = graph
+    def queries(self, batch) -> tuple[list[int], list[int], list[float]]:
+        """Spec ids, batch rows and labels (1 caption, 0 negative) of ``batch``'s videos."""
         spec_ids, video_ids, labels = [], [], []
         for j, v in enumerate(batch["index"].tolist()):
             spec_ids.append(self.supervision.positive_id(self.data, v))
@@ -283,10 +283,19 @@ class SpecAccuracy:
                 spec_ids.append(s)
                 video_ids.append(j)
                 labels.append(0.0)
+        return spec_ids, video_ids, labels
+
+    def add(self, graph: tuple[torch.Tensor, ...], batch) -> None:
+        names, unary, binary = graph
+        spec_ids, video_ids, labels = self.queries(batch)
         values = self.supervision.evaluate(names, unary, binary, batch["frame_mask"], batch["track_mask"],
                                            batch["present"], spec_ids, video_ids, logic="boolean",
                                            witnesses=False).values
-        for value, label in zip(values.tolist(), labels):
+        self.record(values.tolist(), labels)
+
+    def record(self, values: list[float], labels: list[float]) -> None:
+        """Count boolean spec values (>= 0.5: satisfied) against their labels."""
+        for value, label in zip(values, labels):
             self.hits[label][0] += int((value >= 0.5) == (label == 1.0))
             self.hits[label][1] += 1
 
@@ -302,6 +311,7 @@ class SpecAccuracy:
 #: below 0.5, where models put rare facts (measured on the playroom world: the weakly supervised model
 #: picks 0.02, the fully supervised one 0.01, whose rare predicates never reach 0.5).
 CALIBRATION_GRID = (0.001, 0.003, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+_CALIBRATION_VIDEOS = 256  # videos per evaluation call: a batch's scene graphs at several thresholds
 
 
 def calibrate_threshold(model, loader, supervision: Any, negatives: list[list[int]],
@@ -317,8 +327,21 @@ def calibrate_threshold(model, loader, supervision: Any, negatives: list[list[in
     accs = {t: SpecAccuracy(supervision, loader.dataset, negatives) for t in grid}
     for batch in loader:
         pred = predict(model, batch)
-        for t, acc in accs.items():
-            acc.add(binarize(pred, t), batch)
+        spec_ids, video_ids, labels = accs[grid[0]].queries(batch)
+        B = len(batch["index"])
+        # Several thresholds' scene graphs stacked as one batch of videos: one evaluation call for them.
+        step = max(1, _CALIBRATION_VIDEOS // max(B, 1))
+        for lo in range(0, len(grid), step):
+            ts = grid[lo:lo + step]
+            graphs = [binarize(pred, t) for t in ts]
+            names, unary, binary = (torch.cat(parts) for parts in zip(*graphs))
+            rep = lambda x: x.repeat(len(ts), *([1] * (x.dim() - 1)))  # noqa: E731
+            values = supervision.evaluate(names, unary, binary, rep(batch["frame_mask"]), rep(batch["track_mask"]),
+                                          rep(batch["present"]), spec_ids * len(ts),
+                                          [v + g * B for g in range(len(ts)) for v in video_ids],
+                                          logic="boolean", witnesses=False).values.view(len(ts), -1)
+            for t, row in zip(ts, values.tolist()):
+                accs[t].record(row, labels)
     scores = {t: acc.result()["spec_accuracy"] for t, acc in accs.items()}
     best = max(grid, key=lambda t: (round(scores[t], 9), -abs(math.log(t / 0.5))))
     return best, scores

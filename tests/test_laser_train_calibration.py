@@ -30,6 +30,8 @@ TINY = ["--data.num_train=24", "--data.num_test=12", "--data.num_frames=8", "--t
 class ScaledOracle(torch.nn.Module):
     """The batch's true scene graph with true facts at probability ``yes`` and false ones at ``no``."""
 
+    reads_ground_truth = True
+
     def __init__(self, yes: float, no: float):
         super().__init__()
         self.yes, self.no = yes, no
@@ -115,3 +117,32 @@ def test_run_records_the_threshold_and_eval_cli_reuses_it(tiny, tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert fixed.returncode == 0, fixed.stderr
     assert json.loads(fixed.stdout)["spec_threshold"] == 0.3
+
+
+def test_stacked_thresholds_score_like_one_evaluation_each(tiny, monkeypatch):
+    # calibrate_threshold evaluates several thresholds' scene graphs as one stacked batch; every grid
+    # point must score exactly as its own evaluation would (here: a few thresholds per call)
+    from laser_train import evaluate as E
+    from laser_train.evaluate import SpecAccuracy, binarize, predict
+
+    cfg, setup, _ = tiny
+    oracle = ScaledOracle(0.3, 0.02)
+    negatives = T.calibration_negatives(cfg, setup)
+    loader = make_loader(setup.train, 10)
+    monkeypatch.setattr(E, "_CALIBRATION_VIDEOS", 25)  # batches of 10 videos: 2 thresholds per call
+    _, scores = calibrate_threshold(oracle, loader, setup.supervision, negatives)
+    for t in CALIBRATION_GRID:
+        acc = SpecAccuracy(setup.supervision, setup.train, negatives)
+        for batch in loader:
+            acc.add(binarize(predict(oracle, batch), t), batch)
+        assert scores[t] == acc.result()["spec_accuracy"], t
+
+
+def test_the_prior_is_calibrated_with_the_scene_graphs_it_reads(tiny):
+    # the prior scores from the true categories: its calibration loader must keep them
+    from laser_train.evaluate import PriorModel
+
+    cfg, setup, _ = tiny
+    prior = PriorModel(setup.vocabulary).fit(make_loader(setup.train, 64))
+    threshold, scores = T.spec_threshold(prior, setup, cfg)
+    assert threshold in CALIBRATION_GRID and set(scores) == set(CALIBRATION_GRID)
