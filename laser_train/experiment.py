@@ -396,15 +396,18 @@ def run_jobs(cfg: ExperimentConfig, setup, jobs: list[tuple[str, int, Path]]) ->
 
             print(f"training {len(jobs)} runs on {workers} worker processes", flush=True)
             # Longest first, so that no long run starts last while the other workers idle; results
-            # are still reported and returned in job order.
+            # are reported as they finish and returned in job order.
+            from concurrent.futures import as_completed
+
             longest_first = sorted(range(len(jobs)), key=lambda j: -_relative_cost(jobs[j][0]))
             with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-                submitted = {j: pool.submit(_job, (cfg, *jobs[j], False)) for j in longest_first}
-                futures = [submitted[j] for j in range(len(jobs))]
-                for (variant, seed, _), fut in zip(jobs, futures):
-                    res = fut.result()
-                    _report(variant, seed, res)
-                    out.append(res)
+                submitted = {pool.submit(_job, (cfg, *jobs[j], False)): j for j in longest_first}
+                done: dict[int, dict[str, Any]] = {}
+                for fut in as_completed(submitted):
+                    j = submitted[fut]
+                    done[j] = fut.result()
+                    _report(jobs[j][0], jobs[j][1], done[j])
+                out = [done[j] for j in range(len(jobs))]
     finally:
         _SETUP = None
     for (variant, seed, out_dir), res in zip(jobs, out):

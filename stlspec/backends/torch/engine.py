@@ -260,7 +260,7 @@ class TorchEvaluator:
         self._num_events = np.asarray([t.num_events for t in self.tables], dtype=np.int64)
         self.L = TorchLogic(self.logic, self.temperature)
         # Dropping an assignment of category weight 0 is exact where 0 annihilates ∧ (not in smooth).
-        self.prune_zero = bool(prune_zero) and self.logic != "smooth"
+        self.prune_zero = bool(prune_zero) and self.L.zero_annihilates
         self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
         self._plans = LRU(plan_cache_size)
         self._cuda_chunks: dict = {}
@@ -413,7 +413,7 @@ class TorchEvaluator:
                 score = np.zeros(len(tracks))
             else:
                 score = ctx.names_np[k_vid, tracks, cat]
-                if self.logic == "boolean":
+                if self.L.crisp:
                     score = (score >= 0.5).astype(float)
             if self.prune_zero:
                 keep = score != 0
@@ -502,7 +502,7 @@ class TorchEvaluator:
         cols = np.zeros((B, N, C + 3), dtype=bool)
         if self.prune_zero:
             names = ctx.names_np
-            cols[:, :, :C] = (names >= 0.5) if self.logic == "boolean" else (names != 0)
+            cols[:, :, :C] = (names >= 0.5) if self.L.crisp else (names != 0)
         else:
             cols[:, :, :C] = True
             cols[:, :, C + 1] = True
@@ -1059,7 +1059,7 @@ def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: i
         case Op.PREFIX:
             x = xs[0] if d["real"] is None else ops.masked(xs[0], d["real"], 0.0)
             if d["lo"] is None and d["hi"] is None and not b.key[4]:
-                return ops.prefix_or1(x) if L.name == "product" else ops.prefix_or(x, L, shift=1)
+                return ops.prefix_or1(x) if L.fused_product else ops.prefix_or(x, L, shift=1)
             full_T = torch.full_like(d["T_b"], x.shape[-1])
             return ops.window_fold(x.flip(-1), L, True, d["lo1"], d["hi1"], full_T, True).flip(-1)
     raise AssertionError(op)
@@ -1080,7 +1080,7 @@ def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
                 c = torch.where(d["cat_zero"][j], torch.zeros((), dtype=c.dtype, device=c.device), c)
             cats.append(c[:, None])
     A = b.params["uniform"]
-    if L.name == "product" and A > 0 and body.shape[0] and (cats or existential):
+    if L.fused_product and A > 0 and body.shape[0] and (cats or existential):
         # One fused node (ops.product_fold), same arithmetic as the composition below.
         c = L.and_(cats) if cats else None
         if c is not None and not existential:
@@ -1102,7 +1102,7 @@ def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
         zz = z.reshape(R, A, W)
         if L.minmax:
             y = zz.amax(1) if existential else zz.amin(1)
-        elif L.name == "product":
+        elif L.fused_product:
             y = zz.prod(1)
         else:
             y = torch.logsumexp(zz, 1)
@@ -1110,14 +1110,14 @@ def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
         idx = d["seg"][:, None].expand(-1, W)
         if L.minmax:
             y = z.new_full((R, W), e).scatter_reduce(0, idx, z, "amax" if existential else "amin", include_self=True)
-        elif L.name == "product":
+        elif L.fused_product:
             y = z.new_full((R, W), e).scatter_reduce(0, idx, z, "prod", include_self=True)
         else:
             m = z.detach().new_full((R, W), -ops.BIG).scatter_reduce(0, idx, z.detach(), "amax", include_self=True)
             s = z.new_zeros((R, W)).scatter_add(0, idx, torch.exp(z - m.index_select(0, d["seg"])))
             y = torch.log(s.clamp_min(torch.finfo(s.dtype).tiny)) + m
     y = back(y)
-    if L.name == "smooth":
+    if L.log_sum_exp:
         y = torch.where(d["nonempty"], y, torch.full((), 0.0 if existential else 1.0, dtype=y.dtype,
                                                      device=y.device))
     return y

@@ -53,20 +53,37 @@ def bk(x: torch.Tensor, ndim: int) -> torch.Tensor:
     return x.view(x.shape[0], *([1] * (ndim - 2)), x.shape[-1])
 
 
+#: What the kernels need to know about each logic, one row per logic (a new logic is one new row):
+#: ``minmax`` (∧/∨ are min/max: boolean, Gödel), ``fused_product`` (the hand-derived product-logic
+#: kernels apply: folds, suffix/prefix-or), ``log_sum_exp`` (∨ and ∃ are temperature-smoothed
+#: log-sum-exps over a domain), ``crisp`` (a category weight counts when >= 0.5, not when > 0),
+#: ``zero_annihilates`` (a conjunct of exactly 0 makes the conjunction 0: assignments of category
+#: weight 0 can be dropped exactly).
+KERNEL_TRAITS: dict[str, tuple[bool, bool, bool, bool, bool]] = {
+    #           minmax fused_product log_sum_exp crisp  zero_annihilates
+    "boolean": (True, False, False, True, True),
+    "godel": (True, False, False, False, True),
+    "product": (False, True, False, False, True),
+    "smooth": (False, False, True, False, False),
+}
+
+
 class TorchLogic:
     """The tensor side of one :class:`stlspec.logics.Logic` (``boolean``, ``godel``, ``product``, ``smooth``).
 
     A thin view: every operation is the logic's own tensor method (one definition per logic, shared with
-    the scalar reference), plus the attributes the kernels branch on (``name``, ``tau``, ``minmax``).
+    the scalar reference), plus the properties the kernels branch on, from one row of :data:`KERNEL_TRAITS`
+    (never on the logic's name): ``minmax``, ``fused_product``, ``log_sum_exp``, ``crisp``,
+    ``zero_annihilates``; and ``tau``, the temperature.
     """
 
     def __init__(self, name: str, temperature: float = 0.1):
-        if name not in ("boolean", "godel", "product", "smooth"):
+        if name not in KERNEL_TRAITS:
             raise ValueError(name)
         self.logic = get_logic(name, temperature)
         self.name = name
         self.tau = float(temperature)
-        self.minmax = name in ("boolean", "godel")
+        self.minmax, self.fused_product, self.log_sum_exp, self.crisp, self.zero_annihilates = KERNEL_TRAITS[name]
         self.atom = self.logic.tensor_atom
         self.not_ = self.logic.tensor_not
         self.and_ = self.logic.tensor_and
@@ -191,7 +208,7 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     to, op, e, back = logic.fold_space(disjunction)
     T = x.shape[-1]
     t = _time_index(T, x.device)[None, :]
-    if logic.name == "product" and disjunction and lo is None and hi is None:
+    if logic.fused_product and disjunction and lo is None and hi is None:
         # One fused node: padded frames read 0 (z = 1, the fold's identity, as _mask_frames gives).
         if full:
             return suffix_or(x)
@@ -201,7 +218,7 @@ def window_fold(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: torch
     start = t if lo is None else t + lo[:, None]  # [K, T] (or [1, T])
     if hi is None:
         # One reversed cumulative op, then read the suffix fold at t + lo.
-        if logic.name == "product":
+        if logic.fused_product:
             s = suffix_prod(z)
         else:
             zr = z.flip(-1)
@@ -250,7 +267,7 @@ def window_fold_t0(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: to
     elif not full:
         keep = bk(_time_index(T, x.device)[None, :] < T_b[:, None], x.dim())
         nonempty = T_b >= 1  # W(0) is empty only in a video without frames
-    if logic.name == "product" and disjunction:
+    if logic.fused_product and disjunction:
         # One fused node (product_fold over the frames); outside the window x reads 0, so z = 1 - x
         # reads 1 there, the fold's identity, exactly as masking z gives.
         xm = x if keep is None else masked(x, keep, 0.0)
@@ -261,7 +278,7 @@ def window_fold_t0(x: torch.Tensor, logic: TorchLogic, disjunction: bool, lo: to
         z = masked(z, keep, e)
     if logic.minmax:
         y = z.amax(-1, keepdim=True) if disjunction else z.amin(-1, keepdim=True)
-    elif logic.name == "product":
+    elif logic.fused_product:
         y = z.prod(-1, keepdim=True)
     else:
         y = torch.logsumexp(z, -1, keepdim=True)
@@ -277,7 +294,7 @@ def prefix_or(x: torch.Tensor, logic: TorchLogic, shift: int = 0) -> torch.Tenso
     z = to(x)
     if logic.minmax:
         s = z.cummax(-1).values
-    elif logic.name == "product":
+    elif logic.fused_product:
         s = z.cumprod(-1)
     else:
         s = z.logcumsumexp(-1)
@@ -285,7 +302,7 @@ def prefix_or(x: torch.Tensor, logic: TorchLogic, shift: int = 0) -> torch.Tenso
         pad = torch.full((*s.shape[:-1], shift), e, dtype=s.dtype, device=s.device)
         s = torch.cat([pad, s[..., :-shift]], dim=-1)
     y = back(s)
-    if logic.name == "smooth" and shift:
+    if logic.log_sum_exp and shift:
         # An empty fold is 0 (not τ·(−BIG)).
         t = _time_index(x.shape[-1], x.device)
         y = torch.where(t < shift, torch.zeros((), dtype=y.dtype, device=y.device), y)
@@ -363,7 +380,7 @@ def quantify(body: torch.Tensor, logic: TorchLogic, existential: bool, cats: Seq
     (¬(∧ cats) ∨ body); an empty domain gives 0 (∃) or 1 (∀).
     """
     L = logic
-    if L.name == "product":
+    if L.fused_product:
         # Fold the domain into the (small) category factor: a masked assignment then reads
         # exactly 0 (∃) or 1 (∀), the fold's identity, without a pass over the big tensor.
         cats = list(cats) + [domain.to(body.dtype)]
@@ -375,15 +392,15 @@ def quantify(body: torch.Tensor, logic: TorchLogic, existential: bool, cats: Seq
     dims = tuple(range(vals.dim() - 1 - nblock, vals.dim() - 1))
     to, op, e, back = L.fold_space(existential)
     z = to(vals) if domain is None else masked(to(vals), domain, e)
-    dom = domain.expand(z.shape) if L.name == "smooth" else None
+    dom = domain.expand(z.shape) if L.log_sum_exp else None
     if L.minmax:
         y = z.amax(dims) if existential else z.amin(dims)
-    elif L.name == "product":
+    elif L.fused_product:
         y = z.prod(dims[0]) if len(dims) == 1 else z.flatten(dims[0], dims[-1]).prod(dims[0])
     else:
         y = torch.logsumexp(z, dims)
     y = back(y)
-    if L.name == "smooth":
+    if L.log_sum_exp:
         any_ = dom.any(dim=dims[-1])
         for d in reversed(dims[:-1]):
             any_ = any_.any(dim=d)
