@@ -348,4 +348,4 @@ def build_dataset(ds: Dataset, split: str, data_cfg: Any, *, train: bool, seed: 
         if missing:
             raise DatasetError(missing, str(ds.root), skippable=False)
     return VideoDataset(ds, records, crop_size=data_cfg.crop_size, crop=data_cfg.crop, sampling=sampling,
-                        train=train, seed=seed, cache_bytes=int(data_cfg.cache_mb * 2**20))
+                        train=train, seed=seed, cache_bytes=int(getattr(data_cfg, "cache_mb", 0) * 2**20))
