@@ -590,9 +590,10 @@ def _fast_where(kind: str, i: int, fact: dict, frame: int) -> str:
 
 
 class _FastFacts:
-    """The fact reader's fast path: the cells and probabilities of one well-formed fact (known predicate and
-    tracks, frames in range, probabilities in [0, 1]), or None, and the careful path then reads it and reports what is wrong.
-    It accepts only what the careful path accepts without a message, so both give the same trace."""
+    """The fact reader's fast path: the cells and probabilities of one well-formed fact (known predicate
+    and tracks, frames in range, probabilities in [0, 1]), or None, and the careful path then reads it and
+    reports what is wrong. It accepts only what the careful path accepts without a message, so both give
+    the same trace."""
 
     def __init__(self, allowed: frozenset[str], roles: tuple[str, ...], columns: list[str],
                  track_of: dict[str, int], T: int | None):

@@ -278,11 +278,17 @@ _probs = st.one_of(st.floats(0, 1), st.floats(0, 1), st.floats(-0.5, 1.5), st.sa
 def _fact(roles):
     preds = ["walking", "flying", 7] if len(roles) == 1 else ["holding", "near", "flying"]
     required = {"pred": st.sampled_from(preds), **{r: _ids for r in roles}}
-    when = st.one_of(st.fixed_dictionaries({"frame": _frames}), st.fixed_dictionaries({"frames": st.lists(_frames, max_size=4)}),
-                     st.fixed_dictionaries({}, optional={"frame": _frames, "frames": st.lists(_frames, max_size=4)}))
+    frames = st.lists(_frames, max_size=4)
+    when = st.one_of(st.fixed_dictionaries({"frame": _frames}), st.fixed_dictionaries({"frames": frames}),
+                     st.fixed_dictionaries({}, optional={"frame": _frames, "frames": frames}))
     extra = st.fixed_dictionaries({}, optional={"p": _probs, "x": st.just(1)})
-    return st.tuples(st.fixed_dictionaries({}, optional=required), st.fixed_dictionaries(required), when,
-                     extra).map(lambda parts: {**parts[1 if parts[3].get("x") is None else 0], **parts[2], **parts[3]})
+    some, every = st.fixed_dictionaries({}, optional=required), st.fixed_dictionaries(required)
+
+    def fact(parts):  # a fact with an unknown key "x" may also lack required keys; the others have them all
+        maybe_missing, complete, frames, rest = parts
+        return {**(maybe_missing if "x" in rest else complete), **frames, **rest}
+
+    return st.tuples(some, every, when, extra).map(fact)
 
 
 _fact_docs = st.fixed_dictionaries({
