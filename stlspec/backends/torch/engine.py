@@ -29,9 +29,7 @@ by the call's exact layout, so repeated calls on the same layout do no host work
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,189 +38,16 @@ from stlspec import ir
 from stlspec.backends import unsupported
 from stlspec.backends.torch import ops
 from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
-from stlspec.backends.torch.canon import AtomKind, Axis, Op, SpecTable, canonicalize
+from stlspec.backends.torch.canon import AtomKind, Axis, Op, canonicalize
 from stlspec.backends.torch.ops import TorchLogic
+from stlspec.backends.torch.plan import LRU, Batch, Plan, Planner
 from stlspec.diagnostics import StlError, did_you_mean, invalid_evaluator_input, unsupported_by_backend
 from stlspec.logics import Logic, get_logic
 
 __all__ = ["TorchEvaluator", "LRU"]
 
-#: Window offsets are clamped to this on the host (any bound past the longest video acts the same).
-_BIG_OFFSET = 1 << 40
 #: The default chunk bound on CPU (elements of the widest node): about 200 MB of activations in float32.
 _CPU_CHUNK = 1 << 21
-
-
-class LRU:
-    """A small bounded least-recently-used cache."""
-
-    def __init__(self, size: int):
-        self.size = size
-        self.data: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        hit = self.data.get(key)
-        if hit is not None:
-            self.data.move_to_end(key)
-        return hit
-
-    def put(self, key, value) -> None:
-        self.data[key] = value
-        self.data.move_to_end(key)
-        while len(self.data) > self.size:
-            self.data.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-
-# ---------------------------------------------------------------------- assignments (host)
-
-
-class _Assignments:
-    """Enumerations of variable sets over candidate tracks, with dense lookups for projections.
-
-    ``enum(vars, cands)`` is ``(pos [R, n], lookup)``: every assignment of ``vars`` as
-    candidate positions, lexicographic, injective within each block, and an array indexed by a
-    tuple of positions giving the row (``-1`` for a non-injective tuple).
-    """
-
-    def __init__(self, size: int = 4096):
-        self.cache = LRU(size)
-
-    def enum(self, vars_: tuple[int, ...], blocks: tuple[int, ...], cands: tuple) -> tuple:
-        key = (blocks, tuple(c.tobytes() for c in cands))
-        hit = self.cache.get(key)
-        if hit is not None:
-            return hit
-        sizes = tuple(len(c) for c in cands)
-        n = len(sizes)
-        if n == 0:
-            hit = (np.zeros((1, 0), dtype=np.int64), np.zeros((), dtype=np.int64))
-        else:
-            grid = np.indices(sizes, dtype=np.int64).reshape(n, -1).T  # [prod, n], lexicographic
-            ok = np.ones(len(grid), dtype=bool)
-            for i in range(n):
-                for j in range(i):
-                    if blocks[i] == blocks[j]:
-                        ok &= cands[i][grid[:, i]] != cands[j][grid[:, j]]
-            pos = grid[ok]
-            lookup = np.full(sizes, -1, dtype=np.int64)
-            lookup[tuple(pos.T)] = np.arange(len(pos))
-            hit = (pos, lookup)
-        self.cache.put(key, hit)
-        return hit
-
-
-_ASSIGN = _Assignments()
-
-
-# ---------------------------------------------------------------------- per-instance templates (host)
-
-
-@dataclass
-class _Template:
-    """One spec over one set of candidate lists: rows, projections and tracks of every node."""
-
-    rows: list  # per node: number of rows
-    aligns: list  # per node: list of per-child row arrays (None = identity)
-    tracks: list  # per node: ATOM -> (ta, tb) arrays; quantifier -> expanded (per-block-var tracks)
-    segs: list  # per node: quantifier -> (seg array, uniform segment length or -1)
-
-
-def _build_template(tab: SpecTable, cands: tuple, upto: int) -> _Template:
-    nodes = tab.nodes
-    vb = tab.var_block
-    enums: dict = {}
-
-    def en(vars_):
-        e = enums.get(vars_)
-        if e is None:
-            e = _ASSIGN.enum(vars_, tuple(vb[v] for v in vars_), tuple(cands[v] for v in vars_))
-            enums[vars_] = e
-        return e
-
-    def project(pos, src_vars, dst_vars):
-        if src_vars == dst_vars:
-            return None
-        _, lookup = en(dst_vars)
-        if not dst_vars:
-            return np.zeros(len(pos), dtype=np.int64)
-        cols = [src_vars.index(v) for v in dst_vars]
-        return lookup[tuple(pos[:, c] for c in cols)]
-
-    rows, aligns, tracks, segs = [], [], [], []
-    for i in range(upto):
-        n = nodes[i]
-        pos, _ = en(n.vars)
-        rows.append(len(pos))
-        if n.op in (Op.EXISTS, Op.FORALL):
-            xvars = tuple(sorted(set(n.vars) | set(n.block)))
-            xpos, _ = en(xvars)
-            body = nodes[n.kids[0]].vars
-            aligns.append([project(xpos, xvars, body)])
-            seg = project(xpos, xvars, n.vars)
-            seg = np.zeros(len(xpos), dtype=np.int64) if seg is None else seg
-            counts = np.bincount(seg, minlength=len(pos))
-            uniform = int(counts[0]) if len(counts) and (counts == counts[0]).all() else -1
-            tr = tuple(cands[v][xpos[:, xvars.index(v)]] for v in n.block)
-            tracks.append(tr)
-            segs.append((seg, uniform, counts))
-            continue
-        aligns.append([project(pos, n.vars, nodes[k].vars) for k in n.kids])
-        segs.append(None)
-        if n.op == Op.ATOM and n.args:
-            a = cands[n.args[0]][pos[:, n.vars.index(n.args[0])]]
-            b = cands[n.args[-1]][pos[:, n.vars.index(n.args[-1])]]
-            tracks.append((a, b))
-        else:
-            tracks.append(None)
-    return _Template(rows, aligns, tracks, segs)
-
-
-# ---------------------------------------------------------------------- the plan (host tables)
-
-
-@dataclass
-class _Batch:
-    """Nodes of one ``(level, op, axis, params)`` key: one kernel over all their rows."""
-
-    key: tuple
-    op: Op
-    axis: Axis
-    rows: int = 0
-    members: list = field(default_factory=list)  # (instance, node, row offset)
-    # per slot: (source batch ids [R], source rows [R]) as numpy, later device
-    slots: list = field(default_factory=list)
-    params: dict = field(default_factory=dict)
-
-
-class _Plan:
-    """Host tables of one call layout, and their device copies (per device)."""
-
-    def __init__(self):
-        self.batches: list[_Batch] = []
-        self.value_src: tuple | None = None
-        self.witness_src: tuple | None = None
-        self.device_cache: dict = {}
-
-
-def _window_rows(window: ir.Window | None, T_b: np.ndarray, T: int, cache: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row frame offsets ``(lo, hi)`` of ``window`` for videos of ``T_b`` frames (clamped to int range)."""
-    if window is None:
-        return np.zeros(len(T_b), dtype=np.int64), np.full(len(T_b), _BIG_OFFSET, dtype=np.int64)
-    lo = np.empty(len(T_b), dtype=np.int64)
-    hi = np.empty(len(T_b), dtype=np.int64)
-    for tb in np.unique(T_b):
-        key = (window, int(tb))
-        hit = cache.get(key)
-        if hit is None:
-            a, b = window.frames(int(tb))
-            hit = (min(max(int(a), 0), _BIG_OFFSET), min(int(b), _BIG_OFFSET))
-            cache[key] = hit
-        sel = T_b == tb
-        lo[sel], hi[sel] = hit
-    return lo, hi
 
 
 # ---------------------------------------------------------------------- the evaluator
@@ -264,9 +89,7 @@ class TorchEvaluator:
         self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
         self._plans = LRU(plan_cache_size)
         self._cuda_chunks: dict = {}
-        self._templates = LRU(4096)
-        self._windows: dict = {}
-        self._keys_cache: dict = {}
+        self._planner = Planner(self.tables, self.num_events)
         self._var_cats = []
         self._cat_table: np.ndarray | None = None  # [specs, variables] -> category column (_candidate_codes)
         self._num_vars = np.asarray([t.num_vars for t in self.tables], dtype=np.int64)
@@ -512,7 +335,7 @@ class TorchEvaluator:
         codes = packed[vid[:, None], self._cat_table[sid]]  # [K, V, ceil(N / 8)]
         return np.ascontiguousarray(codes).tobytes()
 
-    def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> _Plan:
+    def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> Plan:
         shape_key = (vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
         codes = self._candidate_codes(sid, vid, ctx)
         keys = cands = None
@@ -525,233 +348,14 @@ class TorchEvaluator:
         if plan is None:
             if keys is None:
                 keys, cands = self._instance_keys(sid, vid, ctx)
-            plan = self._build_plan(sid, vid, keys, cands, ctx, witnesses)
+            plan = self._planner.build(sid, vid, keys, cands, ctx.T_b_np, (ctx.N, ctx.C), witnesses)
             self._plans.put(pkey, plan)
         return plan
 
-    def _template(self, key, s: int, cands, witnesses: bool) -> _Template:
-        tab = self.tables[s]
-        upto = len(tab.nodes) if witnesses else tab.root + 1
-        tkey = (key, upto)
-        t = self._templates.get(tkey)
-        if t is None:
-            t = _build_template(tab, cands, upto)
-            self._templates.put(tkey, t)
-        return t
-
-    def _build_plan(self, sid, vid, keys, cands, ctx: "_Context", witnesses: bool) -> _Plan:
-        """Lay the instances out as batches of rows.
-
-        Instances with the same template (spec and candidate tracks) are laid out together: each
-        of their nodes becomes one *member* of its batch covering ``G`` instances, so host work is
-        per (template, node), not per (instance, node).
-        """
-        plan = _Plan()
-        T = ctx.T_pad
-        # Instances by template.
-        groups: dict = {}
-        for k, key in enumerate(keys):
-            groups.setdefault(key, []).append(k)
-        glist = []  # (spec, template, instance indices)
-        where = np.empty((len(keys), 2), dtype=np.int64)  # instance -> (group, position in group)
-        for g, (key, ks) in enumerate(groups.items()):
-            s = int(sid[ks[0]])
-            ks_arr = np.asarray(ks, dtype=np.int64)
-            glist.append((s, self._template(key, s, cands[ks[0]], witnesses), ks_arr))
-            where[ks_arr, 0] = g
-            where[ks_arr, 1] = np.arange(len(ks))
-        batches: dict = {}
-        order: list[_Batch] = []
-        loc: dict = {}  # (group, node) -> (batch, row offset, rows per instance)
-        work = []
-        for g, (s, t, ks) in enumerate(glist):
-            tab = self.tables[s]
-            keys_ = self._node_keys(s)
-            upto = len(tab.nodes) if witnesses else tab.root + 1
-            for i in range(upto):
-                work.append((keys_[i], g, i))
-        # Level by level (the key starts with the level); within a batch, members ordered by the batch
-        # their first child lives in, so a consumer of several batches reads each one's rows in order
-        # (no permutation gather; see _Dev.src).
-        work.sort(key=lambda w: (w[0][0], w[1], w[2]))
-        levels: dict = {}
-        for w in work:
-            levels.setdefault(w[0][0], []).append(w)
-
-        def first_kid(w):
-            kids = self.tables[glist[w[1]][0]].nodes[w[2]].kids
-            return loc[(w[1], kids[0])][0] if kids else -1
-
-        for lev in sorted(levels):
-            items = levels[lev]
-            items.sort(key=lambda w: (w[0], first_kid(w)))  # stable: (group, node) order within
-            for key, g, i in items:
-                b = batches.get(key)
-                if b is None:
-                    node = self.tables[glist[g][0]].nodes[i]
-                    batches[key] = b = len(order)
-                    order.append(_Batch(key, node.op, node.axis))
-                batch = order[b]
-                s, t, ks = glist[g]
-                loc[(g, i)] = (b, batch.rows, t.rows[i])
-                batch.members.append((g, i, batch.rows))
-                batch.rows += t.rows[i] * len(ks)
-        NC = (ctx.N, ctx.C)
-        for batch in order:
-            self._fill_batch(batch, glist, vid, loc, ctx.T_b_np, T, NC)
-        plan.batches = order
-
-        def locate(k_arr, node_of_instance):
-            b = np.empty(len(k_arr), np.int64)
-            r = np.empty(len(k_arr), np.int64)
-            for j, k in enumerate(k_arr.tolist()):
-                g, pos = where[k]
-                cb, off, R = loc[(int(g), node_of_instance(k))]
-                b[j], r[j] = cb, off + pos * R
-            return b, r
-
-        ks_all = np.arange(len(keys), dtype=np.int64)
-        plan.value_src = locate(ks_all, lambda k: self.tables[sid[k]].root)
-        if witnesses:
-            E = self.num_events
-            pairs = [(k, e, i) for k in range(len(keys)) for e, i in self.tables[sid[k]].witness_roots.items()]
-            if pairs:
-                kk = np.asarray([p[0] for p in pairs], np.int64)
-                roots = {(p[0]): None for p in pairs}
-                del roots
-                b = np.empty(len(pairs), np.int64)
-                r = np.empty(len(pairs), np.int64)
-                for j, (k, e, i) in enumerate(pairs):
-                    g, pos = where[k]
-                    cb, off, R = loc[(int(g), i)]
-                    b[j], r[j] = cb, off + pos * R
-                flat = kk * E + np.asarray([p[1] for p in pairs], np.int64)
-                plan.witness_src = ((b, r), flat, vid[kk])
-            else:
-                plan.witness_src = ((np.zeros(0, np.int64), np.zeros(0, np.int64)), np.zeros(0, np.int64),
-                                    np.zeros(0, np.int64))
-        return plan
-
-    def _node_keys(self, s: int) -> list:
-        keys = self._keys_cache.get(s)
-        if keys is None:
-            keys = [(n.level,) + _batch_key(n) for n in self.tables[s].nodes]
-            self._keys_cache[s] = keys
-        return keys
-
-    def _fill_batch(self, batch: _Batch, glist, vid, loc, T_b_all, T, NC) -> None:
-        op = batch.op
-        p = batch.params
-        mem = [(glist[g], g, i, off) for g, i, off in batch.members]
-        # Per member: the instances' videos, repeated over the node's rows.
-        per_vid = [np.repeat(vid[ks], t.rows[i]) for (s, t, ks), g, i, off in mem]
-        row_vid = np.concatenate(per_vid) if per_vid else np.zeros(0, np.int64)
-        p["vid"] = row_vid
-        p["T_b"] = T_b_all[row_vid]
-
-        def child_rows(g, ks, R, align, child):
-            cb, coff, Rc = loc[(g, child)]
-            base = coff + np.arange(len(ks), dtype=np.int64)[:, None] * Rc
-            local = np.arange(R, dtype=np.int64) if align is None else align
-            return cb, (base + local[None, :]).reshape(-1)
-
-        if op in (Op.EXISTS, Op.FORALL):
-            segs, kid, nonempty, cidx, czero, xv = [], [], [], [], [], []
-            uniform = set()
-            for (s, t, ks), g, i, off in mem:
-                n = self.tables[s].nodes[i]
-                seg, uni, cnt = t.segs[i]
-                G, R, X = len(ks), t.rows[i], len(seg)
-                segs.append((off + np.arange(G, dtype=np.int64)[:, None] * R + seg[None, :]).reshape(-1))
-                uniform.add(uni)
-                kid.append(child_rows(g, ks, X, t.aligns[i][0], n.kids[0]))
-                nonempty.append(np.tile(cnt > 0, G))
-                xvid = np.repeat(vid[ks], X)
-                xv.append(xvid)
-                cats = [(tr, c) for tr, c in zip(t.tracks[i], n.cats) if c != -1]
-                cidx.append([(xvid * NC[0] + np.tile(tr, G)) * NC[1] + max(c, 0) for tr, c in cats])
-                czero.append([np.full(G * X, c == -2) for tr, c in cats])
-            p["seg"] = np.concatenate(segs) if segs else np.zeros(0, np.int64)
-            p["uniform"] = uniform.pop() if len(uniform) == 1 else -1
-            p["nonempty"] = np.concatenate(nonempty) if nonempty else np.zeros(0, bool)
-            ncat = len(cidx[0]) if cidx else 0
-            p["cat_idx"] = np.stack([np.concatenate([c[j] for c in cidx]) for j in range(ncat)]) if ncat else None
-            z = np.stack([np.concatenate([c[j] for c in czero]) for j in range(ncat)]) if ncat else None
-            p["cat_zero"] = z if z is not None and z.any() else None
-            batch.slots = [_src_rows(kid)]
-            return
-        if op == Op.ATOM:
-            kinds, cols, ta, tb, vals = [], [], [], [], []
-            for (s, t, ks), g, i, off in mem:
-                n = self.tables[s].nodes[i]
-                c = t.rows[i] * len(ks)
-                kinds.append(np.full(c, int(n.kind), np.int64))
-                cols.append(np.full(c, n.col, np.int64))
-                vals.append(np.full(c, n.value))
-                tr = t.tracks[i]
-                if tr is None:
-                    ta.append(np.zeros(c, np.int64))
-                    tb.append(np.zeros(c, np.int64))
-                else:
-                    ta.append(np.tile(tr[0], len(ks)))
-                    tb.append(np.tile(tr[1], len(ks)))
-            cat = (lambda xs, dt: np.concatenate(xs) if xs else np.zeros(0, dt))
-            p.update(kind=cat(kinds, np.int64), col=cat(cols, np.int64), ta=cat(ta, np.int64),
-                     tb=cat(tb, np.int64), value=cat(vals, np.float64))
-            return
-        arity = len(self.tables[mem[0][0][0]].nodes[mem[0][2]].kids)
-        slots = []
-        for j in range(arity):
-            rows = []
-            for (s, t, ks), g, i, off in mem:
-                n = self.tables[s].nodes[i]
-                rows.append(child_rows(g, ks, t.rows[i], t.aligns[i][j], n.kids[j]))
-            slots.append(_src_rows(rows))
-        batch.slots = slots
-        if op == Op.NEXT:
-            p["steps"] = np.concatenate([np.full(t.rows[i] * len(ks), min(self.tables[s].nodes[i].steps,
-                                                                          _BIG_OFFSET), np.int64)
-                                         for (s, t, ks), g, i, off in mem])
-        if op in (Op.EVENTUALLY, Op.ALWAYS, Op.EVENTUALLY0, Op.ALWAYS0, Op.UNTIL, Op.PIN, Op.PREFIX):
-            los, his = [], []
-            for ((s, t, ks), g, i, off), rv in zip(mem, per_vid):
-                lo, hi = _window_rows(self.tables[s].nodes[i].window, T_b_all[rv], T, self._windows)
-                los.append(lo)
-                his.append(hi)
-            p["lo"] = np.concatenate(los)
-            p["hi"] = np.concatenate(his)
-
-
-def _batch_key(n) -> tuple:
-    """Static parameters that must agree inside a batch."""
-    base = (int(n.op), int(n.axis), n.raw)
-    match n.op:
-        case Op.AND | Op.OR:
-            return base + (len(n.kids),)
-        case Op.NEXT:
-            return base + (n.weak,)
-        case Op.EXISTS | Op.FORALL:
-            return base + (sum(c != -1 for c in n.cats),)
-        case Op.PREFIX:
-            return base + (n.window is not None,)
-        case _:
-            return base
-
-
-def _src(locs: list, order) -> tuple:
-    """``(batch ids, rows)`` for single rows."""
-    if not locs:
-        return (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    b, r = zip(*locs)
-    return (np.asarray(b, np.int64), np.asarray(r, np.int64))
-
-
-def _src_rows(parts: list) -> tuple:
-    if not parts:
-        return (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    b = np.concatenate([np.full(len(r), cb, np.int64) for cb, r in parts])
-    r = np.concatenate([r for _, r in parts]).astype(np.int64)
-    return (b, r)
+    def clear_plans(self) -> None:
+        """Forget the cached plans (not the per-template tables): the next call plans afresh, as a call
+        on a new layout of instances does (used by the benchmarks to time what a training step pays)."""
+        self._plans.clear()
 
 
 def _input_error(msg: str, hint: str = "") -> StlError:
@@ -844,7 +448,7 @@ class _Dev:
     row and a 1 row), so every reader of an atom batch reads it through that batch's row map.
     """
 
-    def __init__(self, plan: _Plan, ctx: _Context):
+    def __init__(self, plan: Plan, ctx: _Context):
         dev = ctx.device
         T = ctx.T_pad
         self.tensors = []
@@ -908,8 +512,7 @@ class _Dev:
         """Per source batch ``(batch, inverse, gather)``: the consumer's rows from that batch (``gather``
         an :class:`ops.RowIndex`, or None for a direct read) and, when the consumer reads several
         batches, ``inverse`` (on the first part) puts their concatenation back in the consumer's order."""
-        b, r = src
-        uniq = np.unique(b)
+        b, r, uniq = src
         if len(uniq) == 0:  # nothing to read (every assignment pruned)
             return []
 
@@ -952,9 +555,8 @@ def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> tuple:
     is_u, is_b = kind == int(AtomKind.UNARY), kind == int(AtomKind.BINARY)
     t_off = np.arange(W, dtype=np.int64)
     # Flat offset of each row's element at t = 0; the element at t is t · stride further.
-    u_base, u_inv = np.unique(((vid[is_u] * T) * N + ta[is_u]) * P + col[is_u], return_inverse=True)
-    b_base, b_inv = np.unique((((vid[is_b] * T) * N + ta[is_b]) * N + tb[is_b]) * Rb + col[is_b],
-                              return_inverse=True)
+    u_base, u_inv = _dedupe(((vid[is_u] * T) * N + ta[is_u]) * P + col[is_u])
+    b_base, b_inv = _dedupe((((vid[is_b] * T) * N + ta[is_b]) * N + tb[is_b]) * Rb + col[is_b])
     n_u, n_b = len(u_base), len(b_base)
     row_map[is_u] = u_inv.reshape(-1)
     row_map[is_b] = n_u + b_inv.reshape(-1)
@@ -976,7 +578,21 @@ def _atom_tables(p: dict, ctx: _Context, axis: Axis) -> tuple:
     return ops.FactIndex(u_idx, b_idx, n_u, n_b, W, bool(const.any()), real, (N, P, Rb)), row_map
 
 
-def _run_plan(plan: _Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int, unary, binary, names):
+def _dedupe(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(x, return_inverse=True)`` for non-negative offsets: by a bitmap over ``[0, max]`` when
+    that range is small against ``len(x)`` (no sort), else by ``np.unique``."""
+    if len(x) == 0:
+        return x, x
+    bound = int(x.max()) + 1
+    if bound > 8 * len(x) + 4096:
+        return np.unique(x, return_inverse=True)
+    seen = np.zeros(bound, dtype=bool)
+    seen[x] = True
+    rank = np.cumsum(seen, dtype=np.int64) - 1
+    return np.flatnonzero(seen), rank[x]
+
+
+def _run_plan(plan: Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int, unary, binary, names):
     key = (str(ctx.device), ctx.T_pad, ctx.N)
     dev = plan.device_cache.get(key)
     if dev is None:
@@ -1005,7 +621,7 @@ def _run_plan(plan: _Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int
     return values, out.view(K, E, T)
 
 
-def _fetch(store, plan: _Plan, parts, consumer: _Batch | None, width: int, ctx: _Context, raw: bool = False):
+def _fetch(store, plan: Plan, parts, consumer: Batch | None, width: int, ctx: _Context, raw: bool = False):
     """The rows a consumer reads from the store, converted to its width/axis."""
     if not parts:
         return torch.zeros(0, width, dtype=ctx.dtype, device=ctx.device)
@@ -1027,7 +643,7 @@ def _fetch(store, plan: _Plan, parts, consumer: _Batch | None, width: int, ctx: 
     return x if parts[0][1] is None else ops.gather_rows(x, parts[0][1])
 
 
-def _kernel(b: _Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: int, unary, binary, names):
+def _kernel(b: Batch, d: dict, xs: list, L: TorchLogic, ctx: _Context, width: int, unary, binary, names):
     op = b.op
     match op:
         case Op.ATOM:
@@ -1069,7 +685,7 @@ def _atoms(d: dict, ctx: _Context, L: TorchLogic, unary, binary):
     return L.atom(ops.gather_facts(unary, binary, d["facts"], ctx.present))
 
 
-def _quantify(b: _Batch, d: dict, body, L: TorchLogic, names):
+def _quantify(b: Batch, d: dict, body, L: TorchLogic, names):
     existential = b.op == Op.EXISTS
     cats = []
     if d["cat_idx"] is not None:

@@ -1,0 +1,512 @@
+"""Host-side planning for the torch engine: a call's (spec, video) instances laid out as batches of rows.
+
+Every instance's nodes become **rows** (one per assignment of the node's own variables to the
+instance's candidate tracks, injective within a quantifier block), and nodes of all instances
+are grouped into **batches** by ``(level, op, axis, static parameters)``; the engine
+(:mod:`stlspec.backends.torch.engine`) then runs one kernel per batch.
+
+A call's instances fall into *templates* (a spec over one tuple of candidate-track lists):
+each template's rows, projections and tracks are computed once and cached
+(:func:`build_template`). Laying a call out (:meth:`Planner.build`) is then array work over
+the call's *items* -- one per (template, node), covering all instances of the template --
+with no Python loop over instances or rows: a sort per level assigns items to batches and
+row offsets, and each batch's tables (source rows of its children, videos, windows, atom
+columns and tracks, quantifier segments) are built by ragged expansions of the templates'
+cached arrays. This is what a training step pays for every new batch layout, so it is kept
+to a fixed number of numpy operations per batch plus one list comprehension per batch over
+its items.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from stlspec import ir
+from stlspec.backends.torch.canon import Op, SpecTable
+
+__all__ = ["LRU", "Planner", "Plan", "Batch", "BIG_OFFSET", "batch_key"]
+
+#: Window offsets are clamped to this on the host (any bound past the longest video acts the same).
+BIG_OFFSET = 1 << 40
+
+_I64 = np.int64
+
+
+class LRU:
+    """A small bounded least-recently-used cache."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+
+    def get(self, key):
+        hit = self.data.get(key)
+        if hit is not None:
+            self.data.move_to_end(key)
+        return hit
+
+    def put(self, key, value) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.size:
+            self.data.popitem(last=False)
+
+    def clear(self) -> None:
+        self.data.clear()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+# ---------------------------------------------------------------------- assignments
+
+
+class _Assignments:
+    """Enumerations of variable sets over candidate tracks, with dense lookups for projections.
+
+    ``enum(vars, blocks, cands)`` is ``(pos [R, n], lookup)``: every assignment of ``vars`` as
+    candidate positions, lexicographic, injective within each block, and an array indexed by a
+    tuple of positions giving the row (``-1`` for a non-injective tuple).
+    """
+
+    def __init__(self, size: int = 4096):
+        self.cache = LRU(size)
+
+    def enum(self, vars_: tuple[int, ...], blocks: tuple[int, ...], cands: tuple) -> tuple:
+        key = (blocks, tuple(c.tobytes() for c in cands))
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        sizes = tuple(len(c) for c in cands)
+        n = len(sizes)
+        if n == 0:
+            hit = (np.zeros((1, 0), dtype=_I64), np.zeros((), dtype=_I64))
+        else:
+            grid = np.indices(sizes, dtype=_I64).reshape(n, -1).T  # [prod, n], lexicographic
+            ok = np.ones(len(grid), dtype=bool)
+            for i in range(n):
+                for j in range(i):
+                    if blocks[i] == blocks[j]:
+                        ok &= cands[i][grid[:, i]] != cands[j][grid[:, j]]
+            pos = grid[ok]
+            lookup = np.full(sizes, -1, dtype=_I64)
+            lookup[tuple(pos.T)] = np.arange(len(pos))
+            hit = (pos, lookup)
+        self.cache.put(key, hit)
+        return hit
+
+
+_ASSIGN = _Assignments()
+
+
+# ---------------------------------------------------------------------- per-template tables
+
+
+@dataclass
+class Template:
+    """One spec over one tuple of candidate lists: rows, projections and tracks of its first ``n`` nodes.
+
+    Per node ``i``: ``R[i]`` rows; ``aligns[i][j]`` the row of child ``j`` each row reads (for a
+    quantifier: each *expanded* row, one per assignment of its own and its block's variables);
+    ``tracks[i]`` an atom's ``(a, b)`` track arrays, or a quantifier's track array per block
+    variable (expanded rows); ``segs[i]`` a quantifier's ``(segment of each expanded row,
+    uniform segment length or -1, rows per segment)``.
+    """
+
+    n: int
+    R: np.ndarray
+    aligns: list
+    tracks: list
+    segs: list
+
+
+def build_template(tab: SpecTable, cands: tuple, upto: int) -> Template:
+    nodes = tab.nodes
+    vb = tab.var_block
+    enums: dict = {}
+
+    def en(vars_):
+        e = enums.get(vars_)
+        if e is None:
+            e = _ASSIGN.enum(vars_, tuple(vb[v] for v in vars_), tuple(cands[v] for v in vars_))
+            enums[vars_] = e
+        return e
+
+    def project(pos, src_vars, dst_vars):
+        if src_vars == dst_vars:
+            return np.arange(len(pos), dtype=_I64)
+        _, lookup = en(dst_vars)
+        if not dst_vars:
+            return np.zeros(len(pos), dtype=_I64)
+        cols = [src_vars.index(v) for v in dst_vars]
+        return lookup[tuple(pos[:, c] for c in cols)]
+
+    rows, aligns, tracks, segs = [], [], [], []
+    for i in range(upto):
+        n = nodes[i]
+        pos, _ = en(n.vars)
+        rows.append(len(pos))
+        if n.op in (Op.EXISTS, Op.FORALL):
+            xvars = tuple(sorted(set(n.vars) | set(n.block)))
+            xpos, _ = en(xvars)
+            body = nodes[n.kids[0]].vars
+            aligns.append([project(xpos, xvars, body)])
+            seg = project(xpos, xvars, n.vars)
+            counts = np.bincount(seg, minlength=len(pos))
+            uniform = int(counts[0]) if len(counts) and (counts == counts[0]).all() else -1
+            tracks.append(tuple(cands[v][xpos[:, xvars.index(v)]] for v in n.block))
+            segs.append((seg, uniform, counts))
+            continue
+        aligns.append([project(pos, n.vars, nodes[k].vars) for k in n.kids])
+        segs.append(None)
+        if n.op == Op.ATOM and n.args:
+            a = cands[n.args[0]][pos[:, n.vars.index(n.args[0])]]
+            b = cands[n.args[-1]][pos[:, n.vars.index(n.args[-1])]]
+            tracks.append((a, b))
+        else:
+            tracks.append(None)
+    return Template(upto, np.asarray(rows, dtype=_I64), aligns, tracks, segs)
+
+
+# ---------------------------------------------------------------------- the plan
+
+
+@dataclass
+class Batch:
+    """Nodes of one ``(level, op, axis, params)`` key: one kernel over all their rows.
+
+    ``slots[j]`` is ``(source batch of each row, source row of each row, the distinct source
+    batches)`` for child ``j`` (a quantifier: its body, per expanded row); ``params`` holds the
+    per-row tables its kernel needs.
+    """
+
+    key: tuple
+    op: Op
+    axis: object
+    rows: int = 0
+    slots: list = field(default_factory=list)
+    params: dict = field(default_factory=dict)
+
+
+class Plan:
+    """Host tables of one call layout, and their device copies (per device)."""
+
+    def __init__(self):
+        self.batches: list[Batch] = []
+        self.value_src: tuple | None = None
+        self.witness_src: tuple | None = None
+        self.device_cache: dict = {}
+
+
+def batch_key(n) -> tuple:
+    """Static parameters that must agree inside a batch."""
+    base = (int(n.op), int(n.axis), n.raw)
+    match n.op:
+        case Op.AND | Op.OR:
+            return base + (len(n.kids),)
+        case Op.NEXT:
+            return base + (n.weak,)
+        case Op.EXISTS | Op.FORALL:
+            return base + (sum(c != -1 for c in n.cats),)
+        case Op.PREFIX:
+            return base + (n.window is not None,)
+        case _:
+            return base
+
+
+def window_rows(window: ir.Window | None, T_b: np.ndarray, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row frame offsets ``(lo, hi)`` of ``window`` for videos of ``T_b`` frames (clamped to int range)."""
+    if window is None:
+        return np.zeros(len(T_b), dtype=_I64), np.full(len(T_b), BIG_OFFSET, dtype=_I64)
+    lo = np.empty(len(T_b), dtype=_I64)
+    hi = np.empty(len(T_b), dtype=_I64)
+    for tb in np.unique(T_b).tolist():
+        key = (window, tb)
+        hit = cache.get(key)
+        if hit is None:
+            a, b = window.frames(tb)
+            hit = (min(max(int(a), 0), BIG_OFFSET), min(int(b), BIG_OFFSET))
+            cache[key] = hit
+        sel = T_b == tb
+        lo[sel], hi[sel] = hit
+    return lo, hi
+
+
+def _expand(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged expansion: for ``sum(counts)`` elements, the owner of each and its position in the owner."""
+    owner = np.repeat(np.arange(len(counts), dtype=_I64), counts)
+    start = np.cumsum(counts) - counts
+    return owner, np.arange(len(owner), dtype=_I64) - start[owner]
+
+
+def _cat(arrays: list, dtype=_I64) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
+
+
+@dataclass
+class _SpecArrays:
+    """Per spec, static: each node's batch-key id, level, children (padded with -1), the root and witness roots."""
+
+    key_ids: np.ndarray
+    level: np.ndarray
+    kids: np.ndarray  # [n, max arity], -1 padded
+    root: int
+    witness: tuple  # ((event, node), ...)
+
+
+class Planner:
+    """Lays calls out for one evaluator's spec tables; caches templates and window offsets.
+
+    ``cands_key`` identifies a tuple of candidate lists (the caller's key); templates are cached
+    per ``(spec, cands_key, with witnesses)``.
+    """
+
+    def __init__(self, tables: list[SpecTable], num_events: int, template_cache: int = 4096):
+        self.tables = tables
+        self.num_events = num_events
+        self.templates = LRU(template_cache)
+        self.windows: dict = {}
+        self.key_tuples: list[tuple] = []  # key id -> (level,) + batch key
+        self._key_ids: dict = {}
+        self._specs: dict[int, _SpecArrays] = {}
+
+    def spec(self, s: int) -> _SpecArrays:
+        hit = self._specs.get(s)
+        if hit is None:
+            tab = self.tables[s]
+            ids = []
+            for n in tab.nodes:
+                kt = (n.level,) + batch_key(n)
+                kid = self._key_ids.get(kt)
+                if kid is None:
+                    kid = self._key_ids[kt] = len(self.key_tuples)
+                    self.key_tuples.append(kt)
+                ids.append(kid)
+            arity = max((len(n.kids) for n in tab.nodes), default=0)
+            kids = np.full((len(tab.nodes), max(arity, 1)), -1, dtype=_I64)
+            for i, n in enumerate(tab.nodes):
+                kids[i, :len(n.kids)] = n.kids
+            hit = self._specs[s] = _SpecArrays(np.asarray(ids, _I64), np.asarray([n.level for n in tab.nodes], _I64),
+                                               kids, tab.root, tuple(tab.witness_roots.items()))
+        return hit
+
+    def template(self, key, s: int, cands: tuple, witnesses: bool) -> Template:
+        tab = self.tables[s]
+        upto = len(tab.nodes) if witnesses else tab.root + 1
+        tkey = (key, upto)
+        t = self.templates.get(tkey)
+        if t is None:
+            t = build_template(tab, cands, upto)
+            self.templates.put(tkey, t)
+        return t
+
+    def build(self, sid: np.ndarray, vid: np.ndarray, keys: list, cands: list, T_b_all: np.ndarray,
+              NC: tuple[int, int], witnesses: bool) -> Plan:
+        """The plan of instances ``(sid[k], vid[k])``; ``keys[k]`` names instance k's template (equal keys:
+        equal spec and candidates ``cands[k]``); ``T_b_all`` the frame count of every video, ``NC`` the
+        number of tracks and categories of the fact tensors."""
+        K = len(keys)
+        # Instances by template, in order of first appearance.
+        groups: dict = {}
+        for k, key in enumerate(keys):
+            groups.setdefault(key, []).append(k)
+        ks_lists = list(groups.values())
+        G = len(ks_lists)
+        gcount = np.fromiter(map(len, ks_lists), _I64, G)
+        ks_flat = np.fromiter((k for ks in ks_lists for k in ks), _I64, K)
+        ks_start = np.cumsum(gcount) - gcount
+        where_g = np.empty(K, _I64)
+        where_g[ks_flat] = np.repeat(np.arange(G, dtype=_I64), gcount)
+        where_pos = np.empty(K, _I64)
+        where_pos[ks_flat] = np.arange(K, dtype=_I64) - ks_start[where_g[ks_flat]]
+        gspec = [int(sid[ks[0]]) for ks in ks_lists]
+        temps = [self.template(key, s, cands[ks[0]], witnesses) for key, ks, s in zip(groups, ks_lists, gspec)]
+        sas = [self.spec(s) for s in gspec]
+        # Items: one per (group, node), group-major.
+        n_g = np.fromiter((t.n for t in temps), _I64, G)
+        gstart = np.cumsum(n_g) - n_g
+        total = int(n_g.sum())
+        item_g = np.repeat(np.arange(G, dtype=_I64), n_g)
+        item_i = np.arange(total, dtype=_I64) - gstart[item_g]
+        item_key = _cat([sa.key_ids[:t.n] for sa, t in zip(sas, temps)])
+        item_R = _cat([t.R for t in temps])
+        item_cnt = gcount[item_g]
+        width = max((sa.kids.shape[1] for sa in sas), default=1)
+        item_kids = np.full((total, width), -1, _I64)
+        for sa, t, g0 in zip(sas, temps, gstart.tolist()):
+            kk = sa.kids[:t.n]
+            item_kids[g0:g0 + t.n, :kk.shape[1]] = np.where(kk >= 0, kk + g0, -1)
+        # Batch order: by key (the level first), then by the batch of the first child, then (group, node).
+        ukeys = np.unique(item_key).tolist()
+        ranked = sorted(ukeys, key=self.key_tuples.__getitem__)
+        rank_of = np.zeros(len(self.key_tuples), _I64)
+        rank_of[ranked] = np.arange(len(ranked))
+        item_rank = rank_of[item_key]
+        level_of_rank = np.asarray([self.key_tuples[k][0] for k in ranked], _I64)
+        item_level = level_of_rank[item_rank]
+        item_batch = np.full(total, -1, _I64)
+        item_off = np.zeros(total, _I64)
+        batches: list[Batch] = []
+        members: list[np.ndarray] = []
+        for lev in np.unique(item_level).tolist():
+            sel = np.nonzero(item_level == lev)[0]
+            k0 = item_kids[sel, 0]
+            fk = np.where(k0 >= 0, item_batch[np.maximum(k0, 0)], -1)
+            ss = sel[np.lexsort((fk, item_rank[sel]))]
+            r = item_rank[ss]
+            new = np.ones(len(ss), bool)
+            new[1:] = r[1:] != r[:-1]
+            starts = np.nonzero(new)[0]
+            ends = np.append(starts[1:], len(ss))
+            rows = item_R[ss] * item_cnt[ss]
+            before = np.cumsum(rows) - rows
+            base = before[starts]
+            item_off[ss] = before - np.repeat(base, ends - starts)
+            item_batch[ss] = len(batches) + np.cumsum(new) - 1
+            for a, b, rk in zip(starts.tolist(), ends.tolist(), r[starts].tolist()):
+                node = self.tables[gspec[item_g[ss[a]]]].nodes[item_i[ss[a]]]
+                batch = Batch(self.key_tuples[ranked[rk]], node.op, node.axis)
+                batch.rows = int(rows[a:b].sum())
+                batches.append(batch)
+                members.append(ss[a:b])
+        lay = _Layout(vid, T_b_all, NC, ks_flat, ks_start, gspec, temps, item_g, item_i, item_R, item_cnt,
+                      item_kids, item_batch, item_off)
+        for batch, m in zip(batches, members):
+            self._fill(batch, m, lay)
+        plan = Plan()
+        plan.batches = batches
+        # Values: each instance's root row.
+        roots = np.asarray([sa.root for sa in sas], _I64)[where_g]
+        item = gstart[where_g] + roots
+        plan.value_src = _single(item_batch[item], item_off[item] + where_pos * item_R[item])
+        if witnesses:
+            E = self.num_events
+            ks_w, ev_w, node_w = [], [], []
+            for k in range(K):
+                for e, i in sas[where_g[k]].witness:
+                    ks_w.append(k)
+                    ev_w.append(e)
+                    node_w.append(i)
+            kk = np.asarray(ks_w, _I64)
+            item = gstart[where_g[kk]] + np.asarray(node_w, _I64)
+            src = _single(item_batch[item], item_off[item] + where_pos[kk] * item_R[item])
+            plan.witness_src = (src, kk * E + np.asarray(ev_w, _I64), vid[kk])
+        return plan
+
+    def _fill(self, batch: Batch, m: np.ndarray, lay: "_Layout") -> None:
+        """The per-row tables of one batch, from its items ``m`` (in row order)."""
+        op = batch.op
+        p = batch.params
+        g, i = lay.item_g[m], lay.item_i[m]
+        cnt, R = lay.item_cnt[m], lay.item_R[m]
+        gl, il = g.tolist(), i.tolist()
+        temps = [lay.temps[x] for x in gl]
+        nodes = [self.tables[lay.gspec[x]].nodes[y] for x, y in zip(gl, il)]
+        inst0 = lay.ks_start[g]
+        # Rows: instance-major within each item (row = offset + instance · R + local row).
+        owner, e = _expand(cnt * R)
+        j = e // R[owner]
+        r = e - j * R[owner]
+        row_vid = lay.vid[lay.ks_flat[inst0[owner] + j]]
+        p["vid"] = row_vid
+        p["T_b"] = lay.T_b_all[row_vid]
+
+        def child(slot, own, jj, local):
+            """(source batch per row, source row per row, distinct source batches) of child ``slot``."""
+            ck = lay.item_kids[m, slot]
+            rows = lay.item_off[ck][own] + jj * lay.item_R[ck][own] + local
+            cb = lay.item_batch[ck]
+            return (cb[own], rows, np.unique(cb))
+
+        if op in (Op.EXISTS, Op.FORALL):
+            segs = [t.segs[y] for t, y in zip(temps, il)]
+            X = np.fromiter((len(s[0]) for s in segs), _I64, len(segs))
+            own2, e2 = _expand(cnt * X)
+            j2 = e2 // X[own2]
+            r2 = e2 - j2 * X[own2]
+            xstart = np.cumsum(X) - X
+            xi = xstart[own2] + r2  # index into the items' concatenated expanded rows
+            p["seg"] = lay.item_off[m][own2] + j2 * R[own2] + _cat([s[0] for s in segs])[xi]
+            unis = {s[1] for s in segs}
+            p["uniform"] = unis.pop() if len(unis) == 1 else -1
+            rstart = np.cumsum(R) - R
+            p["nonempty"] = _cat([s[2] > 0 for s in segs], bool)[rstart[owner] + r]
+            align = _cat([t.aligns[y][0] for t, y in zip(temps, il)])[xi]
+            batch.slots = [child(0, own2, j2, align)]
+            xvid = lay.vid[lay.ks_flat[inst0[own2] + j2]]
+            cats = [[(tr, c) for tr, c in zip(t.tracks[y], n.cats) if c != -1] for t, y, n in zip(temps, il, nodes)]
+            ncat = len(cats[0]) if cats else 0
+            N, C = lay.NC
+            if ncat:
+                idx, zero = [], []
+                for q in range(ncat):
+                    tr = _cat([cs[q][0] for cs in cats])[xi]
+                    c = np.asarray([cs[q][1] for cs in cats], _I64)[own2]
+                    idx.append((xvid * N + tr) * C + np.maximum(c, 0))
+                    zero.append(c == -2)
+                p["cat_idx"] = np.stack(idx)
+                z = np.stack(zero)
+                p["cat_zero"] = z if z.any() else None
+            else:
+                p["cat_idx"] = p["cat_zero"] = None
+            return
+        rstart = np.cumsum(R) - R
+        ri = rstart[owner] + r  # index into the items' concatenated rows
+        if op == Op.ATOM:
+            p["kind"] = np.asarray([int(n.kind) for n in nodes], _I64)[owner]
+            p["col"] = np.asarray([n.col for n in nodes], _I64)[owner]
+            p["value"] = np.asarray([n.value for n in nodes], np.float64)[owner]
+            ta = [t.tracks[y][0] if t.tracks[y] is not None else np.zeros(int(n_), _I64)
+                  for t, y, n_ in zip(temps, il, R.tolist())]
+            tb = [t.tracks[y][1] if t.tracks[y] is not None else np.zeros(int(n_), _I64)
+                  for t, y, n_ in zip(temps, il, R.tolist())]
+            p["ta"] = _cat(ta)[ri]
+            p["tb"] = _cat(tb)[ri]
+            return
+        arity = len(nodes[0].kids)
+        batch.slots = [child(s, owner, j, _cat([t.aligns[y][s] for t, y in zip(temps, il)])[ri])
+                       for s in range(arity)]
+        if op == Op.NEXT:
+            p["steps"] = np.asarray([min(n.steps, BIG_OFFSET) for n in nodes], _I64)[owner]
+        if op in (Op.EVENTUALLY, Op.ALWAYS, Op.EVENTUALLY0, Op.ALWAYS0, Op.UNTIL, Op.PIN, Op.PREFIX):
+            wins: dict = {}
+            for q, n in enumerate(nodes):
+                wins.setdefault(n.window, []).append(q)
+            if len(wins) == 1:
+                p["lo"], p["hi"] = window_rows(nodes[0].window, p["T_b"], self.windows)
+            else:
+                lo = np.empty(len(owner), _I64)
+                hi = np.empty(len(owner), _I64)
+                for w, qs in wins.items():
+                    mine = np.zeros(len(nodes), bool)
+                    mine[qs] = True
+                    sel = mine[owner]
+                    lo[sel], hi[sel] = window_rows(w, p["T_b"][sel], self.windows)
+                p["lo"], p["hi"] = lo, hi
+
+
+def _single(b: np.ndarray, r: np.ndarray) -> tuple:
+    return (b, r, np.unique(b))
+
+
+@dataclass
+class _Layout:
+    """A call's items and where they landed (for :meth:`Planner._fill`)."""
+
+    vid: np.ndarray
+    T_b_all: np.ndarray
+    NC: tuple
+    ks_flat: np.ndarray
+    ks_start: np.ndarray
+    gspec: list
+    temps: list
+    item_g: np.ndarray
+    item_i: np.ndarray
+    item_R: np.ndarray
+    item_cnt: np.ndarray
+    item_kids: np.ndarray
+    item_batch: np.ndarray
+    item_off: np.ndarray
