@@ -218,8 +218,9 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
               counts: dict[str, int] | None = None, contrastive: str = "ratio") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The weighted sum of the five weak-supervision terms, and each (unweighted) term.
 
-    Positives are evaluated with witnesses (for the temporal term); negatives and
-    background specs without, which skips the backend's pinned evaluations. Specs are
+    Positives and negatives are evaluated in one call, the positives with witnesses (for the
+    temporal term), the negatives without (which skips the backend's pinned evaluations);
+    background specs in a call of their own (frame-local rules run on one-frame pseudo-videos). Specs are
     evaluated in ``dtype`` (``train.spec_dtype``). ``counts``, when given, receives how many
     items each term averages (data-parallel training turns the per-rank means into the
     global mean with them: :mod:`laser_train.distributed`).
@@ -232,22 +233,26 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     rest = (work.kinds != 0).nonzero().flatten()
     sid, vid = torch.tensor(work.spec_ids), torch.tensor(work.video_ids)
     want_w = bool(weights.temporal) and bool(work.has_hint.any())
-    out = supervision.evaluate(names, unary, binary, fm, tm, present, sid[pos].tolist(), vid[pos].tolist(),
-                               witnesses=want_w)
+    # Positives and negatives in one call (one plan, one kernel per node batch): witnesses for the
+    # positives only.
+    both = supervision.evaluate(names, unary, binary, fm, tm, present, work.spec_ids, work.video_ids,
+                                witnesses=(work.kinds == 0).numpy() if want_w else False)
+    out_values = both.values[pos]
     zero = names.sum() * 0
-    terms: dict[str, torch.Tensor] = {"alignment": _nll(out.values).mean() if len(pos) else zero}
+    terms: dict[str, torch.Tensor] = {"alignment": _nll(out_values).mean() if len(pos) else zero}
     counts.update(alignment=len(pos), temporal=0, contrastive=0, semantic=0, sparsity=0)
     terms["temporal"] = zero
     if want_w:
         # Only events that have a witness distribution at all: when the spec is (numerically) false on
         # the video every pinned value is 0, there is nothing to place in time, and the alignment term
         # is the one that has to act.
-        E = out.event_mask.shape[1]  # the widest spec of this call, at most the widest of the run
-        use = work.has_hint[pos][:, :E] & out.event_mask & (out.witnesses.sum(-1) > 0)
+        E = both.event_mask.shape[1]  # the widest spec of this call, at most the widest of the run
+        witnesses = both.witnesses[pos]
+        use = work.has_hint[pos][:, :E] & both.event_mask[pos] & (witnesses.sum(-1) > 0)
         if use.any():
             lengths = fm.sum(1)[vid[pos]]
-            inside = hint_mask(work.hints[pos][:, :E], lengths, out.witnesses.shape[-1])
-            mass = (out.witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
+            inside = hint_mask(work.hints[pos][:, :E], lengths, witnesses.shape[-1])
+            mass = (witnesses * inside).sum(-1)  # [K, E]: witness probability inside the hint
             terms["temporal"] = _nll(mass[use]).mean()
             counts["temporal"] = int(use.sum())
     terms["contrastive"] = zero
@@ -260,13 +265,12 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     else:
         terms["semantic"] = zero
     if len(rest):
-        other = supervision.evaluate(names, unary, binary, fm, tm, present, sid[rest].tolist(),
-                                     vid[rest].tolist(), witnesses=False).values
+        other = both.values[rest]
         if contrastive == "absolute":
             terms["contrastive"] = _nll(1 - other).mean()
             counts["contrastive"] = len(rest)
         else:
-            terms["contrastive"] = ratio_contrastive(out.values, vid[pos], other, vid[rest])
+            terms["contrastive"] = ratio_contrastive(out_values, vid[pos], other, vid[rest])
             counts["contrastive"] = len(pos)
     total = sum(getattr(weights, k) * t for k, t in terms.items())
     return total.float(), terms

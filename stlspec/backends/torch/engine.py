@@ -113,23 +113,30 @@ class TorchEvaluator:
 
     # -- calls
 
-    def __call__(self, batch: SceneGraphBatch, spec_ids=None, video_ids=None, *, witnesses: bool = True) -> EvalOutput:
+    def __call__(self, batch: SceneGraphBatch, spec_ids=None, video_ids=None, *,
+                 witnesses: bool | Sequence[bool] = True) -> EvalOutput:
+        """Evaluate ``spec_ids[k]`` on video ``video_ids[k]``. ``witnesses``: True (every instance), False
+        (none: ``EvalOutput.witnesses`` is None), or one flag per instance -- the witnesses of unflagged
+        instances are 0 and cost nothing, so positives (with witnesses) and negatives (without) can share a
+        call."""
         B, T, N = batch.shape
         sid, vid = self._resolve_ids(spec_ids, video_ids, B)
         dev = batch.unary.device
         out_dtype = batch.unary.dtype
         E = self.num_events
         K = len(sid)
+        wmask, want = _witness_mask(witnesses, K)
         mask = torch.as_tensor(np.arange(E)[None, :] < self._num_events[sid][:, None], device=dev)
         if K == 0:
             return EvalOutput(torch.zeros(0, dtype=out_dtype, device=dev),
-                              torch.zeros(0, E, T, dtype=out_dtype, device=dev) if witnesses else None, mask)
+                              torch.zeros(0, E, T, dtype=out_dtype, device=dev) if want else None, mask)
         ctx = _Context(batch, self)
+        witnesses = want
         # Chunks of instances, each evaluated by one plan.
-        chunks = self._chunks(sid, vid, ctx, witnesses)
+        chunks = self._chunks(sid, vid, ctx)
         values, wits = [], []
         if len(chunks) == 1:
-            plan = self._plan(sid, vid, ctx, witnesses)
+            plan = self._plan(sid, vid, ctx, wmask)
             v, w = _run_plan(plan, ctx, self.L, witnesses, E, ctx.unary, ctx.binary, ctx.names)
             values.append(v)
             wits.append(w)
@@ -153,7 +160,7 @@ class TorchEvaluator:
             for j, (lo, hi) in enumerate(chunks):
                 u, b, n = (p[j] for p in pieces)
                 sub = ctx.sub(cuts[j], cuts[j + 1], u, b, n) if cuts[-1] else ctx
-                plan = self._plan(sid_s[lo:hi], vid_s[lo:hi] - cuts[j], sub, witnesses)
+                plan = self._plan(sid_s[lo:hi], vid_s[lo:hi] - cuts[j], sub, wmask[order][lo:hi])
                 if checkpointed:
                     from torch.utils.checkpoint import checkpoint
 
@@ -257,7 +264,7 @@ class TorchEvaluator:
             cands.append(tuple(c[0] for c in cs))
         return keys, cands
 
-    def _chunks(self, sid, vid, ctx, witnesses):
+    def _chunks(self, sid, vid, ctx):
         """Ranges of the instances sorted by video (stable) whose estimated largest tensor stays under
         ``max_chunk_elements``."""
         K = len(sid)
@@ -299,9 +306,9 @@ class TorchEvaluator:
             hit = self._cuda_chunks[key] = max(_CPU_CHUNK, free // 4 // (25 * torch.finfo(ctx.dtype).bits // 8))
         return hit
 
-    def _candidate_codes(self, sid, vid, ctx: "_Context") -> bytes | None:
-        """The candidate tracks of every instance's variables as one byte string, computed without a
-        per-instance Python loop (None under ``top_m``, whose candidates depend on a ranking).
+    def _candidate_codes(self, sid, vid, ctx: "_Context") -> np.ndarray | None:
+        """The candidate tracks of every instance's variables as bytes ``[K, V, ceil(N / 8)]``, computed
+        without a per-instance Python loop (None under ``top_m``, whose candidates depend on a ranking).
 
         Equal codes (with equal ``sid``) mean equal :meth:`_instance_keys`: a variable's candidates
         are the real tracks, minus those of category weight exactly 0 when ``prune_zero`` (weight
@@ -332,30 +339,65 @@ class TorchEvaluator:
         cols[:, :, C] = True
         cols &= tm[:, :, None]
         packed = np.packbits(cols, axis=1).transpose(0, 2, 1)  # [B, C + 3, ceil(N / 8)]
-        codes = packed[vid[:, None], self._cat_table[sid]]  # [K, V, ceil(N / 8)]
-        return np.ascontiguousarray(codes).tobytes()
+        return np.ascontiguousarray(packed[vid[:, None], self._cat_table[sid]])  # [K, V, ceil(N / 8)]
 
-    def _plan(self, sid, vid, ctx: "_Context", witnesses: bool) -> Plan:
-        shape_key = (vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, witnesses)
+    def _plan(self, sid, vid, ctx: "_Context", wmask: np.ndarray) -> Plan:
+        shape_key = (vid.tobytes(), ctx.T_b_np[vid].tobytes(), ctx.T_pad, ctx.N, np.packbits(wmask).tobytes())
         codes = self._candidate_codes(sid, vid, ctx)
-        keys = cands = None
+        keys = None
         if codes is not None:  # the key needs no per-instance Python
-            pkey = (sid.tobytes(), codes) + shape_key
+            pkey = (sid.tobytes(), codes.tobytes()) + shape_key
         else:  # top_m: candidates depend on a ranking, computed per instance
             keys, cands = self._instance_keys(sid, vid, ctx)
             pkey = (tuple(keys),) + shape_key
         plan = self._plans.get(pkey)
         if plan is None:
             if keys is None:
-                keys, cands = self._instance_keys(sid, vid, ctx)
-            plan = self._planner.build(sid, vid, keys, cands, ctx.T_b_np, (ctx.N, ctx.C), witnesses)
+                group, gkeys, gcands = self._code_groups(sid, vid, ctx, codes)
+            else:
+                ids: dict = {}
+                group = np.fromiter((ids.setdefault(k, len(ids)) for k in keys), np.int64, len(keys))
+                firsts = np.unique(group, return_index=True)[1]
+                gkeys, gcands = list(ids), [cands[k] for k in firsts.tolist()]
+            plan = self._planner.build(sid, vid, group, gkeys, gcands, ctx.T_b_np, (ctx.N, ctx.C), wmask)
             self._plans.put(pkey, plan)
         return plan
+
+    def _code_groups(self, sid, vid, ctx: "_Context", codes: np.ndarray) -> tuple:
+        """``(group of each instance, key per group, candidate lists per group)``: instances with equal spec
+        and candidate codes form one group (same candidates, hence one template); candidates are computed
+        once per group, not per instance."""
+        K = len(sid)
+        rows = np.concatenate([sid.astype("<i8").view(np.uint8).reshape(K, 8), codes.reshape(K, -1)], 1)
+        rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).reshape(-1)
+        _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
+        memo: dict = {}
+        gkeys, gcands = [], []
+        for k in first.tolist():
+            s, b = int(sid[k]), int(vid[k])
+            cs = [self._cands(ctx, b, c, memo) for c in self._var_cats[s]]
+            gkeys.append((s, tuple(c[1] for c in cs)))
+            gcands.append(tuple(c[0] for c in cs))
+        return inv.reshape(-1).astype(np.int64), gkeys, gcands
 
     def clear_plans(self) -> None:
         """Forget the cached plans (not the per-template tables): the next call plans afresh, as a call
         on a new layout of instances does (used by the benchmarks to time what a training step pays)."""
         self._plans.clear()
+
+
+def _witness_mask(witnesses, K: int) -> tuple[np.ndarray, bool]:
+    """``(per-instance flags, whether the call returns witnesses)`` from a bool or one flag per instance."""
+    if isinstance(witnesses, (bool, np.bool_)):
+        return np.full(K, bool(witnesses)), bool(witnesses)
+    if isinstance(witnesses, torch.Tensor):
+        witnesses = witnesses.detach().cpu().numpy()
+    w = np.asarray(witnesses)
+    if w.shape != (K,) or (K and w.dtype != bool):
+        raise _input_error(f"witnesses must be a bool or {K} bools (one per instance), got "
+                           f"{'shape ' + str(w.shape) if w.shape != (K,) else 'dtype ' + str(w.dtype)}",
+                           "pass witnesses=True, False, or a boolean mask over the spec_ids")
+    return w.astype(bool), True
 
 
 def _input_error(msg: str, hint: str = "") -> StlError:

@@ -303,27 +303,29 @@ class Planner:
             self.templates.put(tkey, t)
         return t
 
-    def build(self, sid: np.ndarray, vid: np.ndarray, keys: list, cands: list, T_b_all: np.ndarray,
-              NC: tuple[int, int], witnesses: bool) -> Plan:
-        """The plan of instances ``(sid[k], vid[k])``; ``keys[k]`` names instance k's template (equal keys:
-        equal spec and candidates ``cands[k]``); ``T_b_all`` the frame count of every video, ``NC`` the
-        number of tracks and categories of the fact tensors."""
-        K = len(keys)
-        # Instances by template, in order of first appearance.
-        groups: dict = {}
-        for k, key in enumerate(keys):
-            groups.setdefault(key, []).append(k)
-        ks_lists = list(groups.values())
-        G = len(ks_lists)
-        gcount = np.fromiter(map(len, ks_lists), _I64, G)
-        ks_flat = np.fromiter((k for ks in ks_lists for k in ks), _I64, K)
+    def build(self, sid: np.ndarray, vid: np.ndarray, group: np.ndarray, gkeys: list, gcands: list,
+              T_b_all: np.ndarray, NC: tuple[int, int], wmask: np.ndarray) -> Plan:
+        """The plan of instances ``(sid[k], vid[k])``. Instances of one ``group[k]`` share spec and candidate
+        lists (``gcands[group[k]]``, cached templates named by ``gkeys[group[k]]``); ``T_b_all`` is the frame
+        count of every video, ``NC`` the number of tracks and categories of the fact tensors, ``wmask[k]``
+        whether instance k's witnesses are wanted."""
+        K = len(sid)
+        # Instances by template (with or without its witness nodes), groups in order of first appearance.
+        _, first, inv = np.unique(group * 2 + wmask, return_index=True, return_inverse=True)
+        G = len(first)
+        by_first = np.argsort(first, kind="stable")
+        rank = np.empty(G, _I64)
+        rank[by_first] = np.arange(G, dtype=_I64)
+        where_g = rank[inv.reshape(-1)]
+        first_k = first[by_first].tolist()
+        ks_flat = np.argsort(where_g, kind="stable")
+        gcount = np.bincount(where_g, minlength=G).astype(_I64)
         ks_start = np.cumsum(gcount) - gcount
-        where_g = np.empty(K, _I64)
-        where_g[ks_flat] = np.repeat(np.arange(G, dtype=_I64), gcount)
         where_pos = np.empty(K, _I64)
         where_pos[ks_flat] = np.arange(K, dtype=_I64) - ks_start[where_g[ks_flat]]
-        gspec = [int(sid[ks[0]]) for ks in ks_lists]
-        temps = [self.template(key, s, cands[ks[0]], witnesses) for key, ks, s in zip(groups, ks_lists, gspec)]
+        gspec = [int(sid[k]) for k in first_k]
+        temps = [self.template(gkeys[group[k]], s, gcands[group[k]], bool(wmask[k]))
+                 for k, s in zip(first_k, gspec)]
         sas = [self.spec(s) for s in gspec]
         # Items: one per (group, node), group-major.
         n_g = np.fromiter((t.n for t in temps), _I64, G)
@@ -382,10 +384,10 @@ class Planner:
         roots = np.asarray([sa.root for sa in sas], _I64)[where_g]
         item = gstart[where_g] + roots
         plan.value_src = _single(item_batch[item], item_off[item] + where_pos * item_R[item])
-        if witnesses:
+        if wmask.any():
             E = self.num_events
             ks_w, ev_w, node_w = [], [], []
-            for k in range(K):
+            for k in np.flatnonzero(wmask).tolist():
                 for e, i in sas[where_g[k]].witness:
                     ks_w.append(k)
                     ev_w.append(e)

@@ -286,19 +286,35 @@ class TorchEvaluator:
         return len(set(self._group_of[np.asarray(list(spec_ids), dtype=np.int64)].tolist()))
 
     def __call__(self, batch: SceneGraphBatch, spec_ids: Any = None, video_ids: Any = None, *,
-                 witnesses: bool = True) -> EvalOutput:
+                 witnesses: Any = True) -> EvalOutput:
         """Evaluate ``spec_ids[k]`` on video ``video_ids[k]`` for every ``k``.
 
         ``spec_ids``: indices or names; ``None`` means spec ``b`` on video ``b``
         when there are as many specs as videos, or the single spec on every video.
         ``video_ids``: ``None`` means ``0..K-1``. ``witnesses=False`` skips the
-        pinned evaluations (``witnesses`` is then ``None``).
+        pinned evaluations (``witnesses`` is then ``None``); one flag per instance evaluates the
+        flagged and the other instances in two calls (the witnesses of the others are 0).
         """
         B, T, N = batch.shape
         sid, vid = self._resolve_ids(spec_ids, video_ids, B)
         K = len(sid)
         dev, dtype = batch.unary.device, batch.unary.dtype
         E = int(self._num_events[sid].max(initial=0)) if K else 0
+        if not isinstance(witnesses, (bool, np.bool_)):  # one flag per instance: two calls, merged
+            from stlspec.backends.torch.engine import _witness_mask
+
+            wmask, _ = _witness_mask(witnesses, K)
+            on, off = np.flatnonzero(wmask), np.flatnonzero(~wmask)
+            a = self(batch, sid[on], vid[on], witnesses=True)
+            b = self(batch, sid[off], vid[off], witnesses=False)
+            values = torch.zeros(K, dtype=dtype, device=dev)
+            values = values.index_put((torch.as_tensor(on, device=dev),), a.values)
+            values = values.index_put((torch.as_tensor(off, device=dev),), b.values)
+            wits = torch.zeros(K, E, T, dtype=dtype, device=dev)
+            wits = wits.index_put((torch.as_tensor(on, device=dev),),
+                                  torch.nn.functional.pad(a.witnesses, (0, 0, 0, E - a.witnesses.shape[1])))
+            mask = torch.as_tensor(np.arange(E)[None, :] < self._num_events[sid][:, None], device=dev)
+            return EvalOutput(values, wits, mask)
         ctx = _BatchContext(batch, self._logic, self.top_m)
         gid = self._group_of[sid]
         order = np.argsort(gid, kind="stable")
