@@ -416,7 +416,8 @@ class RowIndex:
     """A fixed row gather ``y = x[rows]`` from a source of ``n_src`` rows, with its backward prepared.
 
     Autograd's own backward of ``index_select`` zero-fills a gradient the size of the source and
-    scatters into it, for every gather. Here the backward is chosen once, when the plan is built:
+    scatters into it, for every gather. Here the backward is chosen once, when the plan is built (the
+    sort a segment sum needs is done at the first backward that takes that path, and kept):
 
     * ``rows`` a permutation of the source: the gradient is gathered back (``g[inverse]``), no
       zero-fill and no scatter;
@@ -427,7 +428,7 @@ class RowIndex:
     All three give the exact sum of the incoming gradients of each source row.
     """
 
-    __slots__ = ("rows", "n_src", "inverse", "order", "offsets")
+    __slots__ = ("rows", "n_src", "inverse", "order", "offsets", "_host")
 
     def __init__(self, rows, n_src: int, device):
         import numpy as np
@@ -436,21 +437,33 @@ class RowIndex:
         self.n_src = int(n_src)
         self.rows = torch.as_tensor(rows, device=device)
         self.inverse = self.order = self.offsets = None
-        counts = np.bincount(rows, minlength=self.n_src) if len(rows) else np.zeros(self.n_src, np.int64)
-        if len(rows) == self.n_src and (counts == 1).all():
+        self._host = None
+        if len(rows) == self.n_src and (not len(rows) or (np.bincount(rows, minlength=self.n_src) == 1).all()):
             inv = np.empty(len(rows), dtype=np.int64)
             inv[rows] = np.arange(len(rows))
             self.inverse = torch.as_tensor(inv, device=device)
         else:
-            self.order = torch.as_tensor(np.argsort(rows, kind="stable"), device=device)
+            self._host = rows  # the segment-sum tables are built at the first backward that uses them
+
+    def _segments(self):
+        """``(order, offsets)`` of the segment sum, built once (a gather evaluated without gradients, or
+        whose backward takes the ``index_add_`` path, never pays for the sort)."""
+        if self.order is None:
+            import numpy as np
+
+            rows = self._host
+            counts = np.bincount(rows, minlength=self.n_src) if len(rows) else np.zeros(self.n_src, np.int64)
+            self.order = torch.as_tensor(np.argsort(rows, kind="stable"), device=self.rows.device)
             self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64),
-                                           device=device)
+                                           device=self.rows.device)
+        return self.order, self.offsets
 
     def backward(self, g: torch.Tensor) -> torch.Tensor:
         if self.inverse is not None:
             return g.index_select(0, self.inverse)
         if g.device.type == "cpu" and g.dtype == torch.float32 and g.dim() == 2:
-            return torch.nn.functional.embedding_bag(self.order, g.contiguous(), self.offsets, mode="sum")
+            order, offsets = self._segments()
+            return torch.nn.functional.embedding_bag(order, g.contiguous(), offsets, mode="sum")
         return g.new_zeros((self.n_src, *g.shape[1:])).index_add_(0, self.rows, g)
 
 

@@ -253,6 +253,7 @@ class _SpecArrays:
     key_ids: np.ndarray
     level: np.ndarray
     kids: np.ndarray  # [n, max arity], -1 padded
+    same: np.ndarray  # [n, max arity] bool: the child has the node's variables (reads row for row)
     root: int
     witness: tuple  # ((event, node), ...)
 
@@ -287,10 +288,13 @@ class Planner:
                 ids.append(kid)
             arity = max((len(n.kids) for n in tab.nodes), default=0)
             kids = np.full((len(tab.nodes), max(arity, 1)), -1, dtype=_I64)
+            same = np.zeros(kids.shape, dtype=bool)
             for i, n in enumerate(tab.nodes):
                 kids[i, :len(n.kids)] = n.kids
+                if n.op not in (Op.EXISTS, Op.FORALL):
+                    same[i, :len(n.kids)] = [tab.nodes[k].vars == n.vars for k in n.kids]
             hit = self._specs[s] = _SpecArrays(np.asarray(ids, _I64), np.asarray([n.level for n in tab.nodes], _I64),
-                                               kids, tab.root, tuple(tab.witness_roots.items()))
+                                               kids, same, tab.root, tuple(tab.witness_roots.items()))
         return hit
 
     def template(self, key, s: int, cands: tuple, witnesses: bool) -> Template:
@@ -338,9 +342,11 @@ class Planner:
         item_cnt = gcount[item_g]
         width = max((sa.kids.shape[1] for sa in sas), default=1)
         item_kids = np.full((total, width), -1, _I64)
+        item_same = np.zeros((total, width), bool)
         for sa, t, g0 in zip(sas, temps, gstart.tolist()):
             kk = sa.kids[:t.n]
             item_kids[g0:g0 + t.n, :kk.shape[1]] = np.where(kk >= 0, kk + g0, -1)
+            item_same[g0:g0 + t.n, :kk.shape[1]] = sa.same[:t.n]
         # Batch order: by key (the level first), then by the batch of the first child, then (group, node).
         ukeys = np.unique(item_key).tolist()
         ranked = sorted(ukeys, key=self.key_tuples.__getitem__)
@@ -375,7 +381,7 @@ class Planner:
                 batches.append(batch)
                 members.append(ss[a:b])
         lay = _Layout(vid, T_b_all, NC, ks_flat, ks_start, gspec, temps, item_g, item_i, item_R, item_cnt,
-                      item_kids, item_batch, item_off)
+                      item_kids, item_same, item_batch, item_off)
         for batch, m in zip(batches, members):
             self._fill(batch, m, lay)
         plan = Plan()
@@ -399,7 +405,12 @@ class Planner:
         return plan
 
     def _fill(self, batch: Batch, m: np.ndarray, lay: "_Layout") -> None:
-        """The per-row tables of one batch, from its items ``m`` (in row order)."""
+        """The per-row tables of one batch, from its items ``m`` (in row order).
+
+        Work is done per *block* (one item's rows for one instance: ``R`` rows, or ``X`` expanded rows
+        of a quantifier) and expanded to rows with one ``np.repeat`` per table; per-item arrays
+        (projections, tracks, segments) are concatenated once and read at ``local + arange``.
+        """
         op = batch.op
         p = batch.params
         g, i = lay.item_g[m], lay.item_i[m]
@@ -407,46 +418,55 @@ class Planner:
         gl, il = g.tolist(), i.tolist()
         temps = [lay.temps[x] for x in gl]
         nodes = [self.tables[lay.gspec[x]].nodes[y] for x, y in zip(gl, il)]
-        inst0 = lay.ks_start[g]
-        # Rows: instance-major within each item (row = offset + instance · R + local row).
-        owner, e = _expand(cnt * R)
-        j = e // R[owner]
-        r = e - j * R[owner]
-        row_vid = lay.vid[lay.ks_flat[inst0[owner] + j]]
-        p["vid"] = row_vid
-        p["T_b"] = lay.T_b_all[row_vid]
+        # Blocks: (item, instance), instance-major within each item, in row order.
+        ob, jj = _expand(cnt)
+        inst = lay.ks_flat[lay.ks_start[g][ob] + jj]
+        bvid = lay.vid[inst]
+        self_base = lay.item_off[m][ob] + jj * R[ob]  # each block's first row in this batch
 
-        def child(slot, own, jj, local):
-            """(source batch per row, source row per row, distinct source batches) of child ``slot``."""
+        def rows_of(width_of_item):
+            """Per row: its block's index into per-item arrays of that width (concatenated), minus the
+            block's first row, so that ``local = start + arange``; and ``(block sizes, arange)``."""
+            Wb = width_of_item[ob]
+            first = np.cumsum(Wb) - Wb
+            item_start = np.cumsum(width_of_item) - width_of_item
+            ar = np.arange(int(Wb.sum()), dtype=_I64)
+            return Wb, np.repeat(item_start[ob] - first, Wb) + ar, ar, first
+
+        def child(slot, Wb, local, ar, first, aligns):
+            """(source batch per row or None, source row per row, distinct source batches) of child ``slot``."""
             ck = lay.item_kids[m, slot]
-            rows = lay.item_off[ck][own] + jj * lay.item_R[ck][own] + local
+            base = lay.item_off[ck][ob] + jj * lay.item_R[ck][ob]
             cb = lay.item_batch[ck]
-            return (cb[own], rows, np.unique(cb))
+            if lay.item_same[m, slot].all():  # row for row: no projection table to read
+                rows = np.repeat(base - first, Wb) + ar
+            else:
+                rows = np.repeat(base, Wb) + _cat(aligns())[local]
+            uniq = np.unique(cb) if len(rows) else np.zeros(0, _I64)
+            return (np.repeat(cb[ob], Wb) if len(uniq) > 1 else None, rows, uniq)
 
+        Rb, rlocal, rar, rfirst = rows_of(R)
+        p["vid"] = np.repeat(bvid, Rb)
+        bT = lay.T_b_all[bvid]
+        p["T_b"] = np.repeat(bT, Rb)
         if op in (Op.EXISTS, Op.FORALL):
             segs = [t.segs[y] for t, y in zip(temps, il)]
             X = np.fromiter((len(s[0]) for s in segs), _I64, len(segs))
-            own2, e2 = _expand(cnt * X)
-            j2 = e2 // X[own2]
-            r2 = e2 - j2 * X[own2]
-            xstart = np.cumsum(X) - X
-            xi = xstart[own2] + r2  # index into the items' concatenated expanded rows
-            p["seg"] = lay.item_off[m][own2] + j2 * R[own2] + _cat([s[0] for s in segs])[xi]
+            Xb, xlocal, xar, xfirst = rows_of(X)
+            p["seg"] = np.repeat(self_base, Xb) + _cat([s[0] for s in segs])[xlocal]
             unis = {s[1] for s in segs}
             p["uniform"] = unis.pop() if len(unis) == 1 else -1
-            rstart = np.cumsum(R) - R
-            p["nonempty"] = _cat([s[2] > 0 for s in segs], bool)[rstart[owner] + r]
-            align = _cat([t.aligns[y][0] for t, y in zip(temps, il)])[xi]
-            batch.slots = [child(0, own2, j2, align)]
-            xvid = lay.vid[lay.ks_flat[inst0[own2] + j2]]
+            p["nonempty"] = _cat([s[2] > 0 for s in segs], bool)[rlocal]
+            batch.slots = [child(0, Xb, xlocal, xar, xfirst, lambda: [t.aligns[y][0] for t, y in zip(temps, il)])]
+            xvid = np.repeat(bvid, Xb)
             cats = [[(tr, c) for tr, c in zip(t.tracks[y], n.cats) if c != -1] for t, y, n in zip(temps, il, nodes)]
             ncat = len(cats[0]) if cats else 0
             N, C = lay.NC
             if ncat:
                 idx, zero = [], []
                 for q in range(ncat):
-                    tr = _cat([cs[q][0] for cs in cats])[xi]
-                    c = np.asarray([cs[q][1] for cs in cats], _I64)[own2]
+                    tr = _cat([cs[q][0] for cs in cats])[xlocal]
+                    c = np.repeat(np.asarray([cs[q][1] for cs in cats], _I64)[ob], Xb)
                     idx.append((xvid * N + tr) * C + np.maximum(c, 0))
                     zero.append(c == -2)
                 p["cat_idx"] = np.stack(idx)
@@ -455,39 +475,37 @@ class Planner:
             else:
                 p["cat_idx"] = p["cat_zero"] = None
             return
-        rstart = np.cumsum(R) - R
-        ri = rstart[owner] + r  # index into the items' concatenated rows
         if op == Op.ATOM:
-            p["kind"] = np.asarray([int(n.kind) for n in nodes], _I64)[owner]
-            p["col"] = np.asarray([n.col for n in nodes], _I64)[owner]
-            p["value"] = np.asarray([n.value for n in nodes], np.float64)[owner]
+            p["kind"] = np.repeat(np.asarray([int(n.kind) for n in nodes], _I64)[ob], Rb)
+            p["col"] = np.repeat(np.asarray([n.col for n in nodes], _I64)[ob], Rb)
+            p["value"] = np.repeat(np.asarray([n.value for n in nodes], np.float64)[ob], Rb)
             ta = [t.tracks[y][0] if t.tracks[y] is not None else np.zeros(int(n_), _I64)
                   for t, y, n_ in zip(temps, il, R.tolist())]
             tb = [t.tracks[y][1] if t.tracks[y] is not None else np.zeros(int(n_), _I64)
                   for t, y, n_ in zip(temps, il, R.tolist())]
-            p["ta"] = _cat(ta)[ri]
-            p["tb"] = _cat(tb)[ri]
+            p["ta"] = _cat(ta)[rlocal]
+            p["tb"] = _cat(tb)[rlocal]
             return
         arity = len(nodes[0].kids)
-        batch.slots = [child(s, owner, j, _cat([t.aligns[y][s] for t, y in zip(temps, il)])[ri])
+        batch.slots = [child(s, Rb, rlocal, rar, rfirst, lambda s=s: [t.aligns[y][s] for t, y in zip(temps, il)])
                        for s in range(arity)]
         if op == Op.NEXT:
-            p["steps"] = np.asarray([min(n.steps, BIG_OFFSET) for n in nodes], _I64)[owner]
+            p["steps"] = np.repeat(np.asarray([min(n.steps, BIG_OFFSET) for n in nodes], _I64)[ob], Rb)
         if op in (Op.EVENTUALLY, Op.ALWAYS, Op.EVENTUALLY0, Op.ALWAYS0, Op.UNTIL, Op.PIN, Op.PREFIX):
             wins: dict = {}
             for q, n in enumerate(nodes):
                 wins.setdefault(n.window, []).append(q)
             if len(wins) == 1:
-                p["lo"], p["hi"] = window_rows(nodes[0].window, p["T_b"], self.windows)
+                lo, hi = window_rows(nodes[0].window, bT, self.windows)
             else:
-                lo = np.empty(len(owner), _I64)
-                hi = np.empty(len(owner), _I64)
+                lo = np.empty(len(ob), _I64)
+                hi = np.empty(len(ob), _I64)
                 for w, qs in wins.items():
                     mine = np.zeros(len(nodes), bool)
                     mine[qs] = True
-                    sel = mine[owner]
-                    lo[sel], hi[sel] = window_rows(w, p["T_b"][sel], self.windows)
-                p["lo"], p["hi"] = lo, hi
+                    sel = mine[ob]
+                    lo[sel], hi[sel] = window_rows(w, bT[sel], self.windows)
+            p["lo"], p["hi"] = np.repeat(lo, Rb), np.repeat(hi, Rb)
 
 
 def _single(b: np.ndarray, r: np.ndarray) -> tuple:
@@ -510,5 +528,6 @@ class _Layout:
     item_R: np.ndarray
     item_cnt: np.ndarray
     item_kids: np.ndarray
+    item_same: np.ndarray
     item_batch: np.ndarray
     item_off: np.ndarray
