@@ -321,6 +321,9 @@ def main(argv=None) -> None:
     ap.add_argument("--reference-videos", type=int, default=3, help="videos the reference interpreter runs")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; 0 = torch's)")
     ap.add_argument("--json-out", help="also append the rows to this JSON-lines file (docs/gen_performance.py)")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave the C library's malloc as it is (default: keep freed memory for reuse, as "
+                         "python -m laser_train does; see stlspec.backends.torch.memory)")
     args = ap.parse_args(argv)
     rows = plan(args.quick)
     if args.list:
@@ -335,9 +338,14 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.min_time, args.min_reps, args.reference_videos = 0.0, 1, 1
+    kept = False
+    if not args.system_malloc:
+        from stlspec.backends.torch.memory import keep_freed_memory
+
+        kept = keep_freed_memory()
     header = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "cpus": os.cpu_count(),
               "torch": torch.__version__, "threads": torch.get_num_threads(), "load_avg": os.getloadavg(),
-              "device": args.device, "time": time.strftime("%Y-%m-%d %H:%M:%S")}
+              "device": args.device, "time": time.strftime("%Y-%m-%d %H:%M:%S"), "freed_memory_kept": kept}
     print("# " + json.dumps(header), file=sys.stderr, flush=True)
     out = open(args.json_out, "a") if args.json_out else None
     for name, B, T, N, top_m in rows:

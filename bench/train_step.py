@@ -46,6 +46,8 @@ def main() -> None:
     ap.add_argument("--engines", default="v2", help="v2, or v2,v1 to time v1's spec losses side by side")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="configuration override, e.g. --set data.num_train=100 (repeatable)")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave the C library's malloc as it is (default: keep freed memory, as training does)")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: a 24-video synthetic dataset in a temporary folder, 2 steps at batch 4")
     args = ap.parse_args()
@@ -58,6 +60,11 @@ def main() -> None:
                      "--data.num_test=8", "--data.num_negatives=2"]
         args.engines = "v2,v1"
     torch.set_num_threads(args.threads)
+    kept = False
+    if not args.system_malloc:  # as python -m laser_train does (train.keep_freed_memory)
+        from stlspec.backends.torch.memory import keep_freed_memory
+
+        kept = keep_freed_memory()
 
     from laser_train import train as T
     from laser_train.config import load_config
@@ -166,6 +173,7 @@ def main() -> None:
             "videos_per_s": round(bs / med["step_s"], 1),
             "videos_per_s_cpu": round(bs / med["step_s_cpu"], 1),
             "load_avg": round(os.getloadavg()[0], 2),
+            "freed_memory_kept": kept,
         }
         if "spec_eval_s_v1" in med:
             row["spec_eval_ratio_v1_over_v2_cpu"] = round(med["spec_eval_s_v1_cpu"] / med["spec_eval_s_cpu"], 3)

@@ -161,6 +161,9 @@ class TrainConfig:
     lr_schedule: str = "cosine"  # "cosine" or "constant"
     grad_clip: float = 5.0
     threads: int = 1  # torch intra-op threads; fixed so that runs reproduce bit for bit (0 = torch default)
+    # glibc's malloc keeps freed memory for reuse (process-wide, for the rest of the process): large tensors
+    # are then not page-faulted in afresh on every step (stlspec.backends.torch.memory.keep_freed_memory)
+    keep_freed_memory: bool = True
     progress: bool = True
     device: str = field(default="auto", metadata={"check": _check_device})  # auto: CUDA when available
     precision: str = _choice("fp32", PRECISIONS)  # autocast of the perception model (specs: spec_dtype)

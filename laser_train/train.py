@@ -554,10 +554,15 @@ def torch_settings(cfg: ExperimentConfig):
     ablation without the alignment term does), products of them become subnormal numbers, which
     CPUs process 10-100x slower; this once made one ablation run ten times slower than the others.
     Values below ~1e-308 (float64) are 0 for our purposes anyway. torch has no getter for the
-    flush mode, so it is restored to torch's default (off).
+    flush mode, so it is restored to torch's default (off). ``train.keep_freed_memory`` tunes the C
+    library's malloc for the rest of the process (not restored: there is no getter either).
     """
     threads = torch.get_num_threads()
     torch.set_flush_denormal(True)
+    if cfg.train.keep_freed_memory:  # process-wide and not undone (see its docstring)
+        from stlspec.backends.torch.memory import keep_freed_memory
+
+        keep_freed_memory()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     try:

@@ -232,7 +232,8 @@ def test_chunks_and_gathers_keep_values_and_gradients_exact():
         return [out.values.detach(), out.witnesses.detach()] + [x.grad.double() for x in leaves]
 
     one = run(torch.float64)
-    for got in (run(torch.float64, max_chunk_elements=1), run(torch.float32)):
+    for got in (run(torch.float64, max_chunk_elements=1), run(torch.float64, max_chunk_elements=1, checkpoint_above=0),
+                run(torch.float32)):
         tol = 1e-12 if got[0].dtype == torch.float64 else 1e-5
         for a, b in zip(one, got):
             torch.testing.assert_close(b.double(), a, atol=tol, rtol=0)
@@ -259,8 +260,34 @@ def test_chunks_cut_between_videos_read_their_slices_exactly(vids):
 
     one = run()
     for limit in (1, 600):
-        for a, b in zip(one, run(max_chunk_elements=limit)):
-            torch.testing.assert_close(b, a, atol=1e-12, rtol=0)
+        for above in (None, 0):  # chunks keeping their activations, and checkpointed chunks
+            for a, b in zip(one, run(max_chunk_elements=limit, checkpoint_above=above)):
+                torch.testing.assert_close(b, a, atol=1e-12, rtol=0)
+
+
+def test_chunks_are_checkpointed_only_above_the_activation_budget(monkeypatch):
+    """Chunks keep their activations while the call's estimate is under ``checkpoint_above`` (default
+    2 GiB on CPU) and are recomputed in the backward pass above it."""
+    import torch.utils.checkpoint as C
+
+    calls = []
+    real = C.checkpoint
+    monkeypatch.setattr(C, "checkpoint", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
+    specs_ = _laser_specs(4, seed=6)
+    batch = _random_batch(4, 6, 4, seed=3)
+
+    def run(**options):
+        calls.clear()
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", max_chunk_elements=1, **options)
+        leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+        ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask)).values.sum().backward()
+        with torch.no_grad():
+            ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask))
+        return len(calls)
+
+    assert run() == 0
+    assert run(checkpoint_above=0) == 4  # one per chunk (one video each), and none without autograd
+    assert run(checkpoint_above=1 << 40) == 0
 
 
 def test_row_gather_backward_equals_autograd():

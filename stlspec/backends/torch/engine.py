@@ -48,6 +48,12 @@ __all__ = ["TorchEvaluator", "LRU"]
 
 #: The default chunk bound on CPU (elements of the widest node): about 200 MB of activations in float32.
 _CPU_CHUNK = 1 << 21
+#: The default ``checkpoint_above`` on CPU: chunks are recomputed in the backward pass only when the whole
+#: call's activations would exceed this many bytes (estimated, see ``_ACT_BYTES``).
+_CPU_CHECKPOINT_ABOVE = 2 << 30
+#: Estimated bytes of activations (fwd + bwd with witnesses) per element of the widest node, per byte of
+#: the dtype's item size (about 90 measured at B = 64, T = 32, N = 8 in float32).
+_ACT_BYTES = 25
 
 
 # ---------------------------------------------------------------------- the evaluator
@@ -60,15 +66,20 @@ class TorchEvaluator:
     widest spec's number of events), ``logic``, ``temperature``, ``top_m``, ``columns``,
     ``prune_zero`` (drop assignments whose category weight is exactly 0: exact values, see
     ``docs/torch.md``), ``max_chunk_elements`` (instances are evaluated in chunks whose
-    largest tensor stays below this many elements; with autograd each chunk is
-    checkpointed, so memory is bounded by the chunk, not by ``B``; None, the default, means
-    2^21 on CPU and, on CUDA, what a quarter of the device's free memory holds at about 100
-    bytes of activations per element, measured once, when a call first needs more than 2^21).
+    largest tensor stays below this many elements, which bounds the working set of every kernel;
+    None, the default, means 2^21 on CPU and, on CUDA, what a quarter of the device's free memory
+    holds at about 100 bytes of activations per element, measured once, when a call first needs
+    more than 2^21), ``checkpoint_above`` (with autograd and several chunks, each chunk is
+    checkpointed -- recomputed in the backward pass, so memory is bounded by the chunk, not by
+    ``B`` -- when the call's estimated activations exceed this many bytes; below it the chunks keep
+    their activations, which saves the recomputation; None, the default, means 2 GiB on CPU and
+    always on CUDA, where chunks are sized by the free memory; 0 means always).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
                  temperature: float = 0.1, top_m: int | None = None, *, prune_zero: bool = True,
-                 max_chunk_elements: int | None = None, plan_cache_size: int = 16):
+                 max_chunk_elements: int | None = None, checkpoint_above: int | None = None,
+                 plan_cache_size: int = 16):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -87,6 +98,7 @@ class TorchEvaluator:
         # Dropping an assignment of category weight 0 is exact where 0 annihilates ∧ (not in smooth).
         self.prune_zero = bool(prune_zero) and self.L.zero_annihilates
         self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
+        self.checkpoint_above = None if checkpoint_above is None else int(checkpoint_above)
         self._plans = LRU(plan_cache_size)
         self._cuda_chunks: dict = {}
         self._planner = Planner(self.tables, self.num_events)
@@ -133,7 +145,7 @@ class TorchEvaluator:
         ctx = _Context(batch, self)
         witnesses = want
         # Chunks of instances, each evaluated by one plan.
-        chunks = self._chunks(sid, vid, ctx)
+        chunks, est = self._chunks(sid, vid, ctx)
         values, wits = [], []
         if len(chunks) == 1:
             plan = self._plan(sid, vid, ctx, wmask)
@@ -156,7 +168,7 @@ class TorchEvaluator:
                 pieces = [[t] * len(chunks) for t in (ctx.unary, ctx.binary, ctx.names)]
             if len(chunks) > self._plans.size // 2:  # every chunk's plan stays cached
                 self._plans.size = 2 * len(chunks)
-            checkpointed = torch.is_grad_enabled() and ctx.requires_grad
+            checkpointed = torch.is_grad_enabled() and ctx.requires_grad and self._checkpoints(est, ctx)
             for j, (lo, hi) in enumerate(chunks):
                 u, b, n = (p[j] for p in pieces)
                 sub = ctx.sub(cuts[j], cuts[j + 1], u, b, n) if cuts[-1] else ctx
@@ -269,7 +281,7 @@ class TorchEvaluator:
         ``max_chunk_elements``."""
         K = len(sid)
         if K <= 1:
-            return [(0, K)]
+            return [(0, K)], 0.0
         order = np.argsort(vid, kind="stable")
         sid, vid = sid[order], vid[order]
         # Rows of the widest node: the product of candidate counts over a spec's variables.
@@ -280,8 +292,9 @@ class TorchEvaluator:
             limit = _CPU_CHUNK
             if est.sum() > limit and ctx.device.type == "cuda":
                 limit = self._cuda_chunk(ctx)
-        if est.sum() <= limit:
-            return [(0, K)]
+        total = float(est.sum())
+        if total <= limit:
+            return [(0, K)], total
         out, start, acc = [], 0, 0.0
         for k, e in enumerate(est.tolist()):
             if k > start and acc + e > limit:
@@ -289,7 +302,16 @@ class TorchEvaluator:
                 start, acc = k, 0.0
             acc += e
         out.append((start, K))
-        return out
+        return out, total
+
+    def _checkpoints(self, est: float, ctx: "_Context") -> bool:
+        """Whether the chunks of a call with ``est`` elements (widest nodes, summed) are checkpointed."""
+        limit = self.checkpoint_above
+        if limit is None:
+            if ctx.device.type != "cpu":
+                return True
+            limit = _CPU_CHECKPOINT_ABOVE
+        return est * _ACT_BYTES * torch.finfo(ctx.dtype).bits // 8 > limit
 
     def _cuda_chunk(self, ctx: "_Context") -> int:
         """The default chunk bound on a CUDA device, fixed at its first use (per device and dtype).
