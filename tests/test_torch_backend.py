@@ -213,6 +213,54 @@ def test_batch_composition_invariance():
         torch.testing.assert_close(alone.witnesses[0], full.witnesses[b], atol=1e-12, rtol=0)
 
 
+@pytest.mark.parametrize("engine", ["v2", "v1"])
+def test_per_instance_witness_flags(engine):
+    """One flag per instance: flagged instances get the witnesses of a witnesses=True call, the others
+    zero rows; values and gradients are those of the two separate calls (also when chunked)."""
+    specs_ = _laser_specs(6, seed=3) + _shape_mix(3)
+    batch = _random_batch(9, 6, 4, seed=4, lengths=[6, 3, 6, 1, 5, 6, 2, 6, 4], tracks=[4, 2, 4, 4, 3, 1, 4, 2, 3])
+    flags = [True, False, False, True, True, False, True, False, True]
+    w = torch.linspace(0, 1, 6, dtype=torch.float64)
+
+    def run(witnesses, **options):
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine, **options)
+        leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+        out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask), list(range(9)), list(range(9)),
+                 witnesses=witnesses)
+        loss = out.values.sum() + ((out.witnesses * w).sum() if out.witnesses is not None else 0)
+        loss.backward()
+        return out, [x.grad for x in leaves]
+
+    full, _ = run(True)
+    bare, _ = run(False)
+    on = torch.tensor(flags)
+    for options in ({}, {"max_chunk_elements": 1}) if engine == "v2" else ({},):
+        mixed, grads = run(flags, **options)
+        torch.testing.assert_close(mixed.values, full.values, atol=1e-12, rtol=0)
+        E = mixed.witnesses.shape[1]
+        torch.testing.assert_close(mixed.witnesses[on], full.witnesses[on][:, :E], atol=1e-12, rtol=0)
+        assert (mixed.witnesses[~on] == 0).all()
+        # the gradient is the values' (every instance) plus the flagged instances' witnesses'
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine)
+        leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+        sb = SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask)
+        ids = [k for k in range(9) if flags[k]]
+        (ev(sb, list(range(9)), list(range(9)), witnesses=False).values.sum()
+         + (ev(sb, ids, ids).witnesses * w).sum()).backward()
+        for a, b in zip(grads, leaves):
+            torch.testing.assert_close(a, b.grad, atol=1e-12, rtol=0)
+    assert bare.witnesses is None
+
+
+def test_bad_witness_flags_are_our_errors():
+    ev = compile_specs(_laser_specs(2), vocabulary=VOCAB, logic="product")
+    batch = _random_batch(2, 4, 3)
+    for flags, match in (([True], "2 bools"), ([1, 0], "dtype int"), ("yes", "2 bools")):
+        with pytest.raises(stlspec.StlError, match=match) as err:
+            ev(batch, [0, 1], [0, 1], witnesses=flags)
+        assert err.value.diagnostics[0].code == "E604"
+
+
 def test_chunks_and_gathers_keep_values_and_gradients_exact():
     """Chunked (checkpointed) evaluation equals one chunk, and the prepared gather backwards equal
     autograd's, in float64 (index_add_) and float32 (embedding_bag on CPU), with padding and absent
@@ -724,3 +772,24 @@ def test_fused_product_fold_underflow_takes_the_exact_path():
     (ref,) = torch.autograd.grad(ops._product_fold_reference(c, x2, A, True).sum(), x2)
     assert torch.isfinite(got).all()
     torch.testing.assert_close(got, ref, atol=0, rtol=0)
+
+
+@given(st.lists(st.integers(0, 5000), max_size=300), st.integers(0, 1 << 45))
+@settings(max_examples=60, deadline=None)
+def test_atom_dedupe_equals_np_unique(xs, shift):
+    """The atom tables' dedupe (a bitmap over small ranges, np.unique over large ones) is np.unique."""
+    from stlspec.backends.torch.engine import _dedupe
+
+    for x in (np.asarray(xs, dtype=np.int64), np.asarray(xs, dtype=np.int64) + shift):
+        base, inv = _dedupe(x)
+        want, want_inv = np.unique(x, return_inverse=True)
+        assert np.array_equal(base, want) and np.array_equal(inv, want_inv.reshape(-1))
+
+
+@given(st.lists(st.integers(0, 6), max_size=20))
+def test_ragged_expansion(counts):
+    from stlspec.backends.torch.plan import _expand
+
+    owner, pos = _expand(np.asarray(counts, dtype=np.int64))
+    want = [(i, j) for i, c in enumerate(counts) for j in range(c)]
+    assert list(zip(owner.tolist(), pos.tolist())) == want
