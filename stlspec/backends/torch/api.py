@@ -29,8 +29,10 @@ def compile_specs(specs: Sequence[ir.Spec], columns: Any = None, *, logic: str |
     category, only its ``m`` best tracks by category score (an approximation:
     assignments using other tracks are dropped; exact when ``m >= N``). Further
     options of the v2 engine: ``prune_zero`` (default True: assignments whose category
-    weight is exactly 0 are skipped -- exact values), ``max_chunk_elements``,
-    ``checkpoint_above`` and ``plan_cache_size`` (see :class:`TorchEvaluator`).
+    weight is exactly 0 are skipped -- exact values), ``prune_below`` (certified pruning:
+    tracks of category weight below it are dropped where the spec's quantifiers form a prefix,
+    and calls return ``EvalOutput.error_bound``), ``max_chunk_elements``, ``checkpoint_above``
+    and ``plan_cache_size`` (see :class:`TorchEvaluator`).
     """
     if columns is None:
         if vocabulary is None:

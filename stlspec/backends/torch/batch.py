@@ -101,8 +101,10 @@ class SceneGraphBatch:
 
 @dataclass
 class EvalOutput:
-    """``values [K]``, ``witnesses [K, E, T]`` (or ``None``) and ``event_mask [K, E]``."""
+    """``values [K]``, ``witnesses [K, E, T]`` (or ``None``), ``event_mask [K, E]`` and, with certified
+    pruning (``prune_below``), ``error_bound [K]``: ``|exact value − values[k]| ≤ error_bound[k]``."""
 
     values: torch.Tensor
     witnesses: torch.Tensor | None
     event_mask: torch.Tensor
+    error_bound: torch.Tensor | None = None

@@ -41,6 +41,7 @@ from stlspec.backends.torch.batch import Columns, EvalOutput, SceneGraphBatch
 from stlspec.backends.torch.canon import AtomKind, Axis, Op, canonicalize
 from stlspec.backends.torch.ops import TorchLogic
 from stlspec.backends.torch.plan import LRU, Batch, Plan, Planner
+from stlspec.backends.torch.prune import error_bounds, prefix_blocks
 from stlspec.diagnostics import StlError, did_you_mean, invalid_evaluator_input, unsupported_by_backend
 from stlspec.logics import Logic, get_logic
 
@@ -73,13 +74,16 @@ class TorchEvaluator:
     checkpointed -- recomputed in the backward pass, so memory is bounded by the chunk, not by
     ``B`` -- when the call's estimated activations exceed this many bytes; below it the chunks keep
     their activations, which saves the recomputation; None, the default, means 2 GiB on CPU and
-    always on CUDA, where chunks are sized by the free memory; 0 means always).
+    always on CUDA, where chunks are sized by the free memory; 0 means always), ``prune_below``
+    (certified pruning, :mod:`stlspec.backends.torch.prune`: tracks whose category weight is below
+    this are dropped from specs whose quantifiers form a prefix, and every call returns
+    ``EvalOutput.error_bound``, a bound on the difference to the exact values).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
                  temperature: float = 0.1, top_m: int | None = None, *, prune_zero: bool = True,
                  max_chunk_elements: int | None = None, checkpoint_above: int | None = None,
-                 plan_cache_size: int = 16):
+                 prune_below: float | None = None, plan_cache_size: int = 16):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -97,6 +101,7 @@ class TorchEvaluator:
         self.L = TorchLogic(self.logic, self.temperature)
         # Dropping an assignment of category weight 0 is exact where 0 annihilates ∧ (not in smooth).
         self.prune_zero = bool(prune_zero) and self.L.zero_annihilates
+        self.prune_below = _check_prune_below(prune_below, self.L, top_m)
         self.max_chunk_elements = None if max_chunk_elements is None else int(max_chunk_elements)
         self.checkpoint_above = None if checkpoint_above is None else int(checkpoint_above)
         self._plans = LRU(plan_cache_size)
@@ -112,6 +117,10 @@ class TorchEvaluator:
                     for v, c in zip(n.block, n.cats):
                         vc[v] = c
             self._var_cats.append(tuple(vc))
+        # Certified pruning: each spec's prefix blocks (None: evaluated exactly), and whether each of its
+        # variables drops tracks of weight below prune_below.
+        self._blocks = [prefix_blocks(t) if self.prune_below is not None else None for t in self.tables]
+        self._var_eps = [tuple(bl is not None and c >= 0 for c in vc) for bl, vc in zip(self._blocks, self._var_cats)]
 
     # -- compatibility with the grouped engine's API
 
@@ -141,7 +150,8 @@ class TorchEvaluator:
         mask = torch.as_tensor(np.arange(E)[None, :] < self._num_events[sid][:, None], device=dev)
         if K == 0:
             return EvalOutput(torch.zeros(0, dtype=out_dtype, device=dev),
-                              torch.zeros(0, E, T, dtype=out_dtype, device=dev) if want else None, mask)
+                              torch.zeros(0, E, T, dtype=out_dtype, device=dev) if want else None, mask,
+                              None if self.prune_below is None else torch.zeros(0, dtype=out_dtype, device=dev))
         ctx = _Context(batch, self)
         witnesses = want
         # Chunks of instances, each evaluated by one plan.
@@ -191,7 +201,18 @@ class TorchEvaluator:
         w = (torch.cat(wits) if len(wits) > 1 else wits[0]) if witnesses else None
         if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
             w = w[..., :T] if w is not None else None
-        return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask)
+        if ctx.requires_grad and torch.is_grad_enabled() and not v.requires_grad:
+            # Every assignment of every instance was pruned (or none needed a fact): constant values, still
+            # connected to the inputs (zero gradients), as any evaluator output is under autograd.
+            anchor = sum(t.reshape(-1)[:1].sum() for t in (batch.unary, batch.binary, batch.names) if t.requires_grad)
+            v = v + anchor * 0
+            w = None if w is None else w + anchor * 0
+        bound = None
+        if self.prune_below is not None:
+            weights = ctx.names_np >= 0.5 if self.L.crisp else ctx.names_np
+            bound = torch.as_tensor(error_bounds([self._blocks[s] for s in sid.tolist()], vid, weights, ctx.tm_np,
+                                                 self.prune_below, self.L.minmax), dtype=out_dtype, device=dev)
+        return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask, bound)
 
     def _resolve_ids(self, spec_ids, video_ids, B: int):
         if spec_ids is None:
@@ -243,22 +264,22 @@ class TorchEvaluator:
 
     # -- host planning
 
-    def _cands(self, ctx: "_Context", k_vid: int, cat: int, memo: dict):
-        key = (k_vid, cat)
+    def _cands(self, ctx: "_Context", k_vid: int, cat: int, memo: dict, eps: bool = False):
+        key = (k_vid, cat, eps)
         hit = memo.get(key)
         if hit is not None:
             return hit
         real = ctx.tm_np[k_vid]
         tracks = np.nonzero(real)[0]
-        if cat != -1 and (self.prune_zero or self.top_m is not None):
+        if cat != -1 and (self.prune_zero or self.top_m is not None or eps):
             if cat == -2:  # an unknown category: weight 0 on every track
                 score = np.zeros(len(tracks))
             else:
                 score = ctx.names_np[k_vid, tracks, cat]
                 if self.L.crisp:
                     score = (score >= 0.5).astype(float)
-            if self.prune_zero:
-                keep = score != 0
+            if self.prune_zero or eps:
+                keep = (score != 0) & (score >= self.prune_below) if eps else score != 0
                 tracks, score = tracks[keep], score[keep]
             if self.top_m is not None and self.top_m < len(tracks):
                 order = np.argsort(-score, kind="stable")[: self.top_m]
@@ -271,7 +292,7 @@ class TorchEvaluator:
         memo: dict = {}
         keys, cands = [], []
         for s, b in zip(sid.tolist(), vid.tolist()):
-            cs = [self._cands(ctx, b, c, memo) for c in self._var_cats[s]]
+            cs = [self._cands(ctx, b, c, memo, e) for c, e in zip(self._var_cats[s], self._var_eps[s])]
             keys.append((s, tuple(c[1] for c in cs)))
             cands.append(tuple(c[0] for c in cs))
         return keys, cands
@@ -342,25 +363,29 @@ class TorchEvaluator:
         if self._cat_table is None:
             V = max((len(c) for c in self._var_cats), default=0)
             C = len(self.columns.categories)
-            # Column C: every real track (no category, -1); C + 1: an unknown category (-2); C + 2: padding.
+            # Column C: every real track (no category, -1); C + 1: an unknown category (-2); C + 2: padding;
+            # C + 3 + c: category c with the tracks below prune_below dropped (certified pruning).
             table = np.full((len(self._var_cats), max(V, 1)), C + 2, dtype=np.int64)
-            for i, cats in enumerate(self._var_cats):
-                for v, c in enumerate(cats):
-                    table[i, v] = C if c == -1 else C + 1 if c == -2 else c
+            for i, (cats, eps) in enumerate(zip(self._var_cats, self._var_eps)):
+                for v, (c, e) in enumerate(zip(cats, eps)):
+                    table[i, v] = C if c == -1 else C + 1 if c == -2 else C + 3 + c if e else c
             self._cat_table = table
         tm = ctx.tm_np  # [B, N]
         B, N = tm.shape
         C = len(self.columns.categories)
-        cols = np.zeros((B, N, C + 3), dtype=bool)
+        cols = np.zeros((B, N, 2 * C + 3 if self.prune_below is not None else C + 3), dtype=bool)
         if self.prune_zero:
             names = ctx.names_np
             cols[:, :, :C] = (names >= 0.5) if self.L.crisp else (names != 0)
         else:
             cols[:, :, :C] = True
             cols[:, :, C + 1] = True
+        if self.prune_below is not None:
+            weights = (ctx.names_np >= 0.5).astype(float) if self.L.crisp else ctx.names_np
+            cols[:, :, C + 3:] = (weights != 0) & (weights >= self.prune_below)
         cols[:, :, C] = True
         cols &= tm[:, :, None]
-        packed = np.packbits(cols, axis=1).transpose(0, 2, 1)  # [B, C + 3, ceil(N / 8)]
+        packed = np.packbits(cols, axis=1).transpose(0, 2, 1)  # [B, columns, ceil(N / 8)]
         return np.ascontiguousarray(packed[vid[:, None], self._cat_table[sid]])  # [K, V, ceil(N / 8)]
 
     def _plan(self, sid, vid, ctx: "_Context", wmask: np.ndarray) -> Plan:
@@ -397,7 +422,7 @@ class TorchEvaluator:
         gkeys, gcands = [], []
         for k in first.tolist():
             s, b = int(sid[k]), int(vid[k])
-            cs = [self._cands(ctx, b, c, memo) for c in self._var_cats[s]]
+            cs = [self._cands(ctx, b, c, memo, e) for c, e in zip(self._var_cats[s], self._var_eps[s])]
             gkeys.append((s, tuple(c[1] for c in cs)))
             gcands.append(tuple(c[0] for c in cs))
         return inv.reshape(-1).astype(np.int64), gkeys, gcands
@@ -420,6 +445,20 @@ def _witness_mask(witnesses, K: int) -> tuple[np.ndarray, bool]:
                            f"{'shape ' + str(w.shape) if w.shape != (K,) else 'dtype ' + str(w.dtype)}",
                            "pass witnesses=True, False, or a boolean mask over the spec_ids")
     return w.astype(bool), True
+
+
+def _check_prune_below(prune_below, L: TorchLogic, top_m) -> float | None:
+    if prune_below is None:
+        return None
+    if isinstance(prune_below, bool) or not isinstance(prune_below, (int, float)) or not 0 < prune_below <= 1:
+        raise StlError([unsupported_by_backend(f"prune_below must be a number in (0, 1] or None, got {prune_below!r}")])
+    if not L.zero_annihilates:
+        raise unsupported("torch", f"certified pruning (prune_below) under the {L.name} logic",
+                          "its folds are not bounded by the dropped weight; use product, godel or boolean")
+    if top_m is not None:
+        raise StlError([unsupported_by_backend("prune_below and top_m are two pruning modes: pass one",
+                                               hints=("prune_below is certified (error_bound), top_m is not",))])
+    return float(prune_below)
 
 
 def _input_error(msg: str, hint: str = "") -> StlError:
@@ -448,7 +487,8 @@ class _Context:
         self.T_b_np = (fm.sum(-1).cpu().numpy().astype(np.int64) if fm is not None else np.full(B, T, np.int64))
         tm = batch.track_mask
         self.tm_np = tm.cpu().numpy().astype(bool) if tm is not None else np.ones((B, N), dtype=bool)
-        self.names_np = names.detach().cpu().numpy() if (ev.prune_zero or ev.top_m is not None) else None
+        self.names_np = names.detach().cpu().numpy() if (ev.prune_zero or ev.top_m is not None
+                                                           or ev.prune_below is not None) else None
         self.full = bool((self.T_b_np == T).all())
         self.T_pad = max(T, 1)
         if T == 0:  # no frames at all: one padded frame, so every kernel has a time axis
