@@ -263,6 +263,25 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
         "N = 32 costs what its 29,760 assignments per 3-variable node cost (88× N = 8's 336): meeting 50 "
         "videos/s there needs less work per video (factorised or pruned assignments), not faster kernels.")
     parts.append("")
+    parts.append(
+        "**2026-12-01** (the same machine type, quieter: load about 1). *Large batches:* the fall of "
+        "throughput with B had two causes, both measured in one process: (1) glibc returns every freed block "
+        "above its mmap threshold (at most 32 MB) to the system, so each call's whole-batch gradients (420 MB "
+        "for `binary` at B = 1,024) were page-faulted in afresh — `laser` fwd+bwd at B = 1,024 553 videos/s, "
+        "1,314 with freed memory kept (`stlspec.backends.torch.memory.keep_freed_memory`, which `python -m "
+        "laser_train` and the benchmarks now call); (2) every chunked call was checkpointed, i.e. its forward "
+        "recomputed in the backward pass — chunks now keep their activations below `checkpoint_above` (2 GiB "
+        "on CPU): 1,801–1,821 videos/s at B = 1,024 against 1,763–1,813 at B = 64. *Training step:* its spec "
+        "evaluation had been timed on a plan the step had just cached; timed with its planning it was 37 % of "
+        "the step (0.091 of 0.249 s at batch 16). Planning is now array work per (template, node) item instead "
+        "of Python per (template, node) (`plan.py`; plans bit-identical to the previous builder's on 24 "
+        "recorded training calls), the segment-sum sort of a gather is done at the first backward that needs "
+        "it (float64 backwards never do), and positives and negatives share one call (per-instance witness "
+        "flags): spec evaluation 0.091 → 0.061 s per step, of which about 20 ms is planning (batch tables 10, "
+        "device tables 7.5), 15 ms the engine's fused nodes and gathers, and the rest the stock autograd "
+        "nodes of the engine and of the loss (the sparsity term alone about 7 ms). The perception model takes "
+        "0.134 s, so 15 % would need spec evaluation under 24 ms per step.")
+    parts.append("")
     ref = [r for r in cpu if r.get("reference_videos_per_s")]
     for r in ref:
         if r["engine"] == "v2":

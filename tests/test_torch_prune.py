@@ -122,3 +122,17 @@ def test_pruning_drops_tracks_and_is_off_by_default():
 def test_bad_pruning_options_are_our_errors(options, match):
     with pytest.raises(stlspec.StlError, match=match):
         compile_specs([ir.Spec("s", ir.Const(True))], vocabulary=VOCAB, **options)
+
+
+def test_outputs_stay_differentiable_when_every_assignment_is_pruned():
+    """No candidate tracks at all (every category weight exactly 0, or below prune_below): the values are
+    constants, yet connected to the inputs, so a loss on them backpropagates (zero gradients)."""
+    batch = _peaked_batch(2, 3, 3, 1)
+    spec = ir.Spec("s", ir.Exists((("a", "person"),), ir.Eventually(ir.Unary("walking", "a"))))
+    for names, options in ((torch.zeros_like(batch.names), {}), (batch.names * 1e-3, {"prune_below": 0.5})):
+        leaves = [x.clone().requires_grad_(True) for x in (names, batch.unary, batch.binary)]
+        out = compile_specs([spec], vocabulary=VOCAB, **options)(SceneGraphBatch(*leaves, batch.frame_mask,
+                                                                                   batch.track_mask))
+        assert (out.values == 0).all() and out.values.requires_grad
+        (out.values.sum() + out.witnesses.sum()).backward()
+        assert all(x.grad is not None and (x.grad == 0).all() for x in leaves)
