@@ -168,7 +168,9 @@ def history(runs: list[list[dict]]) -> list[str]:
         return []
     return ["**History** (`laser` fwd+bwd with witnesses, CPU time, every run recorded in "
             "`bench/results/cpu.jsonl`, oldest first; v1 shares the temporal operators of `ops.py`, so it "
-            "gains from some of v2's changes too):", ""] + out + [""]
+            "gains from some of v2's changes too; the machine's instances differ from day to day — v1 ran 3.5× "
+            "faster on 2026-12-01 than on 2026-11-30 — so across days compare the v2 / v1 ratios, not the "
+            "rates):", ""] + out + [""]
 
 
 def plot(rows: list[dict]) -> bool:
