@@ -201,9 +201,10 @@ class TorchEvaluator:
         w = (torch.cat(wits) if len(wits) > 1 else wits[0]) if witnesses else None
         if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
             w = w[..., :T] if w is not None else None
-        if ctx.requires_grad and torch.is_grad_enabled() and not v.requires_grad:
+        if ctx.requires_grad and torch.is_grad_enabled() and not v.requires_grad and not self.L.crisp:
             # Every assignment of every instance was pruned (or none needed a fact): constant values, still
-            # connected to the inputs (zero gradients), as any evaluator output is under autograd.
+            # connected to the inputs (zero gradients), as any output of a differentiable logic is under
+            # autograd (boolean thresholds its atoms: its outputs are constants of the inputs).
             anchor = sum(t.reshape(-1)[:1].sum() for t in (batch.unary, batch.binary, batch.names) if t.requires_grad)
             v = v + anchor * 0
             w = None if w is None else w + anchor * 0
