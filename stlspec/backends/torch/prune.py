@@ -13,9 +13,12 @@ its variables' category weights) and body value ``ψ(σ)``: ``∃`` is ``1 − �
 ``D`` of assignments changes the fold by at most ``Σ_D w`` (product) or ``max_D w`` (godel), and
 both folds change by at most ``Σ_σ w(σ)·|Δψ(σ)|`` (product; ``≤ max|Δψ|`` for godel) when their
 bodies change. With per-variable sums over the real tracks ``S_v = Σ_x c_v(x)`` and over the
-dropped ones ``P_v = Σ_{x dropped} c_v(x)`` (``M_v`` their maximum), the assignments of block ``j``
-that use a dropped track weigh at most ``B_j = Σ_v P_v ∏_{u≠v} S_u`` (a union bound; injectivity
-only removes assignments), so for blocks ``1 … m`` from the root down
+kept ones ``K_v`` (``M_v`` the largest dropped weight), the assignments of block ``j`` that use a
+dropped track weigh ``W_j ≤ ∏_v S_v − ∏_v K_v`` in all (the sum over every assignment of the block's
+variables, injective or not, minus those using kept tracks only; injectivity only removes
+assignments). Each such assignment weighs at most ``ε`` (one of its factors is below ``ε``), so the
+product folds' drop error ``1 − ∏_D (1 − w)`` is at most ``B_j = min(W_j, 1 − exp(−W_j / (1 − ε)))``
+(from ``ln(1 − w) ≥ −w / (1 − w)``), and for blocks ``1 … m`` from the root down
 
 * product: ``|exact − pruned| ≤ Σ_j B_j · ∏_{i<j} max(1, ∏_{v ∈ block i} S_v)``;
 * godel and boolean: ``|exact − pruned| ≤ Σ_j max_{v ∈ block j} M_v``;
@@ -82,9 +85,10 @@ def error_bounds(blocks: list, vid: np.ndarray, weights: np.ndarray, real: np.nd
             if minmax:
                 total += max((M[b, c] for c in cats if c >= 0), default=0.0)
                 continue
-            p = [P[b, c] if c >= 0 else 0.0 for c in cats]
-            B = sum(p[v] * float(np.prod([s[u] for u in range(len(cats)) if u != v])) for v in range(len(cats)))
-            total += B * scale
+            kept = [s[v] - (P[b, c] if c >= 0 else 0.0) for v, c in enumerate(cats)]
+            dropped = max(float(np.prod(s)) - float(np.prod(kept)), 0.0)  # Σ_D w(σ), injectivity ignored
+            bound = dropped if eps >= 1 else min(dropped, -np.expm1(-dropped / (1.0 - eps)))
+            total += bound * scale
             scale *= max(1.0, float(np.prod(s)))
         out[k] = min(total, 1.0)
     return out
