@@ -6,7 +6,7 @@
 # 1. tests/test_cuda.py: the torch backend on CUDA against the reference interpreter and against the CPU
 #    (values, witnesses, gradients), B = 4,096 in one call, the small model on CUDA (fp32 = CPU, bf16 autocast),
 #    weak training on CUDA in fp32 / bf16 / fp16 (fp32's first loss equals the CPU run's), a CLIP step in bf16;
-# 2. bench/eval_throughput.py on CUDA: laser (B = 64), sweep_N, and gpu_B (B = 1,024 … 16,384);
+# 2. bench/eval_throughput.py on CUDA: laser (B = 64), sweep_N, prune_N (certified pruning) and gpu_B (B = 1,024 … 16,384);
 # 3. bench/train_throughput.py on CUDA: the small model and a ViT-B/32-sized random CLIP, bf16.
 #
 # Results land in OUT_DIR (gpu.txt, test_cuda.txt, eval_cuda.jsonl, train_cuda.jsonl);
@@ -34,7 +34,7 @@ timeout 240 python3 -m pytest tests/test_cuda.py -q -p no:cacheprovider -x 2>&1 
 echo "== bench/eval_throughput.py --device cuda"
 rm -f "$OUT_DIR/eval_cuda.jsonl"
 timeout 200 python3 bench/eval_throughput.py --device cuda --engines v2 --threads 0 --min-time 0.5 \
-  --workloads laser,sweep_N,gpu_B --json-out "$OUT_DIR/eval_cuda.jsonl" || status=1
+  --workloads laser,sweep_N,prune_N,gpu_B --json-out "$OUT_DIR/eval_cuda.jsonl" || status=1
 echo "== bench/train_throughput.py --devices cuda"
 timeout 150 python3 bench/train_throughput.py --devices cuda --models small,clip-b32 --ddp 0 --precision bf16 \
   --batch-size 16 --threads 4 --out "$OUT_DIR/train_cuda.jsonl" || status=1

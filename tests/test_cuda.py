@@ -74,6 +74,24 @@ def test_cuda_values_witnesses_and_gradients_equal_cpu(logic):
         torch.testing.assert_close(c, a, atol=1e-9, rtol=1e-9)
 
 
+def test_cuda_witness_flags_and_certified_pruning_equal_cpu():
+    """Per-instance witness flags and certified pruning (values, witnesses, bounds, gradients) on CUDA equal
+    the CPU's."""
+    specs_ = _laser_specs(16, seed=5)
+    base = _random_batch(16, 8, 6, seed=6)
+    flags = [k % 3 == 0 for k in range(16)]
+    results = []
+    for device in ("cpu", "cuda"):
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", prune_below=0.3)
+        b = _to(base, device, requires_grad=True)
+        out = ev(b, list(range(16)), list(range(16)), witnesses=flags)
+        (out.values.sum() + (out.witnesses ** 2).sum()).backward()
+        results.append([out.values.detach().cpu(), out.witnesses.detach().cpu(), out.error_bound.cpu()]
+                       + [getattr(b, f).grad.cpu() for f in ("names", "unary", "binary")])
+    for a, c in zip(*results):
+        torch.testing.assert_close(c, a, atol=1e-9, rtol=1e-9)
+
+
 def test_cuda_large_batch_is_one_plan():
     # B = 4,096 videos in one call: bounded memory and the same values as four calls of 1,024.
     specs_ = _laser_specs(64, seed=3)
