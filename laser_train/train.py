@@ -584,8 +584,8 @@ def main(cfg: ExperimentConfig, variant: str = "weak", out_dir: str | Path | Non
 
 
 #: Settings that may change when a run is resumed: where and how it runs, not what it computes.
-RESUME_FREE_KEYS = ("run.", "eval.", "train.progress", "train.device", "train.threads", "data.num_workers",
-                    "data.prefetch_factor")
+RESUME_FREE_KEYS = ("run.", "eval.", "train.progress", "train.device", "train.threads", "train.keep_freed_memory",
+                    "data.num_workers", "data.prefetch_factor")
 
 
 def check_resume_config(saved: dict, current: dict, allow: bool) -> list[str]:
