@@ -23,8 +23,10 @@ per gather. Atoms read the fact tensors by precomputed flat offsets (:class:`ops
 one ``index_select`` per fact tensor and atom batch, masked for padding on the gathered rows
 only; its backward fills one zero gradient per fact tensor.
 
-Plans (the host-side tables and their device copies) are cached in a bounded LRU keyed
-by the call's exact layout, so repeated calls on the same layout do no host work.
+The host-side layout is built by :mod:`stlspec.backends.torch.plan` (array work over the call's
+(template, node) items, no Python loop over instances or rows). Plans (the host tables and their
+device copies) are cached in a bounded LRU keyed by the call's exact layout, so repeated calls on
+the same layout do no host work; :meth:`TorchEvaluator.clear_plans` drops them.
 """
 
 from __future__ import annotations
