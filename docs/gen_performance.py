@@ -279,10 +279,10 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
         "of Python per (template, node) (`plan.py`; plans bit-identical to the previous builder's on 24 "
         "recorded training calls), the segment-sum sort of a gather is done at the first backward that needs "
         "it (float64 backwards never do), and positives and negatives share one call (per-instance witness "
-        "flags): spec evaluation 0.091 → 0.061 s per step, of which about 20 ms is planning (batch tables 10, "
-        "device tables 7.5), 15 ms the engine's fused nodes and gathers, and the rest the stock autograd "
-        "nodes of the engine and of the loss (the sparsity term alone about 7 ms). The perception model takes "
-        "0.134 s, so 15 % would need spec evaluation under 24 ms per step.")
+        "flags): spec evaluation 0.091 → 0.064–0.067 s per step (the recorded rows below), of which about 20 ms is "
+        "planning (batch tables 10, device tables 7.5), 15 ms the engine's fused nodes and gathers, and the rest the stock "
+        "autograd nodes of the engine and of the loss (the sparsity term alone about 7 ms). The perception model "
+        "takes 0.134–0.142 s, so 15 % would need spec evaluation under 24 ms per step.")
     parts.append("")
     ref = [r for r in cpu if r.get("reference_videos_per_s")]
     for r in ref:
