@@ -164,7 +164,7 @@ def _eval(args: argparse.Namespace, overrides: list[str]) -> int:
     data = build_dataset(ds, args.split, cfg.data, train=False, seed=cfg.train.seed)  # an empty split is an error
     model = build_model(cfg.model, ds.vocabulary, cfg.data.crop_size).to(rt.device)
     model.load_state_dict(state["model"])
-    sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
+    sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature, cfg.loss.prune_below)
     sup.register(data)
     negs = T.heldout_negatives(cfg, sup, data, ds.vocabulary)  # the negatives training's evaluation uses
     metrics: dict = {"checkpoint": str(args.checkpoint), "data": str(root), "split": args.split,

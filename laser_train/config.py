@@ -140,6 +140,10 @@ class LossConfig:
     # per video and step (0: every frame): an unbiased estimate of the same per-frame mean, at a fraction
     # of the cost (they are most of a step's spec evaluation).
     semantic_frames: int = 6
+    # Certified pruning of the spec evaluation (stlspec.backends.torch.prune): tracks whose category
+    # probability is below this are dropped from specs whose quantifiers form a prefix (caption specs);
+    # 0 = exact. For scenes with many tracks (real videos); the error bound is reported by the backend.
+    prune_below: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     # Which objective(s) train the model (laser_train.objectives): "laser" (the specs, weighted by
     # `weights`), "svilm", "finsta", "hero", or a weighted sum such as "laser+0.5*finsta".
@@ -318,6 +322,12 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         from laser_train.data.worlds import get_world
 
         get_world(cfg.data.world)
+    if not 0 <= cfg.loss.prune_below <= 1:  # (NaN too)
+        raise ConfigError(f"loss.prune_below must be 0 (exact) or a category probability in (0, 1], got "
+                          f"{cfg.loss.prune_below}")
+    if cfg.loss.prune_below and cfg.loss.logic == "smooth":
+        raise ConfigError("loss.prune_below needs loss.logic=product or godel: the smooth logic's folds are not "
+                          "bounded by the dropped weights (set loss.prune_below=0)")
     if cfg.loss.semantic_frames < 0:
         raise ConfigError(f"loss.semantic_frames must be 0 (every frame) or positive, got {cfg.loss.semantic_frames}")
     if cfg.run.workers < 1:

@@ -56,10 +56,12 @@ class SpecSupervision:
     spec id); background specs are registered with :meth:`add_many`.
     """
 
-    def __init__(self, vocabulary: Any, logic: str = "product", temperature: float = 0.1):
+    def __init__(self, vocabulary: Any, logic: str = "product", temperature: float = 0.1,
+                 prune_below: float = 0.0):
         self.vocabulary = vocabulary
         self.logic = logic
         self.temperature = temperature
+        self.prune_below = prune_below  # certified pruning of the training logic's evaluator (0: exact)
         self.specs: list[Any] = []
         self._index: dict[int, int] = {}  # id(spec object) -> spec id, so shared specs compile once
         self._compiled: dict[str, tuple[int, Any]] = {}  # logic -> (number of specs compiled, evaluator)
@@ -89,6 +91,8 @@ class SpecSupervision:
         n, ev = self._compiled.get(logic, (0, None))
         if ev is None or n != len(self.specs):
             opts = {"temperature": self.temperature} if logic == "smooth" else {}
+            if self.prune_below and logic == self.logic:
+                opts["prune_below"] = self.prune_below
             ev = compile_specs(tuple(self.specs), Columns.from_vocabulary(self.vocabulary), logic=logic, **opts)
             self._compiled[logic] = (len(self.specs), ev)
         return ev

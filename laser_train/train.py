@@ -205,7 +205,7 @@ def prepare(cfg: ExperimentConfig, progress: bool = False) -> Setup:
     train = build_dataset(ds, "train", cfg.data, train=True, seed=cfg.train.seed)
     test = build_dataset(ds, heldout_split(ds), cfg.data, train=False, seed=cfg.train.seed)
     t2 = time.perf_counter()
-    sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature)
+    sup = SpecSupervision(ds.vocabulary, cfg.loss.logic, cfg.loss.temperature, cfg.loss.prune_below)
     sup.register(train)
     sup.register(test)
     background_ids = sup.add_many(load_background(cfg.data.background, ds.vocabulary, root))
