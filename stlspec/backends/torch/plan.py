@@ -425,8 +425,8 @@ class Planner:
         self_base = lay.item_off[m][ob] + jj * R[ob]  # each block's first row in this batch
 
         def rows_of(width_of_item):
-            """Per row: its block's index into per-item arrays of that width (concatenated), minus the
-            block's first row, so that ``local = start + arange``; and ``(block sizes, arange)``."""
+            """``(rows per block, each row's index into the items' per-item arrays of this width
+            concatenated, arange over the rows, each block's first row)``."""
             Wb = width_of_item[ob]
             first = np.cumsum(Wb) - Wb
             item_start = np.cumsum(width_of_item) - width_of_item
