@@ -212,9 +212,9 @@ class TorchEvaluator:
             w = None if w is None else w + anchor * 0
         bound = None
         if self.prune_below is not None:
-            weights = ctx.names_np >= 0.5 if self.L.crisp else ctx.names_np
-            bound = torch.as_tensor(error_bounds([self._blocks[s] for s in sid.tolist()], vid, weights, ctx.tm_np,
-                                                 self.prune_below, self.L.minmax), dtype=out_dtype, device=dev)
+            bound = torch.as_tensor(error_bounds([self._blocks[s] for s in sid.tolist()], vid, ctx.weights_np,
+                                                 ctx.tm_np, self.prune_below, self.L.minmax), dtype=out_dtype,
+                                    device=dev)
         return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask, bound)
 
     def _resolve_ids(self, spec_ids, video_ids, B: int):
@@ -278,9 +278,7 @@ class TorchEvaluator:
             if cat == -2:  # an unknown category: weight 0 on every track
                 score = np.zeros(len(tracks))
             else:
-                score = ctx.names_np[k_vid, tracks, cat]
-                if self.L.crisp:
-                    score = (score >= 0.5).astype(float)
+                score = ctx.weights_np[k_vid, tracks, cat]
             if self.prune_zero or eps:
                 keep = (score != 0) & (score >= self.prune_below) if eps else score != 0
                 tracks, score = tracks[keep], score[keep]
@@ -291,14 +289,15 @@ class TorchEvaluator:
         memo[key] = hit
         return hit
 
+    def _key_cands(self, ctx: "_Context", s: int, b: int, memo: dict) -> tuple:
+        """``(template key, candidate lists)`` of spec ``s`` on video ``b``: its variables' candidate tracks."""
+        cs = [self._cands(ctx, b, c, memo, e) for c, e in zip(self._var_cats[s], self._var_eps[s])]
+        return (s, tuple(c[1] for c in cs)), tuple(c[0] for c in cs)
+
     def _instance_keys(self, sid, vid, ctx):
         memo: dict = {}
-        keys, cands = [], []
-        for s, b in zip(sid.tolist(), vid.tolist()):
-            cs = [self._cands(ctx, b, c, memo, e) for c, e in zip(self._var_cats[s], self._var_eps[s])]
-            keys.append((s, tuple(c[1] for c in cs)))
-            cands.append(tuple(c[0] for c in cs))
-        return keys, cands
+        pairs = [self._key_cands(ctx, s, b, memo) for s, b in zip(sid.tolist(), vid.tolist())]
+        return [k for k, _ in pairs], [c for _, c in pairs]
 
     def _chunks(self, sid, vid, ctx):
         """Ranges of the instances sorted by video (stable) whose estimated largest tensor stays under
@@ -349,7 +348,7 @@ class TorchEvaluator:
         if hit is None:
             free, _ = torch.cuda.mem_get_info(ctx.device)
             free += torch.cuda.memory_reserved(ctx.device) - torch.cuda.memory_allocated(ctx.device)
-            hit = self._cuda_chunks[key] = max(_CPU_CHUNK, free // 4 // (25 * torch.finfo(ctx.dtype).bits // 8))
+            hit = self._cuda_chunks[key] = max(_CPU_CHUNK, free // 4 // (_ACT_BYTES * torch.finfo(ctx.dtype).bits // 8))
         return hit
 
     def _candidate_codes(self, sid, vid, ctx: "_Context") -> np.ndarray | None:
@@ -378,14 +377,12 @@ class TorchEvaluator:
         C = len(self.columns.categories)
         cols = np.zeros((B, N, 2 * C + 3 if self.prune_below is not None else C + 3), dtype=bool)
         if self.prune_zero:
-            names = ctx.names_np
-            cols[:, :, :C] = (names >= 0.5) if self.L.crisp else (names != 0)
+            cols[:, :, :C] = ctx.weights_np != 0
         else:
             cols[:, :, :C] = True
             cols[:, :, C + 1] = True
         if self.prune_below is not None:
-            weights = (ctx.names_np >= 0.5).astype(float) if self.L.crisp else ctx.names_np
-            cols[:, :, C + 3:] = (weights != 0) & (weights >= self.prune_below)
+            cols[:, :, C + 3:] = (ctx.weights_np != 0) & (ctx.weights_np >= self.prune_below)
         cols[:, :, C] = True
         cols &= tm[:, :, None]
         packed = np.packbits(cols, axis=1).transpose(0, 2, 1)  # [B, columns, ceil(N / 8)]
@@ -422,13 +419,8 @@ class TorchEvaluator:
         rows = np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).reshape(-1)
         _, first, inv = np.unique(rows, return_index=True, return_inverse=True)
         memo: dict = {}
-        gkeys, gcands = [], []
-        for k in first.tolist():
-            s, b = int(sid[k]), int(vid[k])
-            cs = [self._cands(ctx, b, c, memo, e) for c, e in zip(self._var_cats[s], self._var_eps[s])]
-            gkeys.append((s, tuple(c[1] for c in cs)))
-            gcands.append(tuple(c[0] for c in cs))
-        return inv.reshape(-1).astype(np.int64), gkeys, gcands
+        pairs = [self._key_cands(ctx, int(sid[k]), int(vid[k]), memo) for k in first.tolist()]
+        return inv.reshape(-1).astype(np.int64), [k for k, _ in pairs], [c for _, c in pairs]
 
     def clear_plans(self) -> None:
         """Forget the cached plans (not the per-template tables): the next call plans afresh, as a call
@@ -490,8 +482,11 @@ class _Context:
         self.T_b_np = (fm.sum(-1).cpu().numpy().astype(np.int64) if fm is not None else np.full(B, T, np.int64))
         tm = batch.track_mask
         self.tm_np = tm.cpu().numpy().astype(bool) if tm is not None else np.ones((B, N), dtype=bool)
-        self.names_np = names.detach().cpu().numpy() if (ev.prune_zero or ev.top_m is not None
-                                                           or ev.prune_below is not None) else None
+        names_np = names.detach().cpu().numpy() if (ev.prune_zero or ev.top_m is not None
+                                                      or ev.prune_below is not None) else None
+        # The category weights as the logic reads them (0/1 under boolean): what candidates are chosen by.
+        self.weights_np = (names_np >= 0.5).astype(names_np.dtype) if names_np is not None and ev.L.crisp \
+            else names_np
         self.full = bool((self.T_b_np == T).all())
         self.T_pad = max(T, 1)
         if T == 0:  # no frames at all: one padded frame, so every kernel has a time axis
@@ -516,7 +511,7 @@ class _Context:
         out.B = v1 - v0
         out.unary, out.binary, out.names = unary, binary, names
         out.T_b_np, out.tm_np = self.T_b_np[v0:v1], self.tm_np[v0:v1]
-        out.names_np = None if self.names_np is None else self.names_np[v0:v1]
+        out.weights_np = None if self.weights_np is None else self.weights_np[v0:v1]
         if self.present is not None:
             per = self.T_pad * self.N
             out.present = self.present[v0 * per:v1 * per]

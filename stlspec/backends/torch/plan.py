@@ -248,10 +248,10 @@ def _cat(arrays: list, dtype=_I64) -> np.ndarray:
 
 @dataclass
 class _SpecArrays:
-    """Per spec, static: each node's batch-key id, level, children (padded with -1), the root and witness roots."""
+    """Per spec, static: each node's batch-key id (the key starts with the level), children (padded with -1),
+    the root and witness roots."""
 
     key_ids: np.ndarray
-    level: np.ndarray
     kids: np.ndarray  # [n, max arity], -1 padded
     same: np.ndarray  # [n, max arity] bool: the child has the node's variables (reads row for row)
     root: int
@@ -261,8 +261,8 @@ class _SpecArrays:
 class Planner:
     """Lays calls out for one evaluator's spec tables; caches templates and window offsets.
 
-    ``cands_key`` identifies a tuple of candidate lists (the caller's key); templates are cached
-    per ``(spec, cands_key, with witnesses)``.
+    Templates are cached per ``(key, nodes laid out)``: the caller's key names a spec and a tuple of
+    candidate lists, and a template without witnesses lays out only the value nodes.
     """
 
     def __init__(self, tables: list[SpecTable], num_events: int, template_cache: int = 4096):
@@ -293,8 +293,8 @@ class Planner:
                 kids[i, :len(n.kids)] = n.kids
                 if n.op not in (Op.EXISTS, Op.FORALL):
                     same[i, :len(n.kids)] = [tab.nodes[k].vars == n.vars for k in n.kids]
-            hit = self._specs[s] = _SpecArrays(np.asarray(ids, _I64), np.asarray([n.level for n in tab.nodes], _I64),
-                                               kids, same, tab.root, tuple(tab.witness_roots.items()))
+            hit = self._specs[s] = _SpecArrays(np.asarray(ids, _I64), kids, same, tab.root,
+                                               tuple(tab.witness_roots.items()))
         return hit
 
     def template(self, key, s: int, cands: tuple, witnesses: bool) -> Template:
