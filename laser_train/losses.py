@@ -235,7 +235,7 @@ def weak_loss(supervision: SpecSupervision, probs: tuple[torch.Tensor, ...], bat
     fm, tm, present = batch["frame_mask"], batch["track_mask"], batch["present"]
     pos = (work.kinds == 0).nonzero().flatten()
     rest = (work.kinds != 0).nonzero().flatten()
-    sid, vid = torch.tensor(work.spec_ids), torch.tensor(work.video_ids)
+    vid = torch.tensor(work.video_ids)
     want_w = bool(weights.temporal) and bool(work.has_hint.any())
     # Positives and negatives in one call (one plan, one kernel per node batch): witnesses for the
     # positives only.
