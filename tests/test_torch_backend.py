@@ -181,12 +181,13 @@ def _random_batch(B, T, N, *, seed=0, dtype=torch.float64, lengths=None, tracks=
                            torch.rand(B, T, N, N, R, generator=g, dtype=dtype), fm, tm)
 
 
-def test_padding_never_changes_results():
+@pytest.mark.parametrize("fused", [None, False], ids=["fused", "generic"])
+def test_padding_never_changes_results(fused):
     specs_ = _laser_specs(4) + [ir.Spec("w", ir.Forall((("x", "person"),), ir.Always(
         ir.Until(ir.Unary("red", "x"), ir.Unary("walking", "x"), ir.Window(0.25, 0.75, "fraction")),
         ir.Window(1, None))))]
     for logic in ("godel", "product", "smooth"):
-        ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic)
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic=logic, fused=fused)
         small = _random_batch(1, 5, 3, seed=3)
         big = _random_batch(1, 9, 6, seed=4, lengths=[5], tracks=[3])  # padding filled with garbage
         big.names[:, :3] = small.names[0]
@@ -200,9 +201,10 @@ def test_padding_never_changes_results():
         assert float(b.witnesses[..., 5:].abs().sum()) == 0.0
 
 
-def test_batch_composition_invariance():
+@pytest.mark.parametrize("fused", [None, False], ids=["fused", "generic"])
+def test_batch_composition_invariance(fused):
     specs_ = _laser_specs(8, seed=2)
-    ev = compile_specs(specs_, vocabulary=VOCAB, logic="product")
+    ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", fused=fused)
     batch = _random_batch(8, 7, 4, seed=5, lengths=[7, 3, 5, 7, 1, 2, 6, 7], tracks=[4, 2, 3, 4, 4, 3, 2, 4])
     full = ev(batch)
     for b in (0, 4, 6):
@@ -213,7 +215,7 @@ def test_batch_composition_invariance():
         torch.testing.assert_close(alone.witnesses[0], full.witnesses[b], atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("engine", ["v2", "v1"])
+@pytest.mark.parametrize("engine", ["v2", "v2-generic", "v1"])
 def test_per_instance_witness_flags(engine):
     """One flag per instance: flagged instances get the witnesses of a witnesses=True call, the others
     zero rows; values and gradients are those of the two separate calls (also when chunked)."""
@@ -221,9 +223,11 @@ def test_per_instance_witness_flags(engine):
     batch = _random_batch(9, 6, 4, seed=4, lengths=[6, 3, 6, 1, 5, 6, 2, 6, 4], tracks=[4, 2, 4, 4, 3, 1, 4, 2, 3])
     flags = [True, False, False, True, True, False, True, False, True]
     w = torch.linspace(0, 1, 6, dtype=torch.float64)
+    fused = {"fused": False} if engine == "v2-generic" else {}
+    engine = engine[:2]
 
     def run(witnesses, **options):
-        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine, **options)
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine, **fused, **options)
         leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
         out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask), list(range(9)), list(range(9)),
                  witnesses=witnesses)
@@ -241,7 +245,7 @@ def test_per_instance_witness_flags(engine):
         torch.testing.assert_close(mixed.witnesses[on], full.witnesses[on][:, :E], atol=1e-12, rtol=0)
         assert (mixed.witnesses[~on] == 0).all()
         # the gradient is the values' (every instance) plus the flagged instances' witnesses'
-        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine)
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", engine=engine, **fused)
         leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
         sb = SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask)
         ids = [k for k in range(9) if flags[k]]
@@ -264,7 +268,7 @@ def test_bad_witness_flags_are_our_errors():
 def test_chunks_and_gathers_keep_values_and_gradients_exact():
     """Chunked (checkpointed) evaluation equals one chunk, and the prepared gather backwards equal
     autograd's, in float64 (index_add_) and float32 (embedding_bag on CPU), with padding and absent
-    tracks."""
+    tracks; the generic engine's chunks also equal the fused chain kernel's (the unchunked run)."""
     specs_ = _laser_specs(6, seed=4) + _shape_mix(6)
     batch = _random_batch(12, 6, 4, seed=8, lengths=[6, 3, 6, 1, 5, 6, 6, 2, 6, 4, 6, 6],
                           tracks=[4, 2, 4, 4, 3, 4, 1, 4, 4, 2, 4, 3])
@@ -280,8 +284,9 @@ def test_chunks_and_gathers_keep_values_and_gradients_exact():
         return [out.values.detach(), out.witnesses.detach()] + [x.grad.double() for x in leaves]
 
     one = run(torch.float64)
-    for got in (run(torch.float64, max_chunk_elements=1), run(torch.float64, max_chunk_elements=1, checkpoint_above=0),
-                run(torch.float32)):
+    for got in (run(torch.float64, max_chunk_elements=1, fused=False),
+                run(torch.float64, max_chunk_elements=1, checkpoint_above=0, fused=False),
+                run(torch.float64, fused=False), run(torch.float32), run(torch.float32, fused=False)):
         tol = 1e-12 if got[0].dtype == torch.float64 else 1e-5
         for a, b in zip(one, got):
             torch.testing.assert_close(b.double(), a, atol=tol, rtol=0)
@@ -299,8 +304,8 @@ def test_chunks_cut_between_videos_read_their_slices_exactly(vids):
     ids = list(range(7))
     w = torch.linspace(0, 1, 6, dtype=torch.float64)
 
-    def run(**options):
-        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", **options)
+    def run(**options):  # the generic engine's chunks (the fused kernel does not chunk)
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", fused=False, **options)
         leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
         out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask, present), ids, vids)
         (out.values.sum() + (out.witnesses * w).sum()).backward()
@@ -326,7 +331,7 @@ def test_chunks_are_checkpointed_only_above_the_activation_budget(monkeypatch):
 
     def run(**options):
         calls.clear()
-        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", max_chunk_elements=1, **options)
+        ev = compile_specs(specs_, vocabulary=VOCAB, logic="product", max_chunk_elements=1, fused=False, **options)
         leaves = [x.double().clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
         ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask)).values.sum().backward()
         with torch.no_grad():

@@ -79,13 +79,16 @@ class TorchEvaluator:
     always on CUDA, where chunks are sized by the free memory; 0 means always), ``prune_below``
     (certified pruning, :mod:`stlspec.backends.torch.prune`: tracks whose category weight is below
     this are dropped from specs whose quantifiers form a prefix, and every call returns
-    ``EvalOutput.error_bound``, a bound on the difference to the exact values).
+    ``EvalOutput.error_bound``, a bound on the difference to the exact values), ``fused`` (specs of
+    LASER's chain shape are evaluated on the CPU by a compiled kernel, :mod:`stlspec.backends.torch.chain`;
+    None, the default, means whenever it can: product logic, numba installed, no ``top_m`` or
+    ``prune_below``; True insists and fails where it cannot; False never).
     """
 
     def __init__(self, specs: Sequence[ir.Spec], columns: Columns, logic: str | Logic = "product",
                  temperature: float = 0.1, top_m: int | None = None, *, prune_zero: bool = True,
                  max_chunk_elements: int | None = None, checkpoint_above: int | None = None,
-                 prune_below: float | None = None, plan_cache_size: int = 16):
+                 prune_below: float | None = None, plan_cache_size: int = 16, fused: bool | None = None):
         L = get_logic(logic, temperature)
         if L.enumerates:
             raise unsupported("torch", "the exact logic", "use product, godel, smooth or boolean")
@@ -123,6 +126,12 @@ class TorchEvaluator:
         # variables drops tracks of weight below prune_below.
         self._blocks = [prefix_blocks(t) if self.prune_below is not None else None for t in self.tables]
         self._var_eps = [tuple(bl is not None and c >= 0 for c in vc) for bl, vc in zip(self._blocks, self._var_cats)]
+        self.fused = _check_fused(fused, self.L, top_m, self.prune_below)
+        self._chains = None
+        if self.fused:
+            from stlspec.backends.torch import chain
+
+            self._chains = chain.ChainTables([chain.chain_table(s, columns) for s in self.specs])
 
     # -- compatibility with the grouped engine's API
 
@@ -155,7 +164,60 @@ class TorchEvaluator:
                               torch.zeros(0, E, T, dtype=out_dtype, device=dev) if want else None, mask,
                               None if self.prune_below is None else torch.zeros(0, dtype=out_dtype, device=dev))
         ctx = _Context(batch, self)
-        witnesses = want
+        fmask = self._fused_mask(sid, ctx)
+        if fmask is None:
+            v, w = self._generic(sid, vid, wmask, ctx, want)
+        else:
+            v, w = self._merged(sid, vid, wmask, ctx, want, fmask)
+        if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
+            w = w[..., :T] if w is not None else None
+        if ctx.requires_grad and torch.is_grad_enabled() and not v.requires_grad and not self.L.crisp:
+            # Every assignment of every instance was pruned (or none needed a fact): constant values, still
+            # connected to the inputs (zero gradients), as any output of a differentiable logic is under
+            # autograd (boolean thresholds its atoms: its outputs are constants of the inputs).
+            anchor = sum(t.reshape(-1)[:1].sum() for t in (batch.unary, batch.binary, batch.names) if t.requires_grad)
+            v = v + anchor * 0
+            w = None if w is None else w + anchor * 0
+        bound = None
+        if self.prune_below is not None:
+            bound = torch.as_tensor(error_bounds([self._blocks[s] for s in sid.tolist()], vid, ctx.weights_np,
+                                                 ctx.tm_np, self.prune_below, self.L.minmax), dtype=out_dtype,
+                                    device=dev)
+        return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask, bound)
+
+    def _fused_mask(self, sid: np.ndarray, ctx: "_Context") -> np.ndarray | None:
+        """Which instances the fused chain kernel evaluates (None: none)."""
+        if self._chains is None or ctx.device.type != "cpu":
+            return None
+        m = self._chains.is_chain[sid]
+        if not m.any() or not self._chains.fits(ctx.N, ctx.T_pad):
+            return None
+        return m
+
+    def _merged(self, sid, vid, wmask, ctx: "_Context", witnesses: bool, fmask: np.ndarray):
+        """Chain instances by the fused kernel, the others by the generic engine, in the caller's order."""
+        from stlspec.backends.torch import chain
+
+        fi = np.nonzero(fmask)[0]
+        v, s = chain.evaluate(self._chains, sid[fi], vid[fi], wmask[fi] & witnesses, ctx.names, ctx.unary,
+                              ctx.binary, ctx.T_b_np, ctx.tm_np, ctx.present, self.prune_zero, self.num_events)
+        w = _normalise(s) if witnesses else None
+        if len(fi) == len(sid):
+            return v, w
+        gi = np.nonzero(~fmask)[0]
+        vg, wg = self._generic(sid[gi], vid[gi], wmask[gi], ctx, witnesses)
+        back = np.empty(len(sid), dtype=np.int64)
+        back[np.concatenate([fi, gi])] = np.arange(len(sid))
+        inv = torch.as_tensor(back, device=ctx.device)
+        v = torch.cat([v, vg]).index_select(0, inv)
+        w = torch.cat([w, wg]).index_select(0, inv) if witnesses else None
+        return v, w
+
+    def _generic(self, sid, vid, wmask, ctx: "_Context", witnesses: bool):
+        """``(values [K], witnesses [K, E, T_pad] or None)`` by the level-by-level plans."""
+        B = ctx.B
+        E = self.num_events
+        K = len(sid)
         # Chunks of instances, each evaluated by one plan.
         chunks, est = self._chunks(sid, vid, ctx)
         values, wits = [], []
@@ -196,26 +258,12 @@ class TorchEvaluator:
             back = np.empty(K, dtype=np.int64)
             back[order] = np.arange(K)
             if not (back == np.arange(K)).all():
-                inv = torch.as_tensor(back, device=dev)
+                inv = torch.as_tensor(back, device=ctx.device)
                 values = [torch.cat(values).index_select(0, inv)]
                 wits = [torch.cat(wits).index_select(0, inv)] if witnesses else wits
         v = torch.cat(values) if len(values) > 1 else values[0]
         w = (torch.cat(wits) if len(wits) > 1 else wits[0]) if witnesses else None
-        if ctx.T_pad != T:  # T = 0: evaluated on one padded frame
-            w = w[..., :T] if w is not None else None
-        if ctx.requires_grad and torch.is_grad_enabled() and not v.requires_grad and not self.L.crisp:
-            # Every assignment of every instance was pruned (or none needed a fact): constant values, still
-            # connected to the inputs (zero gradients), as any output of a differentiable logic is under
-            # autograd (boolean thresholds its atoms: its outputs are constants of the inputs).
-            anchor = sum(t.reshape(-1)[:1].sum() for t in (batch.unary, batch.binary, batch.names) if t.requires_grad)
-            v = v + anchor * 0
-            w = None if w is None else w + anchor * 0
-        bound = None
-        if self.prune_below is not None:
-            bound = torch.as_tensor(error_bounds([self._blocks[s] for s in sid.tolist()], vid, ctx.weights_np,
-                                                 ctx.tm_np, self.prune_below, self.L.minmax), dtype=out_dtype,
-                                    device=dev)
-        return EvalOutput(v.to(out_dtype), w.to(out_dtype) if w is not None else None, mask, bound)
+        return v, w
 
     def _resolve_ids(self, spec_ids, video_ids, B: int):
         if spec_ids is None:
@@ -454,6 +502,24 @@ def _check_prune_below(prune_below, L: TorchLogic, top_m) -> float | None:
         raise StlError([unsupported_by_backend("prune_below and top_m are two pruning modes: pass one",
                                                hints=("prune_below is certified (error_bound), top_m is not",))])
     return float(prune_below)
+
+
+def _check_fused(fused, L: TorchLogic, top_m, prune_below) -> bool:
+    """Whether the fused chain kernel is used (``fused``: None = when it can, True = insist, False = never)."""
+    if fused is not None and not isinstance(fused, (bool, np.bool_)):
+        raise StlError([unsupported_by_backend(f"fused must be True, False or None, got {fused!r}")])
+    if fused is False:
+        return False
+    from stlspec.backends.torch import chain
+
+    why = ("numba is not installed (pip install 'stlspec[fast]')" if not chain.available() else
+           f"it evaluates the product logic, not {L.name}" if not L.fused_product else
+           "top_m selects candidates the kernel does not" if top_m is not None else
+           "certified pruning (prune_below) needs the generic engine's error bounds" if prune_below is not None
+           else None)
+    if why is not None and fused:
+        raise unsupported("torch", "the fused chain kernel (fused=True)", why)
+    return why is None
 
 
 def _input_error(msg: str, hint: str = "") -> StlError:
@@ -714,13 +780,19 @@ def _run_plan(plan: Plan, ctx: _Context, L: TorchLogic, witnesses: bool, E: int,
     out = values.new_zeros(K * E, T)
     if dev.witness_flat is not None:
         s = _fetch(store, plan, dev.witness_src, None, T, ctx, raw=True)
-        zero = torch.zeros((), dtype=s.dtype, device=s.device)
-        s = torch.where(dev.witness_real, s, zero).clamp_min(0)
-        total = s.sum(-1, keepdim=True)
-        safe = torch.where(total > 0, total, torch.ones_like(total))
-        w = torch.where(total > 0, s / safe, zero)
-        out = out.index_copy(0, dev.witness_flat, w)
+        s = torch.where(dev.witness_real, s, torch.zeros((), dtype=s.dtype, device=s.device))
+        out = out.index_copy(0, dev.witness_flat, _normalise(s))
     return values, out.view(K, E, T)
+
+
+def _normalise(s: torch.Tensor) -> torch.Tensor:
+    """Witness distributions from witness scores (last axis: frames; padded frames already 0):
+    ``max(s, 0) / Σ max(s, 0)``, all zeros where the sum is 0."""
+    s = s.clamp_min(0)
+    zero = torch.zeros((), dtype=s.dtype, device=s.device)
+    total = s.sum(-1, keepdim=True)
+    safe = torch.where(total > 0, total, torch.ones_like(total))
+    return torch.where(total > 0, s / safe, zero)
 
 
 def _fetch(store, plan: Plan, parts, consumer: Batch | None, width: int, ctx: _Context, raw: bool = False):

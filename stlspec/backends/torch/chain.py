@@ -1,0 +1,226 @@
+"""The fused path for sequencing chains: LASER's spec shape evaluated by one compiled kernel per call.
+
+Specs of the form ``∃ x₁: c₁, …, x_V: c_V. A_0 then … then A_{E−1}`` (one quantifier block, or
+none; events tagged ``0 … E−1`` in chain order, without windows; each ``A_k`` a conjunction of
+literals -- unary, binary, equality or constant atoms, possibly negated) are evaluated under the
+product logic on the CPU by :mod:`stlspec.backends.torch.chain_kernels` (numba): every assignment
+of an instance is one pass over its frames in registers, with no tensor per node and no host-side
+plan, and the backward pass is hand-derived. :func:`chain_table` recognises the shape;
+:class:`ChainTables` holds the evaluator's chain specs as flat arrays; :func:`evaluate` runs a
+call's chain instances (an autograd function). The generic engine evaluates everything else, and
+everything on other devices and under other logics; both give the same values up to rounding
+(tested against each other and the reference interpreter).
+
+numba is optional (the ``fast`` extra): :func:`available` says whether it imports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from stlspec import ir
+
+__all__ = ["available", "chain_table", "ChainTables", "Chain", "evaluate"]
+
+#: The largest per-instance literal buffer the kernel allocates (twice, in the backward pass).
+_BUFFER_BYTES = 64 << 20
+
+#: Literal kinds (the kernels' ``a_kind``).
+UNARY, BINARY, EQ, CONST = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def _kernels():
+    try:
+        from stlspec.backends.torch import chain_kernels
+    except ImportError:  # numba is not installed (the ``fast`` extra)
+        return None
+    return chain_kernels
+
+
+def available() -> bool:
+    """Whether the fused kernels can run (numba imports)."""
+    return _kernels() is not None
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One chain spec: category column per variable (-1 none, -2 unknown), whether it folds over a
+    quantifier block, and per event its literals ``(kind, column, var, var, negated, value)``."""
+
+    cats: tuple[int, ...]
+    fold: bool
+    events: tuple[tuple[tuple[int, int, int, int, bool, float], ...], ...]
+
+
+def chain_table(spec: ir.Spec, columns) -> Chain | None:
+    """The spec as a :class:`Chain`, or None when it is not of the chain shape."""
+    f = spec.formula
+    cats: tuple[int, ...] = ()
+    scope: dict[str, int] = {}
+    fold = False
+    if isinstance(f, ir.Exists):
+        ccol = {c: i for i, c in enumerate(columns.categories)}
+        names = [v for v, _ in f.vars]
+        if len(set(names)) != len(names):
+            return None
+        scope = {v: i for i, v in enumerate(names)}
+        cats = tuple(-1 if c is None else ccol.get(c, -2) for _, c in f.vars)
+        f, fold = f.body, True
+    ucol = {p: i for i, p in enumerate(columns.unary)}
+    bcol = {p: i for i, p in enumerate(columns.binary)}
+    events = []
+    while True:
+        if not (isinstance(f, ir.Eventually) and f.window is None and f.event == len(events)):
+            return None
+        body, nxt = f.arg, None
+        if (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
+                and not body.args[1].weak and body.args[1].steps == 1 and isinstance(body.args[1].arg, ir.Eventually)
+                and body.args[1].arg.event is not None):
+            body, nxt = body.args[0], body.args[1].arg
+        lits = _literals(body, scope, ucol, bcol)
+        if lits is None:
+            return None
+        events.append(tuple(lits))
+        if nxt is None:
+            break
+        f = nxt
+    if len(events) != len(spec.events):
+        return None
+    return Chain(cats, fold, tuple(events))
+
+
+def _literals(f: ir.Formula, scope: dict, ucol: dict, bcol: dict) -> list | None:
+    out: list = []
+    stack = [f]
+    while stack:
+        g = stack.pop()
+        neg = False
+        if isinstance(g, ir.Not):
+            g, neg = g.arg, True
+        match g:
+            case ir.And(args) if not neg:
+                stack.extend(reversed(args))
+                continue
+            case ir.Const(v):
+                out.append((CONST, 0, 0, 0, neg, 1.0 if v else 0.0))
+            case ir.Unary(p, v) if v in scope:
+                out.append((UNARY, ucol[p], scope[v], 0, neg, 0.0) if p in ucol else (CONST, 0, 0, 0, neg, 0.0))
+            case ir.Binary(p, a, b) if a in scope and b in scope:
+                out.append((BINARY, bcol[p], scope[a], scope[b], neg, 0.0) if p in bcol
+                           else (CONST, 0, 0, 0, neg, 0.0))
+            case ir.Eq(a, b) if a in scope and b in scope:
+                out.append((CONST, 0, 0, 0, neg, 1.0) if a == b else (EQ, 0, scope[a], scope[b], neg, 0.0))
+            case _:
+                return None
+    return out
+
+
+class ChainTables:
+    """An evaluator's chain specs as the kernels' flat arrays (row ``s`` for spec ``s``; unused rows for
+    the other specs)."""
+
+    def __init__(self, chains: Sequence[Chain | None]):
+        S = len(chains)
+        ok = [c for c in chains if c is not None]
+        V = max((len(c.cats) for c in ok), default=0)
+        E = max((len(c.events) for c in ok), default=0)
+        self.is_chain = np.asarray([c is not None for c in chains], dtype=bool)
+        self.nv = np.zeros(S, np.int64)
+        self.ne = np.zeros(S, np.int64)
+        self.fold = np.zeros(S, np.bool_)
+        self.cat = np.full((S, max(V, 1)), -1, np.int64)
+        self.ev = np.zeros((S, E + 1), np.int64)
+        self.evid = np.zeros((S, max(E, 1)), np.int64)
+        lits: list = []
+        for s, c in enumerate(chains):
+            if c is None:
+                continue
+            self.nv[s], self.ne[s], self.fold[s] = len(c.cats), len(c.events), c.fold
+            self.cat[s, :len(c.cats)] = c.cats
+            for e, ev in enumerate(c.events):
+                self.ev[s, e] = len(lits)
+                self.evid[s, e] = e
+                lits.extend(ev)
+            self.ev[s, len(c.events):] = len(lits)
+        self.J = max((sum(len(e) for e in c.events) for c in ok), default=1)
+        a = np.asarray(lits, dtype=np.float64).reshape(-1, 6)
+        self.kind, self.col, self.v1, self.v2 = (np.ascontiguousarray(a[:, k], dtype=np.int64) for k in range(4))
+        self.neg = np.ascontiguousarray(a[:, 4] != 0)
+        self.val = np.ascontiguousarray(a[:, 5])
+
+    def fits(self, N: int, T: int) -> bool:
+        """Whether the kernel's per-instance buffers (literals × frames × track pairs, float64) stay small
+        (64 MB); beyond that the generic engine, which chunks its work, takes the call."""
+        return self.J * (T + 1) * N * N * 8 <= _BUFFER_BYTES
+
+    def spec_args(self) -> tuple:
+        return (self.nv, self.ne, self.fold, self.cat, self.ev, self.evid, self.kind, self.col, self.v1, self.v2,
+                self.neg, self.val)
+
+
+def _np(x: torch.Tensor) -> np.ndarray:
+    return x.detach().numpy()
+
+
+class _ChainFn(torch.autograd.Function):
+    """``(values [K], witness scores [K, E, T])`` of chain instances; the backward pass is the kernel's."""
+
+    @staticmethod
+    def forward(ctx, names, unary, binary, call):
+        tables, inst, T_b, tm, present, prune_zero, E = call
+        K, T = len(inst[0]), unary.shape[1]
+        value = np.zeros(K)
+        score = np.zeros((K, E, T))
+        folds = (np.ones(K), np.zeros(K, np.int64), np.ones((K, max(E, 1), T)), np.zeros((K, max(E, 1), T), np.int64))
+        video = _video(T_b, tm, present, names, unary, binary, prune_zero)
+        _kernels().chain_forward(inst, video, tables.spec_args(), value, score, *folds)
+        ctx.call, ctx.folds = call, folds
+        ctx.save_for_backward(names, unary, binary)
+        dt = unary.dtype
+        return torch.from_numpy(value).to(dt), torch.from_numpy(score).to(dt)
+
+    @staticmethod
+    def backward(ctx, g_value, g_score):
+        names, unary, binary = ctx.saved_tensors
+        tables, inst, T_b, tm, present, prune_zero, E = ctx.call
+        K, T = len(inst[0]), unary.shape[1]
+        gv = np.zeros(K) if g_value is None else _np(g_value).astype(np.float64)
+        gs = np.zeros((K, max(E, 1), T)) if g_score is None else _np(g_score).astype(np.float64)
+        want_names, want_facts = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+
+        def grad(x: torch.Tensor, want: bool) -> np.ndarray:
+            return np.zeros(x.shape if want else (1,) * x.dim(), _np(x).dtype)
+
+        g_names, g_unary, g_binary = grad(names, want_names), grad(unary, want_facts), grad(binary, want_facts)
+        video = _video(T_b, tm, present, names, unary, binary, prune_zero)
+        _kernels().chain_backward(inst, video, tables.spec_args(), ctx.folds, gv, gs, want_names, want_facts,
+                                  g_names, g_unary, g_binary)
+        return (torch.from_numpy(g_names) if want_names else None,
+                torch.from_numpy(g_unary) if ctx.needs_input_grad[1] else None,
+                torch.from_numpy(g_binary) if ctx.needs_input_grad[2] else None, None)
+
+
+def _video(T_b, tm, present, names, unary, binary, prune_zero) -> tuple:
+    has_present = present is not None
+    pres = present if has_present else np.zeros((1, 1, 1), np.bool_)
+    return (T_b, tm, pres, has_present, _np(names), _np(unary), _np(binary), prune_zero)
+
+
+def evaluate(tables: ChainTables, sid: np.ndarray, vid: np.ndarray, wit: np.ndarray, names: torch.Tensor,
+             unary: torch.Tensor, binary: torch.Tensor, T_b: np.ndarray, tm: np.ndarray,
+             present: torch.Tensor | None, prune_zero: bool, E: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Values ``[K]`` and witness scores ``[K, E, T]`` (0 for instances not flagged in ``wit``) of the chain
+    instances ``(sid[k], vid[k])`` (CPU tensors, contiguous)."""
+    B, T, N = unary.shape[:3]
+    pres = None if present is None else present.reshape(B, T, N).numpy()
+    inst = (np.ascontiguousarray(sid, np.int64), np.ascontiguousarray(vid, np.int64),
+            np.ascontiguousarray(wit, np.bool_))
+    call = (tables, inst, np.ascontiguousarray(T_b, np.int64), np.ascontiguousarray(tm, np.bool_), pres,
+            bool(prune_zero), int(E))
+    return _ChainFn.apply(names, unary, binary, call)
