@@ -1,0 +1,273 @@
+"""The fused chain kernel (stlspec.backends.torch.chain) against the generic engine and the reference.
+
+The kernel evaluates LASER's spec shape (one ∃ block over a ``then`` chain of literal conjunctions)
+under the product logic; everything else stays with the generic engine, which is tested against the
+reference interpreter in test_torch_backend.py. Here: which specs the kernel takes, values, witnesses
+and every gradient equal to the generic engine's in float64 on random chains and padded batches
+(absent tracks, presence masks, zero category weights, exact 0/1 facts that make fold factors 0),
+the reference on traces, gradcheck, calls mixing both paths, and the ``fused`` option's errors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("numba")
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from strategies import VOCAB, probabilities, traces  # noqa: E402
+
+import stlspec  # noqa: E402
+from stlspec import ir  # noqa: E402
+from stlspec.backends import reference  # noqa: E402
+from stlspec.backends.torch import Columns, SceneGraphBatch, chain, compile_specs  # noqa: E402
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+COLUMNS = Columns.from_vocabulary(VOCAB)
+
+
+# ---------------------------------------------------------------------- chain specs
+
+
+@st.composite
+def literals(draw, bound: tuple[str, ...]) -> ir.Formula:
+    var = st.sampled_from(bound) if bound else None
+    kinds = ["const"] + (["unary", "binary", "eq", "missing"] if bound else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "const":
+        f: ir.Formula = draw(st.sampled_from((ir.TRUE, ir.FALSE)))
+    elif kind == "unary":
+        f = ir.Unary(draw(st.sampled_from(VOCAB.unary_names)), draw(var))
+    elif kind == "binary":
+        f = ir.Binary(draw(st.sampled_from(VOCAB.binary_names)), draw(var), draw(var))
+    elif kind == "eq":
+        f = ir.Eq(draw(var), draw(var))
+    else:  # a predicate the tensors do not have: false
+        f = ir.Unary("flying", draw(var))
+    return ir.Not(f) if draw(st.integers(0, 3)) == 0 else f
+
+
+@st.composite
+def chain_specs(draw, name: str = "s") -> ir.Spec:
+    """``∃ block. A_0 then … then A_{E−1}`` (or no quantifier), each A_k a conjunction of literals."""
+    quantified = draw(st.integers(0, 4)) > 0
+    k = draw(st.integers(1, 3)) if quantified else 0
+    cats = st.one_of(st.none(), st.sampled_from(VOCAB.categories + ("unicorn",)))  # unicorn: unknown
+    block = tuple((f"v{i}", draw(cats)) for i in range(k))
+    bound = tuple(n for n, _ in block)
+    E = draw(st.integers(1, 3))
+    events = []
+    for _ in range(E):
+        lits = draw(st.lists(literals(bound), min_size=1, max_size=3))
+        events.append(lits[0] if len(lits) == 1 else ir.And(tuple(lits)))
+    f: ir.Formula = ir.Eventually(events[-1], event=E - 1)
+    for e in range(E - 2, -1, -1):
+        f = ir.Eventually(ir.And((events[e], ir.Next(f))), event=e)
+    if quantified:
+        f = ir.Exists(block, f)
+    return ir.Spec(name, f, tuple(ir.EventInfo(e) for e in range(E)))
+
+
+def _evaluate(specs_, batch, ids, vids, flags, fused, dtype=torch.float64):
+    """Values, witnesses and the gradients of a fixed loss of both, for one engine choice."""
+    ev = compile_specs(specs_, COLUMNS, logic="product", fused=fused)
+    leaves = [x.to(dtype).clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+    out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask, batch.present), ids, vids,
+             witnesses=flags)
+    g = torch.Generator().manual_seed(0)
+    loss = (out.values * torch.rand(out.values.shape, generator=g, dtype=dtype)).sum()
+    if out.witnesses is not None:
+        loss = loss + (out.witnesses * torch.rand(out.witnesses.shape, generator=g, dtype=dtype)).sum()
+    loss.backward()
+    return [out.values.detach(), None if out.witnesses is None else out.witnesses.detach()] + [x.grad for x in leaves]
+
+
+def _assert_same(a, b, tol):
+    """Equal outputs and gradients (a gradient of None, an input the call did not read, counts as 0)."""
+    assert (a[1] is None) == (b[1] is None)
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            x, y = (torch.zeros_like(y), y) if x is None and y is not None else (x, torch.zeros_like(x)) \
+                if y is None and x is not None else (None, None)
+            if x is None:
+                continue
+        torch.testing.assert_close(x, y, atol=tol, rtol=0)
+
+
+# ---------------------------------------------------------------------- recognition
+
+
+def _spec(formula, events=3):
+    return ir.Spec("s", formula, tuple(ir.EventInfo(e) for e in range(events)))
+
+
+def _laser(**change):
+    a = ir.And((ir.Binary("holding", "a", "b"), ir.Not(ir.Unary("red", "b"))))
+    b = ir.Unary("walking", "a")
+    c = ir.And((ir.Binary("near", "b", "a"), ir.Eq("a", "b"), ir.TRUE))
+    last = ir.Eventually(c, change.get("window"), 2)
+    mid = ir.Eventually(ir.And((b, ir.Next(last, weak=change.get("weak", False)))), None, 1)
+    first = ir.Eventually(ir.And((a, ir.Next(mid))), None, 0)
+    return ir.Exists((("a", "person"), ("b", None)), first)
+
+
+def test_recognises_laser_chains():
+    t = chain.chain_table(_spec(_laser()), COLUMNS)
+    assert t is not None and t.fold and t.cats == (VOCAB.categories.index("person"), -1)
+    assert [len(e) for e in t.events] == [2, 1, 3]
+    kinds = [lit[0] for lit in t.events[0]] + [lit[0] for lit in t.events[2]]
+    assert kinds == [chain.BINARY, chain.UNARY, chain.BINARY, chain.EQ, chain.CONST]
+    assert t.events[0][1][4] is True  # negated
+    # a single hinted eventually, and a chain without a quantifier
+    assert chain.chain_table(_spec(ir.Exists((("x", "cup"),), ir.Eventually(ir.Unary("red", "x"), None, 0)), 1),
+                             COLUMNS) is not None
+    plain = chain.chain_table(_spec(ir.Eventually(ir.TRUE, None, 0), 1), COLUMNS)
+    assert plain is not None and not plain.fold
+
+
+@pytest.mark.parametrize("formula,events", [
+    (_laser(window=ir.Window(0, 2)), 3),  # a window
+    (_laser(weak=True), 3),  # a weak next
+    (ir.Forall((("a", None),), ir.Eventually(ir.Unary("red", "a"), None, 0)), 1),  # forall
+    (ir.Exists((("a", None),), ir.Exists((("b", None),), ir.Eventually(ir.Binary("near", "a", "b"), None, 0))), 1),
+    (ir.Exists((("a", None),), ir.Eventually(ir.Or((ir.Unary("red", "a"), ir.TRUE)), None, 0)), 1),  # or
+    (ir.Exists((("a", None),), ir.Eventually(ir.Not(ir.And((ir.Unary("red", "a"), ir.TRUE))), None, 0)), 1),
+    (ir.Exists((("a", None),), ir.Eventually(ir.Unary("red", "a"), None, 1)), 2),  # events out of order
+    (ir.Exists((("a", None),), ir.Eventually(ir.Unary("red", "a"))), 0),  # no event tag
+    (ir.Exists((("a", None),), ir.Always(ir.Unary("red", "a"))), 0),
+])
+def test_other_shapes_stay_with_the_generic_engine(formula, events):
+    assert chain.chain_table(_spec(formula, events), COLUMNS) is None
+
+
+# ---------------------------------------------------------------------- differential
+
+
+@st.composite
+def calls(draw):
+    specs_ = [draw(chain_specs(f"s{i}")) for i in range(draw(st.integers(1, 3)))]
+    trs = draw(st.lists(traces(max_T=5, max_N=4), min_size=1, max_size=3))
+    K = draw(st.integers(1, 5))
+    ids = [draw(st.integers(0, len(specs_) - 1)) for _ in range(K)]
+    vids = [draw(st.integers(0, len(trs) - 1)) for _ in range(K)]
+    flags = draw(st.one_of(st.booleans(), st.lists(st.booleans(), min_size=K, max_size=K)))
+    return specs_, trs, ids, vids, flags
+
+
+@SETTINGS
+@given(call=calls(), zero_names=st.booleans())
+def test_fused_equals_generic(call, zero_names):
+    """Values, witnesses and all three gradients, float64, on padded batches with presence masks and
+    exact 0/1 facts (fold factors of exactly 0 take the kernel's counting path)."""
+    specs_, trs, ids, vids, flags = call
+    batch = SceneGraphBatch.from_traces(trs, COLUMNS, dtype=torch.float64)
+    if zero_names:  # category weights of exactly 0: the candidates both engines drop
+        batch.names[..., 0] = 0.0
+    fused = _evaluate(specs_, batch, ids, vids, flags, True)
+    generic = _evaluate(specs_, batch, ids, vids, flags, False)
+    _assert_same(fused, generic, 1e-10)
+
+
+@SETTINGS
+@given(spec=chain_specs(), trace=traces(max_T=6, max_N=4))
+def test_fused_matches_reference(spec, trace):
+    ref = reference.evaluate(spec, trace, "product")
+    ev = compile_specs([spec], COLUMNS, logic="product", fused=True)
+    out = ev(SceneGraphBatch.from_traces([trace], COLUMNS, dtype=torch.float64), [0], [0])
+    assert float(out.values[0]) == pytest.approx(ref.value, abs=1e-10)
+    np.testing.assert_allclose(out.witnesses[0, :, :trace.num_frames].numpy(), np.asarray(ref.witnesses),
+                               atol=1e-10)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(spec=chain_specs(), trace=traces(max_T=4, max_N=3, presence=True),
+       p=st.lists(probabilities(), min_size=1, max_size=1))
+def test_gradcheck(spec, trace, p):
+    ev = compile_specs([spec], COLUMNS, logic="product", fused=True)
+    batch = SceneGraphBatch.from_traces([trace], COLUMNS, dtype=torch.float64)
+    # Interior points (finite differences need room on both sides; the folds are smooth there).
+    inputs = [(x * 0.8 + 0.1).clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
+    weights = torch.rand(1, ev.num_events, batch.unary.shape[1], dtype=torch.float64)
+
+    def f(names, unary, binary):
+        out = ev(SceneGraphBatch(names, unary, binary, batch.frame_mask, batch.track_mask, batch.present))
+        return out.values.sum() + (out.witnesses * weights).sum()
+
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_float32_is_closer_to_float64_than_the_generic_engine():
+    """The kernel computes in float64 whatever the input dtype: its float32 results are those of float64
+    rounded (the generic engine's float32 witness folds lose digits to cancellation in 1 − ∏(1 − x))."""
+    specs_ = [ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))]
+    g = torch.Generator().manual_seed(1)
+    B, T, N = 4, 12, 5
+    batch = SceneGraphBatch(torch.rand(B, N, 3, generator=g, dtype=torch.float64) ** 4,
+                            torch.rand(B, T, N, 3, generator=g, dtype=torch.float64) ** 4,
+                            torch.rand(B, T, N, N, 2, generator=g, dtype=torch.float64) ** 4)
+    ids, vids = [0] * B, list(range(B))
+    exact = _evaluate(specs_, batch, ids, vids, True, False)
+    fused = _evaluate(specs_, batch, ids, vids, True, True, torch.float32)
+    generic = _evaluate(specs_, batch, ids, vids, True, False, torch.float32)
+    for e, f, gen in zip(exact, fused, generic):
+        assert (f.double() - e).abs().max() <= (gen.double() - e).abs().max() + 1e-7
+
+
+def test_mixed_calls_keep_the_callers_order():
+    """Chain and non-chain instances in one call: each equals its own single-instance call."""
+    other = ir.Spec("u", ir.Forall((("x", "person"),), ir.Always(ir.Unary("walking", "x"), ir.Window(1, 3))))
+    specs_ = [ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3))), other]
+    g = torch.Generator().manual_seed(2)
+    B, T, N = 3, 6, 3
+    batch = SceneGraphBatch(torch.rand(B, N, 3, generator=g, dtype=torch.float64),
+                            torch.rand(B, T, N, 3, generator=g, dtype=torch.float64),
+                            torch.rand(B, T, N, N, 2, generator=g, dtype=torch.float64))
+    ev = compile_specs(specs_, COLUMNS, logic="product")
+    ids, vids = [1, 0, 1, 0, 0], [0, 2, 1, 1, 0]
+    out = ev(batch, ids, vids)
+    for k, (s, b) in enumerate(zip(ids, vids)):
+        one = ev(batch, [s], [b])
+        torch.testing.assert_close(out.values[k], one.values[0], atol=1e-12, rtol=0)
+        torch.testing.assert_close(out.witnesses[k], one.witnesses[0], atol=1e-12, rtol=0)
+
+
+def test_videos_without_frames():
+    spec = ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))
+    g = torch.Generator().manual_seed(3)
+    for T, lengths in ((0, [0, 0]), (4, [0, 4])):
+        batch = SceneGraphBatch(torch.rand(2, 3, 3, generator=g, dtype=torch.float64),
+                                torch.rand(2, T, 3, 3, generator=g, dtype=torch.float64),
+                                torch.rand(2, T, 3, 3, 2, generator=g, dtype=torch.float64),
+                                torch.arange(T)[None, :] < torch.tensor(lengths)[:, None])
+        a = _evaluate([spec], batch, [0, 0], [0, 1], True, True)
+        b = _evaluate([spec], batch, [0, 0], [0, 1], True, False)
+        _assert_same(a, b, 1e-12)
+        assert float(a[0][0]) == 0.0 and float(a[1][0].abs().sum()) == 0.0
+
+
+# ---------------------------------------------------------------------- the option
+
+
+def test_fused_option():
+    spec = ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))
+    assert compile_specs([spec], COLUMNS).fused
+    assert not compile_specs([spec], COLUMNS, fused=False).fused
+    assert not compile_specs([spec], COLUMNS, logic="godel").fused  # None: only where it can
+    for options, why in (({"logic": "godel"}, "product logic"), ({"top_m": 2}, "top_m"),
+                         ({"prune_below": 0.1}, "prune_below")):
+        with pytest.raises(stlspec.StlError, match="fused") as err:
+            compile_specs([spec], COLUMNS, fused=True, **options)
+        assert why in str(err.value)
+    with pytest.raises(stlspec.StlError, match="True, False or None"):
+        compile_specs([spec], COLUMNS, fused="yes")
+
+
+def test_without_numba_the_generic_engine_runs(monkeypatch):
+    monkeypatch.setattr(chain, "available", lambda: False)
+    spec = ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))
+    assert not compile_specs([spec], COLUMNS).fused
+    with pytest.raises(stlspec.StlError, match=r"stlspec\[fast\]"):
+        compile_specs([spec], COLUMNS, fused=True)
