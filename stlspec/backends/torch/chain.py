@@ -32,6 +32,11 @@ _BUFFER_BYTES = 64 << 20
 
 #: Literal kinds (the kernels' ``a_kind``).
 UNARY, BINARY, EQ, CONST = 0, 1, 2, 3
+#: Body node operations.
+LIT, NOT, AND, OR = 0, 1, 2, 3
+#: Quantifier of a spec, and its mode.
+NONE, EXISTS, FORALL = 0, 1, 2
+CHAIN, ALWAYS = 0, 1
 
 
 @lru_cache(maxsize=1)
@@ -50,109 +55,169 @@ def available() -> bool:
 
 @dataclass(frozen=True)
 class Chain:
-    """One chain spec: category column per variable (-1 none, -2 unknown), whether it folds over a
-    quantifier block, and per event its literals ``(kind, column, var, var, negated, value)``."""
+    """One spec of the kernel's shape.
+
+    ``cats``: category column per variable (-1 none, -2 unknown); ``quant``: :data:`NONE`,
+    :data:`EXISTS` or :data:`FORALL`; ``mode``: :data:`CHAIN` (``bodies`` are the events, in order) or
+    :data:`ALWAYS` (one body, no events); ``literals``: ``(kind, column, var, var, negated, value)``,
+    each once; ``bodies``: per body its nodes in post-order ``(op, literal or 0, children)``, children
+    as indices into the same body's nodes, the root last.
+    """
 
     cats: tuple[int, ...]
-    fold: bool
-    events: tuple[tuple[tuple[int, int, int, int, bool, float], ...], ...]
+    quant: int
+    mode: int
+    literals: tuple[tuple[int, int, int, int, bool, float], ...]
+    bodies: tuple[tuple[tuple[int, int, tuple[int, ...]], ...], ...]
 
 
 def chain_table(spec: ir.Spec, columns) -> Chain | None:
-    """The spec as a :class:`Chain`, or None when it is not of the chain shape."""
+    """The spec as a :class:`Chain`, or None when it is not of the kernel's shape: an optional ∃ or ∀
+    block (one) over either a ``then`` chain of tagged events without windows (∃ or no quantifier) or an
+    ``always`` without a window and without events, whose bodies are propositional (literals under
+    ``and``, ``or``, ``not``)."""
     f = spec.formula
     cats: tuple[int, ...] = ()
     scope: dict[str, int] = {}
-    fold = False
-    if isinstance(f, ir.Exists):
+    quant = NONE
+    if isinstance(f, (ir.Exists, ir.Forall)):
         ccol = {c: i for i, c in enumerate(columns.categories)}
         names = [v for v, _ in f.vars]
-        if len(set(names)) != len(names):
+        if not names or len(set(names)) != len(names):
             return None
         scope = {v: i for i, v in enumerate(names)}
         cats = tuple(-1 if c is None else ccol.get(c, -2) for _, c in f.vars)
-        f, fold = f.body, True
-    ucol = {p: i for i, p in enumerate(columns.unary)}
-    bcol = {p: i for i, p in enumerate(columns.binary)}
-    events = []
+        quant = EXISTS if isinstance(f, ir.Exists) else FORALL
+        f = f.body
+    cols = ({p: i for i, p in enumerate(columns.unary)}, {p: i for i, p in enumerate(columns.binary)})
+    lits: dict = {}
+    bodies = []
+    if isinstance(f, ir.Always):
+        if f.window is not None or spec.events:
+            return None
+        body = _program(f.arg, scope, cols, lits)
+        if body is None:
+            return None
+        return Chain(cats, quant, ALWAYS, tuple(lits), (body,))
+    if quant == FORALL:  # witnesses of events under ∀ are not the kernel's
+        return None
     while True:
-        if not (isinstance(f, ir.Eventually) and f.window is None and f.event == len(events)):
+        if not (isinstance(f, ir.Eventually) and f.window is None and f.event == len(bodies)):
             return None
         body, nxt = f.arg, None
         if (isinstance(body, ir.And) and len(body.args) == 2 and isinstance(body.args[1], ir.Next)
                 and not body.args[1].weak and body.args[1].steps == 1 and isinstance(body.args[1].arg, ir.Eventually)
                 and body.args[1].arg.event is not None):
-            body, nxt = body.args[0], body.args[1].arg
-        lits = _literals(body, scope, ucol, bcol)
-        if lits is None:
+            body, nxt = (body.args[0], body.args[1].arg)
+        prog = _program(body, scope, cols, lits)
+        if prog is None:
             return None
-        events.append(tuple(lits))
+        bodies.append(prog)
         if nxt is None:
             break
         f = nxt
-    if len(events) != len(spec.events):
+    if len(bodies) != len(spec.events):
         return None
-    return Chain(cats, fold, tuple(events))
+    return Chain(cats, quant, CHAIN, tuple(lits), tuple(bodies))
 
 
-def _literals(f: ir.Formula, scope: dict, ucol: dict, bcol: dict) -> list | None:
-    out: list = []
-    stack = [f]
+def _program(f: ir.Formula, scope: dict, cols: tuple, lits: dict) -> tuple | None:
+    """A propositional formula's nodes in post-order (see :class:`Chain`), or None when it is not one.
+    Literals get indices in ``lits`` (shared by the spec's bodies)."""
+    nodes: list = []
+    stack: list = [(f, False)]
+    done: list = []  # node index of each finished subtree, in post-order
     while stack:
-        g = stack.pop()
-        neg = False
-        if isinstance(g, ir.Not):
-            g, neg = g.arg, True
-        match g:
-            case ir.And(args) if not neg:
-                stack.extend(reversed(args))
-                continue
-            case ir.Const(v):
-                out.append((CONST, 0, 0, 0, neg, 1.0 if v else 0.0))
-            case ir.Unary(p, v) if v in scope:
-                out.append((UNARY, ucol[p], scope[v], 0, neg, 0.0) if p in ucol else (CONST, 0, 0, 0, neg, 0.0))
-            case ir.Binary(p, a, b) if a in scope and b in scope:
-                out.append((BINARY, bcol[p], scope[a], scope[b], neg, 0.0) if p in bcol
-                           else (CONST, 0, 0, 0, neg, 0.0))
-            case ir.Eq(a, b) if a in scope and b in scope:
-                out.append((CONST, 0, 0, 0, neg, 1.0) if a == b else (EQ, 0, scope[a], scope[b], neg, 0.0))
-            case _:
+        g, expanded = stack.pop()
+        if isinstance(g, (ir.And, ir.Or)) and not expanded:
+            if not g.args:
                 return None
-    return out
+            stack.append((g, True))
+            stack.extend((a, False) for a in reversed(g.args))
+            continue
+        if isinstance(g, (ir.And, ir.Or)):
+            n = len(g.args)
+            kids = tuple(done[-n:])
+            del done[-n:]
+            nodes.append((AND if isinstance(g, ir.And) else OR, 0, kids))
+        elif isinstance(g, ir.Not) and not _is_atom(g.arg):
+            if not expanded:
+                stack.append((g, True))
+                stack.append((g.arg, False))
+                continue
+            nodes.append((NOT, 0, (done.pop(),)))
+        else:
+            neg = isinstance(g, ir.Not)
+            lit = _literal(g.arg if neg else g, neg, scope, cols)
+            if lit is None:
+                return None
+            nodes.append((LIT, lits.setdefault(lit, len(lits)), ()))
+        done.append(len(nodes) - 1)
+    return tuple(nodes)
+
+
+def _is_atom(f: ir.Formula) -> bool:
+    return isinstance(f, (ir.Const, ir.Unary, ir.Binary, ir.Eq))
+
+
+def _literal(g: ir.Formula, neg: bool, scope: dict, cols: tuple) -> tuple | None:
+    ucol, bcol = cols
+    match g:
+        case ir.Const(v):
+            return (CONST, 0, 0, 0, neg, 1.0 if v else 0.0)
+        case ir.Unary(p, v) if v in scope:
+            return (UNARY, ucol[p], scope[v], 0, neg, 0.0) if p in ucol else (CONST, 0, 0, 0, neg, 0.0)
+        case ir.Binary(p, a, b) if a in scope and b in scope:
+            return (BINARY, bcol[p], scope[a], scope[b], neg, 0.0) if p in bcol else (CONST, 0, 0, 0, neg, 0.0)
+        case ir.Eq(a, b) if a in scope and b in scope:
+            return (CONST, 0, 0, 0, neg, 1.0) if a == b else (EQ, 0, scope[a], scope[b], neg, 0.0)
+    return None
 
 
 class ChainTables:
-    """An evaluator's chain specs as the kernels' flat arrays (row ``s`` for spec ``s``; unused rows for
-    the other specs)."""
+    """An evaluator's kernel-shaped specs as the kernels' flat arrays (row ``s`` for spec ``s``; unused
+    rows for the other specs)."""
 
     def __init__(self, chains: Sequence[Chain | None]):
         S = len(chains)
         ok = [c for c in chains if c is not None]
         V = max((len(c.cats) for c in ok), default=0)
-        E = max((len(c.events) for c in ok), default=0)
+        nb = max((len(c.bodies) for c in ok), default=0)
         self.is_chain = np.asarray([c is not None for c in chains], dtype=bool)
         self.nv = np.zeros(S, np.int64)
-        self.ne = np.zeros(S, np.int64)
-        self.fold = np.zeros(S, np.bool_)
+        self.ne = np.zeros(S, np.int64)  # events (witness rows): the bodies of a chain, none for always
+        self.nb = np.zeros(S, np.int64)  # bodies
+        self.quant = np.zeros(S, np.int64)
+        self.mode = np.zeros(S, np.int64)
         self.cat = np.full((S, max(V, 1)), -1, np.int64)
-        self.ev = np.zeros((S, E + 1), np.int64)
-        self.evid = np.zeros((S, max(E, 1)), np.int64)
+        self.lit = np.zeros((S, 2), np.int64)  # literal range
+        self.body = np.zeros((S, nb + 1), np.int64)  # node ranges of the bodies
         lits: list = []
+        nodes: list = []
+        kids: list = []
         for s, c in enumerate(chains):
             if c is None:
                 continue
-            self.nv[s], self.ne[s], self.fold[s] = len(c.cats), len(c.events), c.fold
+            self.nv[s], self.nb[s], self.quant[s], self.mode[s] = len(c.cats), len(c.bodies), c.quant, c.mode
+            self.ne[s] = len(c.bodies) if c.mode == CHAIN else 0
             self.cat[s, :len(c.cats)] = c.cats
-            for e, ev in enumerate(c.events):
-                self.ev[s, e] = len(lits)
-                self.evid[s, e] = e
-                lits.extend(ev)
-            self.ev[s, len(c.events):] = len(lits)
-        self.J = max((sum(len(e) for e in c.events) for c in ok), default=1)
+            self.lit[s] = len(lits), len(lits) + len(c.literals)
+            lits.extend(c.literals)
+            for k, body in enumerate(c.bodies):
+                self.body[s, k] = base = len(nodes)
+                for op, arg, ch in body:
+                    nodes.append((op, arg, len(kids), len(kids) + len(ch)))
+                    kids.extend(base + x for x in ch)
+            self.body[s, len(c.bodies):] = len(nodes)
+        self.J = max((len(c.literals) for c in ok), default=1)
         a = np.asarray(lits, dtype=np.float64).reshape(-1, 6)
         self.kind, self.col, self.v1, self.v2 = (np.ascontiguousarray(a[:, k], dtype=np.int64) for k in range(4))
         self.neg = np.ascontiguousarray(a[:, 4] != 0)
         self.val = np.ascontiguousarray(a[:, 5])
+        n = np.asarray(nodes, dtype=np.int64).reshape(-1, 4)
+        self.op, self.arg, self.k0, self.k1 = (np.ascontiguousarray(n[:, k]) for k in range(4))
+        self.kids = np.asarray(kids, dtype=np.int64)
+        self.max_nodes = max((len(b) for c in ok for b in c.bodies), default=1)
 
     def fits(self, N: int, T: int) -> bool:
         """Whether the kernel's per-instance buffers (literals × frames × track pairs, float64) stay small
@@ -160,8 +225,8 @@ class ChainTables:
         return self.J * (T + 1) * N * N * 8 <= _BUFFER_BYTES
 
     def spec_args(self) -> tuple:
-        return (self.nv, self.ne, self.fold, self.cat, self.ev, self.evid, self.kind, self.col, self.v1, self.v2,
-                self.neg, self.val)
+        return (self.nv, self.ne, self.nb, self.quant, self.mode, self.cat, self.lit, self.body, self.kind,
+                self.col, self.v1, self.v2, self.neg, self.val, self.op, self.arg, self.k0, self.k1, self.kids)
 
 
 def _np(x: torch.Tensor) -> np.ndarray:

@@ -1,38 +1,41 @@
-"""Fused CPU kernels for sequencing chains under the product logic (compiled with numba).
+"""Fused CPU kernels for LASER-shaped specs under the product logic (compiled with numba).
 
-A *chain instance* is a spec ``∃ x₁: c₁, …, x_V: c_V. A_0 then A_1 … then A_{E−1}`` (one quantifier
-block, or none) whose events ``A_k`` are conjunctions of literals, evaluated on one video. For each
-injective assignment ``r`` of the variables to candidate tracks (one *row*), with ``A_k(t)`` the
-product of the event's literals at frame ``t`` and ``T_b`` the video's frame count:
+A *kernel instance* is a spec with at most one quantifier block ``Q x₁: c₁, …, x_V: c_V`` (∃ or ∀) over
+either a ``then`` chain of tagged events ``A_0 then … then A_{E−1}`` (no windows; ∃ or no quantifier)
+or an ``always A_0`` (no window), each ``A_k`` a propositional formula of literals (*body*), evaluated
+on one video. For each injective assignment ``r`` of the variables to candidate tracks (one *row*),
+with ``A_k(t)`` the body's value at frame ``t`` and ``T_b`` the video's frame count, a chain is
 
     Body_{E−1}(t) = A_{E−1}(t),   Body_k(t) = A_k(t) · F_{k+1}(t + 1)      (F_k(T_b) = 0)
     F_k(t)        = Body_k(t) ∨ F_k(t + 1)                                   (x ∨ y = x + y − x·y)
     Pre_0(q) = 1,  Pre_{j+1}(q) = ∨_{s < q} Pre_j(s) · A_j(s),   c_k(q) = Pre_k(q) · Body_k(q)
 
-and, with ``w_r`` the product of the row's category weights, the instance's value and witness scores
-are the folds ``value = 1 − ∏_r (1 − w_r · F_0(0))`` and ``s_k(q) = 1 − ∏_r (1 − w_r · c_k(q))``
-(without a quantifier: the single row's ``F_0(0)`` and ``c_k(q)``). These are the defining equations
-of ``docs/semantics.md`` and ``stlspec/ir.py`` for this shape, so the result equals the generic
+with the row's value ``x_r = F_0(0)``, and an always is ``x_r = ∏_{t < T_b} A_0(t)``. With ``w_r`` the
+product of the row's category weights, the instance's value is the fold ``1 − ∏_r (1 − w_r x_r)`` (∃),
+``∏_r (1 − w_r (1 − x_r))`` (∀) or ``x_r`` of the single row (no quantifier), and the witness scores of
+a chain are ``s_k(q) = 1 − ∏_r (1 − w_r · c_k(q))``. These are the defining equations of
+``docs/semantics.md`` and ``stlspec/ir.py`` for these shapes, so the results equal the generic
 engine's up to rounding (all arithmetic here is float64).
 
 Layout. Per instance, every literal is first read from the fact tensors once per candidate track
 (pair) into a buffer ``Lb[literal, t, n·N + m]`` (the fact tensors are strided in ``t``, and rows
 sharing a literal would read it again). Rows are then processed in chunks of ``L`` *lanes*: every
-per-row quantity is an array ``[event, t, lane]``, so each step of a scan along ``t`` -- a chain of
-dependent operations within a row -- is one vectorisable loop over the chunk's rows, in cache.
-The folds are kept per lane and combined at the end of the instance. A product that ends at
-exactly 0 (a factor 0, or underflow) makes the instance run again counting zero factors apart
-(``zv``, ``zs``), which the backward pass needs for the exclusive products.
+per-row quantity is an array ``[body, t, lane]``, so each step of a scan along ``t`` -- a chain of
+dependent operations within a row -- is one vectorisable loop over the chunk's rows, in cache. A body
+is evaluated node by node (post-order) over the lanes, with a fast path for a conjunction of literals.
+The folds are kept per lane and combined at the end of the instance. A product that ends at exactly 0
+(a factor 0, or underflow) makes the instance run again counting zero factors apart (``zv``, ``zs``),
+which the backward pass needs for the exclusive products.
 
 The backward kernel recomputes each chunk's forward values and propagates the gradients of the value
 and witness scores back: the exclusive product of a fold is its product divided by the row's factor
-(or the product itself for its single zero factor), the scans are reversed, each literal's gradient
-is summed per instance in a buffer like ``Lb`` and then added to the fact element it read, and each
-category weight's gradient to ``names``.
+(or the product itself for its single zero factor), the scans are reversed, the bodies' nodes are
+visited in reverse, each literal's gradient is summed per instance in a buffer like ``Lb`` and then
+added to the fact element it read, and each category weight's gradient to ``names``.
 
 Arguments: ``inst = (spec, video, witnesses?)`` per instance, ``video = (T_b, track mask, present,
-has_present, names, unary, binary, prune_zero)``, ``spec = (nv, ne, fold, cat, ev, evid, kind, col,
-v1, v2, neg, val)`` (see :class:`stlspec.backends.torch.chain.ChainTables`).
+has_present, names, unary, binary, prune_zero)``, ``spec`` the arrays of
+:meth:`stlspec.backends.torch.chain.ChainTables.spec_args`.
 """
 
 from __future__ import annotations
@@ -121,12 +124,18 @@ def _weight(b, s, V, s_cat, names, tr):
     return w
 
 
+# Node operations, quantifiers and modes (as in stlspec.backends.torch.chain).
+_LIT, _NOT, _AND, _OR = 0, 1, 2, 3
+_NONE, _EXISTS, _FORALL = 0, 1, 2
+_CHAIN, _ALWAYS = 0, 1
+
+
 @numba.njit(**_INLINE)
-def _chunk(b, s, V, Es, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, trl, idx, wl):
+def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, trl, idx, wl):
     """Fills up to ``L`` lanes with the next rows (tracks ``trl``, literal columns ``idx``, weights
     ``wl``); returns how many. Rows of weight 0 are skipped when ``skip_zero``."""
-    s_cat, s_ev, a_kind, a_v1, a_v2 = spec[3], spec[4], spec[6], spec[8], spec[9]
-    j0, j1 = s_ev[s, 0], s_ev[s, Es]
+    s_cat, s_lit, a_kind, a_v1, a_v2 = spec[5], spec[6], spec[8], spec[10], spec[11]
+    l0, l1 = s_lit[s, 0], s_lit[s, 1]
     nl = 0
     while nl < L:
         if not _next_row(V, ncand, cand, digits, tr):
@@ -136,8 +145,8 @@ def _chunk(b, s, V, Es, fold, skip_zero, spec, names, N, ncand, cand, digits, tr
             continue
         for v in range(V):
             trl[nl, v] = tr[v]
-        for j in range(j0, j1):
-            idx[j - j0, nl] = tr[a_v1[j]] * N + (tr[a_v2[j]] if a_kind[j] == 1 or a_kind[j] == 2 else 0)
+        for j in range(l0, l1):
+            idx[j - l0, nl] = tr[a_v1[j]] * N + (tr[a_v2[j]] if a_kind[j] == 1 or a_kind[j] == 2 else 0)
         wl[nl] = w
         nl += 1
     return nl
@@ -150,13 +159,13 @@ def _chunk(b, s, V, Es, fold, skip_zero, spec, names, N, ncand, cand, digits, tr
 def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
     """``Lb[j, t, n·N + m]``: literal ``j`` (local index) of spec ``s`` on candidate tracks ``(n, m)``
     (``m = 0`` for a unary one) at frame ``t`` of video ``b``; each fact element is read once."""
-    s_ev, a_kind, a_col, a_v1, a_v2, a_neg, a_val = spec[4], spec[6], spec[7], spec[8], spec[9], spec[10], spec[11]
+    s_lit, a_kind, a_col, a_v1, a_v2, a_neg, a_val = spec[6], spec[8], spec[9], spec[10], spec[11], spec[12], spec[13]
     present, has_present, unary, binary = video[2], video[3], video[5], video[6]
     N = video[1].shape[1]
-    j0 = s_ev[s, 0]
-    for j in range(j0, s_ev[s, s_ev.shape[1] - 1]):
+    l0 = s_lit[s, 0]
+    for j in range(l0, s_lit[s, 1]):
         k, col, neg, v1, v2 = a_kind[j], a_col[j], a_neg[j], a_v1[j], a_v2[j]
-        jl = j - j0
+        jl = j - l0
         # Frame by frame: the tracks of one frame lie close together in the fact tensors.
         if k == 0:
             for t in range(Tb):
@@ -186,16 +195,16 @@ def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
 @numba.njit(**_INLINE)
 def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary):
     """Adds each literal's gradient (summed per instance in ``gL``) to the fact element it read."""
-    s_ev, a_kind, a_col, a_v1, a_v2, a_neg = spec[4], spec[6], spec[7], spec[8], spec[9], spec[10]
+    s_lit, a_kind, a_col, a_v1, a_v2, a_neg = spec[6], spec[8], spec[9], spec[10], spec[11], spec[12]
     present, has_present = video[2], video[3]
     N = video[1].shape[1]
-    j0 = s_ev[s, 0]
-    for j in range(j0, s_ev[s, s_ev.shape[1] - 1]):
+    l0 = s_lit[s, 0]
+    for j in range(l0, s_lit[s, 1]):
         k, col, v1, v2 = a_kind[j], a_col[j], a_v1[j], a_v2[j]
         if k > 1:
             continue
         sign = -1.0 if a_neg[j] else 1.0
-        jl = j - j0
+        jl = j - l0
         for t in range(Tb):
             for a in range(ncand[v1]):
                 n = cand[v1, a]
@@ -211,28 +220,167 @@ def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
                         g_binary[b, t, n, m, col] += sign * g
 
 
+# ---------------------------------------------------------------------- bodies (propositional)
+
+
+@numba.njit(**_INLINE)
+def _conjunction(n0, root, n_op, k0, k1, kids):
+    """Whether a body is one literal or a conjunction of literals (the fast path)."""
+    if n_op[root] == _LIT:
+        return True
+    if n_op[root] != _AND:
+        return False
+    for k in range(k0[root], k1[root]):
+        if n_op[kids[k]] != _LIT:
+            return False
+    return True
+
+
+@numba.njit(**_INLINE)
+def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
+    """Every node of a body at frame ``t``, into ``vals[node − n0]``."""
+    for n in range(n0, n1):
+        v = vals[n - n0]
+        o = n_op[n]
+        if o == _LIT:
+            j = n_arg[n]
+            lb, ix = Lb[j, t], idx[j]
+            for r in range(nl):
+                v[r] = lb[ix[r]]
+        elif o == _NOT:
+            c = vals[kids[k0[n]] - n0]
+            for r in range(nl):
+                v[r] = 1.0 - c[r]
+        elif o == _AND:
+            c = vals[kids[k0[n]] - n0]
+            for r in range(nl):
+                v[r] = c[r]
+            for k in range(k0[n] + 1, k1[n]):
+                c = vals[kids[k] - n0]
+                for r in range(nl):
+                    v[r] *= c[r]
+        else:  # or: 1 − ∏ (1 − x)
+            c = vals[kids[k0[n]] - n0]
+            for r in range(nl):
+                v[r] = 1.0 - c[r]
+            for k in range(k0[n] + 1, k1[n]):
+                c = vals[kids[k] - n0]
+                for r in range(nl):
+                    v[r] *= 1.0 - c[r]
+            for r in range(nl):
+                v[r] = 1.0 - v[r]
+
+
+@numba.njit(**_JIT)
+def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals):
+    """``A[e, t, lane]``: body ``e`` of spec ``s`` on each lane's row."""
+    s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
+    for e in range(nb):
+        n0, n1 = s_body[s, e], s_body[s, e + 1]
+        root = n1 - 1
+        if _conjunction(n0, root, n_op, k0, k1, kids):
+            ka, kb = (root, root + 1) if n_op[root] == _LIT else (k0[root], k1[root])
+            for t in range(Tb):
+                a = A[e, t]
+                for k in range(ka, kb):
+                    j = n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]]
+                    lb, ix = Lb[j, t], idx[j]
+                    if k == ka:
+                        for r in range(nl):
+                            a[r] = lb[ix[r]]
+                    else:
+                        for r in range(nl):
+                            a[r] *= lb[ix[r]]
+            continue
+        for t in range(Tb):
+            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
+            a, v = A[e, t], vals[root - n0]
+            for r in range(nl):
+                a[r] = v[r]
+
+
+@numba.njit(**_JIT)
+def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, acc, gL):
+    """Adds the gradients of the literals, given ``gA[e, t, lane]``, to ``gL``."""
+    s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
+    for e in range(nb):
+        n0, n1 = s_body[s, e], s_body[s, e + 1]
+        root = n1 - 1
+        if _conjunction(n0, root, n_op, k0, k1, kids):
+            if n_op[root] == _LIT:
+                j = n_arg[root]
+                ix = idx[j]
+                for t in range(Tb):
+                    ga, gl = gA[e, t], gL[j, t]
+                    for r in range(nl):
+                        gl[ix[r]] += ga[r]
+                continue
+            for k in range(k0[root], k1[root]):
+                j = n_arg[kids[k]]
+                ix = idx[j]
+                for t in range(Tb):
+                    ga = gA[e, t]
+                    for r in range(nl):
+                        acc[r] = ga[r]
+                    for kk in range(k0[root], k1[root]):
+                        if kk != k:
+                            jj = n_arg[kids[kk]]
+                            lb, ixx = Lb[jj, t], idx[jj]
+                            for r in range(nl):
+                                acc[r] *= lb[ixx[r]]
+                    gl = gL[j, t]
+                    for r in range(nl):
+                        gl[ix[r]] += acc[r]
+            continue
+        for t in range(Tb):
+            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
+            g, ga = gvals[root - n0], gA[e, t]
+            for r in range(nl):
+                g[r] = ga[r]
+            for n in range(n1 - 1, n0 - 1, -1):  # parents before children; each node has one parent
+                g = gvals[n - n0]
+                o = n_op[n]
+                if o == _LIT:
+                    j = n_arg[n]
+                    gl, ix = gL[j, t], idx[j]
+                    for r in range(nl):
+                        gl[ix[r]] += g[r]
+                elif o == _NOT:
+                    gc = gvals[kids[k0[n]] - n0]
+                    for r in range(nl):
+                        gc[r] = -g[r]
+                else:
+                    for k in range(k0[n], k1[n]):
+                        gc = gvals[kids[k] - n0]
+                        for r in range(nl):
+                            gc[r] = g[r]
+                        for kk in range(k0[n], k1[n]):
+                            if kk != k:
+                                c = vals[kids[kk] - n0]
+                                if o == _AND:
+                                    for r in range(nl):
+                                        gc[r] *= c[r]
+                                else:
+                                    for r in range(nl):
+                                        gc[r] *= 1.0 - c[r]
+
+
 # ---------------------------------------------------------------------- a chunk of rows
 
 
 @numba.njit(**_JIT)
-def _lanes_forward(j0, ev, E, Tb, nl, idx, Lb, A, F, Body, Pre, acc, pre):
-    """A, F (``F[e, Tb] = 0``), Body and (with ``pre``) Pre of the chunk's ``nl`` rows; ``ev[e] … ev[e+1]``
-    is event ``e``'s literal range."""
-    for e in range(E):
-        ja, jb = ev[e] - j0, ev[e + 1] - j0
-        for t in range(Tb):
-            a = A[e, t]
-            if jb == ja:
-                for r in range(nl):
-                    a[r] = 1.0
-                continue
-            lb, ix = Lb[ja, t], idx[ja]
+def _lanes_forward(mode, E, Tb, nl, A, F, Body, Pre, acc, pre):
+    """Given the bodies ``A``: F (a chain's ``F[e, Tb] = 0``; an always's suffix products, ``F[0, Tb] = 1``),
+    Body and (with ``pre``) Pre of the chunk's ``nl`` rows. The row's value is ``F[0, 0]``."""
+    if mode == _ALWAYS:
+        f = F[0, Tb]
+        for r in range(nl):
+            f[r] = 1.0
+        for t in range(Tb - 1, -1, -1):
+            a, fx, fo = A[0, t], F[0, t + 1], F[0, t]
             for r in range(nl):
-                a[r] = lb[ix[r]]
-            for j in range(ja + 1, jb):
-                lb, ix = Lb[j, t], idx[j]
-                for r in range(nl):
-                    a[r] *= lb[ix[r]]
+                fo[r] = a[r] * fx[r]
+        return
     for e in range(E - 1, -1, -1):
         f = F[e, Tb]
         for r in range(nl):
@@ -271,9 +419,8 @@ def _lanes_forward(j0, ev, E, Tb, nl, idx, Lb, A, F, Body, Pre, acc, pre):
 
 
 @numba.njit(**_JIT)
-def _lanes_backward(j0, ev, E, Tb, nl, idx, Lb, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit, gL, want_facts):
-    """Given ``gF[0, 0]`` and ``gBody``, ``gPre`` (from the witness scores; zero without ``wit``), the
-    gradients of the chunk's literals, added to ``gL`` (with ``want_facts``)."""
+def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit):
+    """``gA`` from ``gF[0, 0]`` and (a chain's witnesses; zero without ``wit``) ``gBody``, ``gPre``."""
     for e in range(E):
         for t in range(Tb + 1):
             ga = gA[e, t]
@@ -284,6 +431,16 @@ def _lanes_backward(j0, ev, E, Tb, nl, idx, Lb, A, F, Body, Pre, gA, gF, gBody, 
                 gf = gF[e, t]
                 for r in range(nl):
                     gf[r] = 0.0
+    if mode == _ALWAYS:  # F[0, t] = A[0, t] · F[0, t + 1]
+        g0 = gF[0, 0]
+        for r in range(nl):
+            acc[r] = g0[r]
+        for t in range(Tb):
+            ga, fx, a = gA[0, t], F[0, t + 1], A[0, t]
+            for r in range(nl):
+                ga[r] = acc[r] * fx[r]
+                acc[r] *= a[r]
+        return
     # Pre scans, last first: Pre[j+1, q] = acc_q, acc_{q+1} = acc_q ∨ Pre[j, q]·A[j, q].
     for j in range(E - 2 if wit else -1, -1, -1):
         for r in range(nl):
@@ -316,28 +473,26 @@ def _lanes_backward(j0, ev, E, Tb, nl, idx, Lb, A, F, Body, Pre, gA, gF, gBody, 
                     gb = gg * (1.0 - fx[r]) + gb_[r]
                     acc[r] = gg * (1.0 - bo[r])
                     ga[r] += gb
-    if not want_facts:
-        return
-    # A[e, t] is the product of its literals: each literal's gradient is gA times the others.
-    for e in range(E):
-        ja, jb = ev[e] - j0, ev[e + 1] - j0
-        for j in range(ja, jb):
-            ix = idx[j]
-            for t in range(Tb):
-                ga = gA[e, t]
-                for r in range(nl):
-                    acc[r] = ga[r]
-                for jj in range(ja, jb):
-                    if jj != j:
-                        lb, ixx = Lb[jj, t], idx[jj]
-                        for r in range(nl):
-                            acc[r] *= lb[ixx[r]]
-                gl = gL[j, t]
-                for r in range(nl):
-                    gl[ix[r]] += acc[r]
 
 
 # ---------------------------------------------------------------------- the kernels
+
+
+@numba.njit(**_INLINE)
+def _sizes(spec, unary, tm):
+    s_cat, s_lit, s_nb = spec[5], spec[6], spec[2]
+    k0, k1 = spec[16], spec[17]
+    V1 = max(s_cat.shape[1], 1)
+    E1, J1 = 1, 1
+    for s in range(s_lit.shape[0]):
+        E1 = max(E1, s_nb[s])
+        J1 = max(J1, s_lit[s, 1] - s_lit[s, 0])
+    M1 = 1
+    body = spec[7]
+    for s in range(body.shape[0]):
+        for e in range(s_nb[s]):
+            M1 = max(M1, body[s, e + 1] - body[s, e])
+    return V1, E1, J1, M1, unary.shape[1], tm.shape[1]
 
 
 @numba.njit(**_INLINE)
@@ -346,30 +501,34 @@ def _scratch(E1, T, k):
     return x[0], x[1], x[2], x[3]
 
 
+@numba.njit(**_INLINE)
+def _factor(quant, w, x):
+    """A row's factor in its quantifier's fold: ∃ ``1 − w·x``, ∀ ``1 − w·(1 − x)``."""
+    return 1.0 - w * x if quant == _EXISTS else 1.0 - w * (1.0 - x)
+
+
 @numba.njit(**_JIT)
 def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
     """Values ``value[K]`` and witness scores ``score[K, E, T]`` (zero-filled by the caller), and the folds'
     (product of non-zero factors, number of zero factors): ``pv, zv [K]`` and ``ps, zs [K, E, T]``."""
     inst_spec, inst_vid, inst_wit = inst
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
-    s_nv, s_ne, s_fold, s_cat, s_ev, s_evid = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5]
-    K, T, N = inst_spec.shape[0], unary.shape[1], tm.shape[1]
-    V1, E1 = max(s_cat.shape[1], 1), max(s_ev.shape[1] - 1, 1)
-    J1 = 1
-    for s in range(s_ev.shape[0]):
-        J1 = max(J1, s_ev[s, s_ev.shape[1] - 1] - s_ev[s, 0])
+    s_nv, s_ne, s_nb, s_quant, s_mode, s_cat, s_lit = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], spec[6]
+    K = inst_spec.shape[0]
+    V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
     cand, ncand = np.zeros((V1, N), np.int64), np.zeros(V1, np.int64)
     digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
     trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
     wl, acc, pl, zl = np.zeros(L), np.zeros(L), np.ones(L), np.zeros(L, np.int64)
     Lb = np.zeros((J1, T + 1, N * N))
+    vals = np.zeros((M1, L))
     A, F, Body, Pre = _scratch(E1, T, 4)
     psl, zsl = np.ones((E1, T + 1, L)), np.zeros((E1, T + 1, L), np.int64)
     for i in range(K):
         s, b = inst_spec[i], inst_vid[i]
-        V, Tb, fold, Es = s_nv[s], T_b[b], s_fold[s], s_ne[s]
-        E = Es if inst_wit[i] else 0  # events whose witness scores are computed
-        j0 = s_ev[s, 0]
+        V, Tb, quant, mode, nb = s_nv[s], T_b[b], s_quant[s], s_mode[s], s_nb[s]
+        fold = quant != _NONE
+        E = s_ne[s] if inst_wit[i] else 0  # events whose witness scores are computed
         _candidates(b, s, V, s_cat, tm, names, prune_zero, cand, ncand)
         _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb)
         exact = False
@@ -383,26 +542,27 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
                         psl[e, q, r], zsl[e, q, r] = 1.0, 0
             digits[0] = -1
             while True:
-                nl = _chunk(b, s, V, Es, fold, True, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
+                nl = _chunk(b, s, V, fold, True, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
                 if nl == 0:
                     break
                 used = max(used, nl)
-                _lanes_forward(j0, s_ev[s], Es, Tb, nl, idx, Lb, A, F, Body, Pre, acc, E > 0)
+                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals)
+                _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, E > 0)
                 if not fold:  # one row, no fold
                     value[i] = F[0, 0, 0]
                     for e in range(E):
                         for q in range(Tb):
-                            score[i, s_evid[s, e], q] = Pre[e, q, 0] * Body[e, q, 0]
+                            score[i, e, q] = Pre[e, q, 0] * Body[e, q, 0]
                     continue
                 f0 = F[0, 0]
                 if exact:
                     for r in range(nl):
-                        f = 1.0 - wl[r] * f0[r]
+                        f = _factor(quant, wl[r], f0[r])
                         zl[r] += f == 0.0
                         pl[r] *= 1.0 if f == 0.0 else f
                 else:
                     for r in range(nl):
-                        pl[r] *= 1.0 - wl[r] * f0[r]
+                        pl[r] *= _factor(quant, wl[r], f0[r])
                 for e in range(E):
                     for q in range(Tb):
                         pp, pr, bo = psl[e, q], Pre[e, q], Body[e, q]
@@ -423,7 +583,8 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
                 p *= pl[r]
                 z += zl[r]
             pv[i], zv[i] = p, z
-            value[i] = 1.0 - (p if z == 0 else 0.0)
+            prod = p if z == 0 else 0.0
+            value[i] = 1.0 - prod if quant == _EXISTS else prod
             hit_zero |= p == 0.0
             for e in range(E):
                 for q in range(Tb):
@@ -432,7 +593,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
                         p *= psl[e, q, r]
                         z += zsl[e, q, r]
                     ps[i, e, q], zs[i, e, q] = p, z
-                    score[i, s_evid[s, e], q] = 1.0 - (p if z == 0 else 0.0)
+                    score[i, e, q] = 1.0 - (p if z == 0 else 0.0)
                     hit_zero |= p == 0.0
             if exact or not hit_zero:
                 break
@@ -457,30 +618,28 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
     inst_spec, inst_vid, inst_wit = inst
     pv, zv, ps, zs = folds
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
-    s_nv, s_ne, s_fold, s_cat, s_ev, s_evid = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5]
-    K, T, N = inst_spec.shape[0], unary.shape[1], tm.shape[1]
-    V1, E1 = max(s_cat.shape[1], 1), max(s_ev.shape[1] - 1, 1)
-    J1 = 1
-    for s in range(s_ev.shape[0]):
-        J1 = max(J1, s_ev[s, s_ev.shape[1] - 1] - s_ev[s, 0])
+    s_nv, s_ne, s_nb, s_quant, s_mode, s_cat, s_lit = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], spec[6]
+    K = inst_spec.shape[0]
+    V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
     cand, ncand = np.zeros((V1, N), np.int64), np.zeros(V1, np.int64)
     digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
     trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
     wl, acc, gw = np.zeros(L), np.zeros(L), np.zeros(L)
     Lb, gL = np.zeros((J1, T + 1, N * N)), np.zeros((J1, T + 1, N * N))
+    vals, gvals = np.zeros((M1, L)), np.zeros((M1, L))
     A, F, Body, Pre = _scratch(E1, T, 4)
     gA, gF, gBody, gPre = _scratch(E1, T, 4)
     for i in range(K):
         s, b = inst_spec[i], inst_vid[i]
-        V, E, Tb = s_nv[s], s_ne[s], T_b[b]
-        wit, fold = inst_wit[i], s_fold[s]
-        if Tb == 0:
+        V, Tb, quant, mode, nb = s_nv[s], T_b[b], s_quant[s], s_mode[s], s_nb[s]
+        fold = quant != _NONE
+        wit = inst_wit[i] and s_ne[s] > 0
+        if Tb == 0 and (mode == _CHAIN or not fold):
             continue  # constant values
-        j0 = s_ev[s, 0]
         _candidates(b, s, V, s_cat, tm, names, prune_zero, cand, ncand)
         _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb)
         if want_facts:
-            for j in range(s_ev[s, E] - j0):
+            for j in range(s_lit[s, 1] - s_lit[s, 0]):
                 for t in range(Tb):
                     gl = gL[j, t]
                     for r in range(N * N):
@@ -488,10 +647,11 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
         digits[0] = -1
         while True:
             # Rows of weight 0 reach the facts with gradient 0, but their weight's gradient is not 0.
-            nl = _chunk(b, s, V, E, fold, not want_names, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
+            nl = _chunk(b, s, V, fold, not want_names, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
             if nl == 0:
                 break
-            _lanes_forward(j0, s_ev[s], E, Tb, nl, idx, Lb, A, F, Body, Pre, acc, wit)
+            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals)
+            _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, wit)
             # Gradients of each row's x = F[0, 0] and c[e, q], and of its weight w through the folds.
             f0, gf0 = F[0, 0], gF[0, 0]
             for t in range(Tb + 1):
@@ -502,18 +662,17 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
             if fold:
                 p, z = pv[i], zv[i]
                 for r in range(nl):
-                    ex = _exclusive(1.0 - wl[r] * f0[r], p, z) * gv
+                    ex = _exclusive(_factor(quant, wl[r], f0[r]), p, z) * gv
                     gf0[r] = ex * wl[r]
-                    gw[r] = ex * f0[r]
+                    gw[r] = ex * f0[r] if quant == _EXISTS else -ex * (1.0 - f0[r])
             else:
                 for r in range(nl):
                     gf0[r] = gv
                     gw[r] = 0.0
-            for e in range(E):
-                ev_out = s_evid[s, e]
+            for e in range(nb if mode == _CHAIN else 0):
                 for q in range(Tb):
                     gb_, gp = gBody[e, q], gPre[e, q]
-                    gs = g_score[i, ev_out, q] if wit else 0.0
+                    gs = g_score[i, e, q] if wit else 0.0
                     if gs == 0.0:
                         for r in range(nl):
                             gb_[r] = 0.0
@@ -542,8 +701,9 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                             h = ex * wl[r]
                             gb_[r] = h * pr[r]
                             gp[r] = h * bo[r]
-            _lanes_backward(j0, s_ev[s], E, Tb, nl, idx, Lb, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit, gL,
-                            want_facts)
+            _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit)
+            if want_facts:
+                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, acc, gL)
             if want_names and fold:
                 for r in range(nl):
                     if gw[r] == 0.0:
