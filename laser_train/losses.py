@@ -192,17 +192,18 @@ def semantic_loss(supervision: "SpecSupervision", probs: tuple[torch.Tensor, ...
     whole = [s for s in spec_ids if s not in local]
     parts = []
     if local:
-        real = (fm if frames is None else frames & fm).reshape(-1)  # one pseudo-video per real (sampled) frame
-        n_ = names[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])[real]
-        u_ = unary.reshape(B * T, 1, *unary.shape[2:])[real]
-        b_ = binary.reshape(B * T, 1, *binary.shape[2:])[real]
-        tm_ = tm[:, None].expand(B, T, N).reshape(B * T, N)[real]
-        pr_ = present.reshape(B * T, 1, N)[real]
-        M = int(real.sum())
-        sid = [s for _ in range(M) for s in local]
-        vid = [m for m in range(M) for _ in local]
-        v = supervision.evaluate(n_, u_, b_, torch.ones(M, 1, dtype=torch.bool, device=fm.device), tm_, pr_, sid, vid,
-                                 witnesses=False).values
+        # One pseudo-video per frame -- views of the fact tensors, not copies -- evaluated where the frame is
+        # real (and sampled).
+        real = (fm if frames is None else frames & fm).reshape(-1).nonzero().flatten().tolist()
+        n_ = names[:, None].expand(B, T, *names.shape[1:]).reshape(B * T, *names.shape[1:])
+        u_ = unary.reshape(B * T, 1, *unary.shape[2:])
+        b_ = binary.reshape(B * T, 1, *binary.shape[2:])
+        tm_ = tm[:, None].expand(B, T, N).reshape(B * T, N)
+        pr_ = present.reshape(B * T, 1, N)
+        sid = [s for _ in real for s in local]
+        vid = [m for m in real for _ in local]
+        v = supervision.evaluate(n_, u_, b_, torch.ones(B * T, 1, dtype=torch.bool, device=fm.device), tm_, pr_,
+                                 sid, vid, witnesses=False).values
         parts.append(_nll(v))
     if whole:
         sid = [s for _ in range(B) for s in whole]
