@@ -19,9 +19,10 @@ Workloads (``--workloads`` takes exact names, comma-separated; ``--list`` prints
 ``mixed``       B = 64 videos whose specs have 6 different shapes (chains of 2-3 events, windows,
                 until, forall, disjunctions): the case where the per-shape engine v1 runs 6 groups.
 
-Every workload is run by each engine of ``--engines`` (default ``v2,v1``: the current engine and the
-superseded per-shape one, side by side in one process, alternating repetitions), with the same specs,
-inputs and loss. Fields per row:
+Every workload is run by each engine of ``--engines`` (default ``v2,v2-generic,v1``: the current engine
+-- LASER-shaped specs by the fused CPU kernel, the rest by the level-by-level plans --, the current
+engine with the fused kernel off (``fused=False``), and the superseded per-shape one, side by side in
+one process, alternating repetitions), with the same specs, inputs and loss. Fields per row:
 
 * ``videos_per_s_fwd`` / ``_fwdbwd`` / ``_fwdbwd_values_only`` by wall time, and the same with the suffix
   ``_cpu`` by the thread CPU time of the calling thread (``time.thread_time``; with ``--threads 1``
@@ -31,7 +32,8 @@ inputs and loss. Fields per row:
   of the running sum of the profiler's *self* memory events in time order (each allocation counted
   once); on CUDA the allocator's peak. The two measure different things (pages touched vs. bytes
   allocated) and cross-check each other;
-* ``ratio_vs_v1_*``: this engine's rate over v1's, measured alternately in the same process;
+* ``ratio_vs_v1_*`` and ``ratio_vs_v2_generic_*``: this engine's rate over v1's (over the generic
+  engine's), measured alternately in the same process;
 * ``reference_videos_per_s`` and ``ratio_vs_reference``: the reference interpreter on
   ``--reference-videos`` videos (values only, no gradients) against this engine's fwd+bwd with
   witnesses (``laser`` only);
@@ -40,7 +42,7 @@ inputs and loss. Fields per row:
 Inputs (leaf tensors) are built before timing; gradients are reset outside the timed region.
 
 Usage: ``python bench/eval_throughput.py [--quick] [--device cpu|cuda] [--workloads laser,mixed]
-[--engines v2,v1] [--threads 1] [--json-out bench/results/cpu.jsonl]``. On a GPU machine:
+[--engines v2,v2-generic,v1] [--threads 1] [--json-out bench/results/cpu.jsonl]``. On a GPU machine:
 ``python bench/eval_throughput.py --device cuda --engines v2 --workloads laser,sweep_B``.
 """
 
@@ -235,7 +237,7 @@ def run_workload(name: str, B: int, T: int, N: int, top_m, args) -> list[dict]:
     if B * max(N, 8) ** 3 * T > 64 * 8 ** 3 * 32 * 4 or (N > 16 and B > 4):
         engines = [e for e in engines if e != "v1"] or engines[:1]
     evs = {}
-    variants = [(e, e, {}) for e in engines]
+    variants = [(e, "v2", {"fused": False}) if e == "v2-generic" else (e, e, {}) for e in engines]
     if name == "prune_N":  # certified pruning against the exact evaluation of the same batch
         variants = [("v2", "v2", {"prune_below": PRUNE_BELOW}), ("v2 exact", "v2", {})]
     for label, e, opts in variants:
@@ -315,12 +317,15 @@ def run_workload(name: str, B: int, T: int, N: int, top_m, args) -> list[dict]:
             row["error_max"] = float((out.values - exact.values).abs().max())
         row["load_avg"] = load
         rows.append(row)
-    if "v1" in evs:
-        base = next(r for r in rows if r["engine"] == "v1")
+    for ref in ("v1", "v2-generic"):
+        if ref not in evs:
+            continue
+        base = next(r for r in rows if r["engine"] == ref)
         for r in rows:
-            for k in fns["v1"]:
+            for k in fns[ref]:
                 for suffix in ("", "_cpu"):
-                    r[f"ratio_vs_v1_{k}{suffix}"] = r[f"videos_per_s_{k}{suffix}"] / base[f"videos_per_s_{k}{suffix}"]
+                    r[f"ratio_vs_{ref.replace('-', '_')}_{k}{suffix}"] = (r[f"videos_per_s_{k}{suffix}"]
+                                                                         / base[f"videos_per_s_{k}{suffix}"])
     for r in rows:
         for k, v in list(r.items()):
             if isinstance(v, float):
@@ -337,7 +342,9 @@ def main(argv=None) -> None:
     ap.add_argument("--workloads", default=",".join(DEFAULT_WORKLOADS),
                     help=f"comma-separated, exact names (default: all but gpu_B): {', '.join(WORKLOADS)}")
     ap.add_argument("--list", action="store_true", help="print the workloads with their sizes and exit")
-    ap.add_argument("--engines", default="v2,v1", help="engines side by side (v2 = current, v1 = superseded)")
+    ap.add_argument("--engines", default="v2,v2-generic,v1",
+                    help="engines side by side (v2 = current, v2-generic = current without the fused kernel, "
+                         "v1 = superseded)")
     ap.add_argument("--min-time", type=float, default=1.0, help="seconds per timed measurement (default 1)")
     ap.add_argument("--min-reps", type=int, default=3)
     ap.add_argument("--reference-videos", type=int, default=3, help="videos the reference interpreter runs")

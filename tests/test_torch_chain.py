@@ -308,3 +308,17 @@ def test_without_numba_the_generic_engine_runs(monkeypatch):
     assert not compile_specs([spec], COLUMNS).fused
     with pytest.raises(stlspec.StlError, match=r"stlspec\[fast\]"):
         compile_specs([spec], COLUMNS, fused=True)
+
+
+def test_literal_buffers_read_again_when_not_kept(monkeypatch):
+    """Past the keep budget the backward pass reads the literals from the fact tensors again: same result."""
+    spec = ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))
+    g = torch.Generator().manual_seed(4)
+    B, T, N = 3, 5, 4
+    batch = SceneGraphBatch(torch.rand(B, N, 3, generator=g, dtype=torch.float64),
+                            torch.rand(B, T, N, 3, generator=g, dtype=torch.float64),
+                            torch.rand(B, T, N, N, 2, generator=g, dtype=torch.float64),
+                            present=torch.rand(B, T, N, generator=g) > 0.2)
+    kept = _evaluate([spec], batch, [0] * B, list(range(B)), True, True)
+    monkeypatch.setattr(chain, "_KEEP_BYTES", 0)
+    _assert_same(_evaluate([spec], batch, [0] * B, list(range(B)), True, True), kept, 1e-12)

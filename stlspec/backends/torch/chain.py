@@ -29,6 +29,9 @@ __all__ = ["available", "chain_table", "ChainTables", "Chain", "evaluate"]
 
 #: The largest per-instance literal buffer the kernel allocates (twice, in the backward pass).
 _BUFFER_BYTES = 64 << 20
+#: The literal buffers of a call are kept from the forward to the backward pass (not read again from the
+#: fact tensors) while they take at most this many bytes.
+_KEEP_BYTES = 256 << 20
 
 #: Literal kinds (the kernels' ``a_kind``).
 UNARY, BINARY, EQ, CONST = 0, 1, 2, 3
@@ -234,41 +237,52 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 class _ChainFn(torch.autograd.Function):
-    """``(values [K], witness scores [K, E, T])`` of chain instances; the backward pass is the kernel's."""
+    """``(values [K], witness scores [K, E, T])`` of kernel instances; the backward pass is the kernel's.
+
+    Every buffer is a torch tensor handed to the kernels as a numpy view, so the allocator (and the
+    profiler's memory accounting) sees them: the folds, the literal buffers (kept from the forward pass
+    for the backward one, one per instance, while they take at most :data:`_KEEP_BYTES`), and the
+    gradients.
+    """
 
     @staticmethod
     def forward(ctx, names, unary, binary, call):
         tables, inst, T_b, tm, present, prune_zero, E = call
-        K, T = len(inst[0]), unary.shape[1]
-        value = np.zeros(K)
-        score = np.zeros((K, E, T))
-        folds = (np.ones(K), np.zeros(K, np.int64), np.ones((K, max(E, 1), T)), np.zeros((K, max(E, 1), T), np.int64))
+        K, T, N = len(inst[0]), unary.shape[1], unary.shape[2]
+        f64 = {"dtype": torch.float64}
+        value, score = torch.zeros(K, **f64), torch.zeros(K, E, T, **f64)
+        folds = (torch.ones(K, **f64), torch.zeros(K, dtype=torch.int64), torch.ones(K, max(E, 1), T, **f64),
+                 torch.zeros(K, max(E, 1), T, dtype=torch.int64))
+        per = tables.J * (T + 1) * N * N
+        lb = torch.empty(K if K * per * 8 <= _KEEP_BYTES else 1, tables.J, T + 1, N * N, **f64)
         video = _video(T_b, tm, present, names, unary, binary, prune_zero)
-        _kernels().chain_forward(inst, video, tables.spec_args(), value, score, *folds)
-        ctx.call, ctx.folds = call, folds
+        _kernels().chain_forward(inst, video, tables.spec_args(), value.numpy(), score.numpy(),
+                                 *(x.numpy() for x in folds), lb.numpy())
+        ctx.call, ctx.folds, ctx.lb = call, folds, lb
         ctx.save_for_backward(names, unary, binary)
         dt = unary.dtype
-        return torch.from_numpy(value).to(dt), torch.from_numpy(score).to(dt)
+        return value.to(dt), score.to(dt)
 
     @staticmethod
     def backward(ctx, g_value, g_score):
         names, unary, binary = ctx.saved_tensors
         tables, inst, T_b, tm, present, prune_zero, E = ctx.call
-        K, T = len(inst[0]), unary.shape[1]
+        K, T, N = len(inst[0]), unary.shape[1], unary.shape[2]
         gv = np.zeros(K) if g_value is None else _np(g_value).astype(np.float64)
         gs = np.zeros((K, max(E, 1), T)) if g_score is None else _np(g_score).astype(np.float64)
         want_names, want_facts = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
 
-        def grad(x: torch.Tensor, want: bool) -> np.ndarray:
-            return np.zeros(x.shape if want else (1,) * x.dim(), _np(x).dtype)
+        def grad(x: torch.Tensor, want: bool) -> torch.Tensor:
+            return torch.zeros(x.shape if want else (1,) * x.dim(), dtype=x.dtype)
 
         g_names, g_unary, g_binary = grad(names, want_names), grad(unary, want_facts), grad(binary, want_facts)
+        gL = torch.zeros(tables.J, T + 1, N * N if want_facts else 1, dtype=torch.float64)
         video = _video(T_b, tm, present, names, unary, binary, prune_zero)
-        _kernels().chain_backward(inst, video, tables.spec_args(), ctx.folds, gv, gs, want_names, want_facts,
-                                  g_names, g_unary, g_binary)
-        return (torch.from_numpy(g_names) if want_names else None,
-                torch.from_numpy(g_unary) if ctx.needs_input_grad[1] else None,
-                torch.from_numpy(g_binary) if ctx.needs_input_grad[2] else None, None)
+        _kernels().chain_backward(inst, video, tables.spec_args(), tuple(x.numpy() for x in ctx.folds), gv, gs,
+                                  want_names, want_facts, g_names.numpy(), g_unary.numpy(), g_binary.numpy(),
+                                  ctx.lb.numpy(), gL.numpy())
+        return (g_names if want_names else None, g_unary if ctx.needs_input_grad[1] else None,
+                g_binary if ctx.needs_input_grad[2] else None, None)
 
 
 def _video(T_b, tm, present, names, unary, binary, prune_zero) -> tuple:

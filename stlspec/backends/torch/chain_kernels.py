@@ -194,29 +194,34 @@ def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
 
 @numba.njit(**_INLINE)
 def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary):
-    """Adds each literal's gradient (summed per instance in ``gL``) to the fact element it read."""
+    """Adds each literal's gradient (summed per instance in ``gL``) to the fact element it read, and sets
+    ``gL`` back to zero where the instance wrote it."""
     s_lit, a_kind, a_col, a_v1, a_v2, a_neg = spec[6], spec[8], spec[9], spec[10], spec[11], spec[12]
     present, has_present = video[2], video[3]
     N = video[1].shape[1]
+    V = spec[0][s]
     l0 = s_lit[s, 0]
     for j in range(l0, s_lit[s, 1]):
         k, col, v1, v2 = a_kind[j], a_col[j], a_v1[j], a_v2[j]
-        if k > 1:
-            continue
         sign = -1.0 if a_neg[j] else 1.0
         jl = j - l0
+        na = ncand[v1] if V > 0 else 1
+        pair = k == 1 or k == 2
         for t in range(Tb):
-            for a in range(ncand[v1]):
-                n = cand[v1, a]
-                if k == 0:
-                    g = gL[jl, t, n * N]
-                    if g != 0.0 and (not has_present or present[b, t, n]):
+            gl = gL[jl, t]
+            for a in range(na):
+                n = cand[v1, a] if V > 0 else 0
+                if not pair:
+                    g = gl[n * N]
+                    gl[n * N] = 0.0
+                    if k == 0 and g != 0.0 and (not has_present or present[b, t, n]):
                         g_unary[b, t, n, col] += sign * g
                     continue
                 for c in range(ncand[v2]):
                     m = cand[v2, c]
-                    g = gL[jl, t, n * N + m]
-                    if g != 0.0 and (not has_present or (present[b, t, n] and present[b, t, m])):
+                    g = gl[n * N + m]
+                    gl[n * N + m] = 0.0
+                    if k == 1 and g != 0.0 and (not has_present or (present[b, t, n] and present[b, t, m])):
                         g_binary[b, t, n, m, col] += sign * g
 
 
@@ -420,17 +425,8 @@ def _lanes_forward(mode, E, Tb, nl, A, F, Body, Pre, acc, pre):
 
 @numba.njit(**_JIT)
 def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit):
-    """``gA`` from ``gF[0, 0]`` and (a chain's witnesses; zero without ``wit``) ``gBody``, ``gPre``."""
-    for e in range(E):
-        for t in range(Tb + 1):
-            ga = gA[e, t]
-            for r in range(nl):
-                ga[r] = 0.0
-        if e > 0:
-            for t in range(Tb + 1):
-                gf = gF[e, t]
-                for r in range(nl):
-                    gf[r] = 0.0
+    """``gA`` (written, ``t < Tb``) from ``gF[0, ·]`` (the row values' gradients at ``t = 0``, zero elsewhere)
+    and (a chain's witnesses; zero without ``wit``) ``gBody``, ``gPre``."""
     if mode == _ALWAYS:  # F[0, t] = A[0, t] · F[0, t + 1]
         g0 = gF[0, 0]
         for r in range(nl):
@@ -441,6 +437,31 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
                 ga[r] = acc[r] * fx[r]
                 acc[r] *= a[r]
         return
+    # F scans, first event first: F[e, t] = Body[e, t] ∨ F[e, t + 1], Body[e, t] = A[e, t] · F[e + 1, t + 1].
+    # Each gA[e, t] and gF[e + 1, t + 1] has one writer here (assigned); gF[e + 1, Tb] is never read.
+    for e in range(E):
+        for r in range(nl):
+            acc[r] = 0.0
+        if e < E - 1:
+            g1 = gF[e + 1, 0]
+            for r in range(nl):
+                g1[r] = 0.0
+        for t in range(Tb):
+            gf, fx, gb_, bo, ga = gF[e, t], F[e, t + 1], gBody[e, t], Body[e, t], gA[e, t]
+            if e < E - 1:
+                fn, gfn, a = F[e + 1, t + 1], gF[e + 1, t + 1], A[e, t]
+                for r in range(nl):
+                    gg = gf[r] + acc[r]
+                    gb = gg * (1.0 - fx[r]) + gb_[r]
+                    acc[r] = gg * (1.0 - bo[r])
+                    ga[r] = gb * fn[r]
+                    gfn[r] = gb * a[r]
+            else:
+                for r in range(nl):
+                    gg = gf[r] + acc[r]
+                    gb = gg * (1.0 - fx[r]) + gb_[r]
+                    acc[r] = gg * (1.0 - bo[r])
+                    ga[r] = gb
     # Pre scans, last first: Pre[j+1, q] = acc_q, acc_{q+1} = acc_q ∨ Pre[j, q]·A[j, q].
     for j in range(E - 2 if wit else -1, -1, -1):
         for r in range(nl):
@@ -453,26 +474,6 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
                 acc[r] = acc[r] * (1.0 - y) + gpn[r]
                 gpj[r] += gy * a[r]
                 ga[r] += gy * pj[r]
-    # F scans, first event first: F[e, t] = Body[e, t] ∨ F[e, t + 1] (gF[e + 1, Tb] is never read).
-    for e in range(E):
-        for r in range(nl):
-            acc[r] = 0.0
-        for t in range(Tb):
-            gf, fx, gb_, bo, ga = gF[e, t], F[e, t + 1], gBody[e, t], Body[e, t], gA[e, t]
-            if e < E - 1:
-                fn, gfn, a = F[e + 1, t + 1], gF[e + 1, t + 1], A[e, t]
-                for r in range(nl):
-                    gg = gf[r] + acc[r]
-                    gb = gg * (1.0 - fx[r]) + gb_[r]
-                    acc[r] = gg * (1.0 - bo[r])
-                    ga[r] += gb * fn[r]
-                    gfn[r] += gb * a[r]
-            else:
-                for r in range(nl):
-                    gg = gf[r] + acc[r]
-                    gb = gg * (1.0 - fx[r]) + gb_[r]
-                    acc[r] = gg * (1.0 - bo[r])
-                    ga[r] += gb
 
 
 # ---------------------------------------------------------------------- the kernels
@@ -508,9 +509,11 @@ def _factor(quant, w, x):
 
 
 @numba.njit(**_JIT)
-def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
+def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
     """Values ``value[K]`` and witness scores ``score[K, E, T]`` (zero-filled by the caller), and the folds'
-    (product of non-zero factors, number of zero factors): ``pv, zv [K]`` and ``ps, zs [K, E, T]``."""
+    (product of non-zero factors, number of zero factors): ``pv, zv [K]`` and ``ps, zs [K, E, T]``.
+    ``Lb_all [K or 1, J, T + 1, N·N]``: the literal buffers, kept per instance for the backward pass when
+    its first dimension is K."""
     inst_spec, inst_vid, inst_wit = inst
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
     s_nv, s_ne, s_nb, s_quant, s_mode, s_cat, s_lit = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], spec[6]
@@ -520,7 +523,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
     digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
     trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
     wl, acc, pl, zl = np.zeros(L), np.zeros(L), np.ones(L), np.zeros(L, np.int64)
-    Lb = np.zeros((J1, T + 1, N * N))
+    keep = Lb_all.shape[0] == K
     vals = np.zeros((M1, L))
     A, F, Body, Pre = _scratch(E1, T, 4)
     psl, zsl = np.ones((E1, T + 1, L)), np.zeros((E1, T + 1, L), np.int64)
@@ -529,6 +532,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs):
         V, Tb, quant, mode, nb = s_nv[s], T_b[b], s_quant[s], s_mode[s], s_nb[s]
         fold = quant != _NONE
         E = s_ne[s] if inst_wit[i] else 0  # events whose witness scores are computed
+        Lb = Lb_all[i if keep else 0]
         _candidates(b, s, V, s_cat, tm, names, prune_zero, cand, ncand)
         _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb)
         exact = False
@@ -612,9 +616,10 @@ def _exclusive(f, p, z):
 
 @numba.njit(**_JIT)
 def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_facts, g_names, g_unary,
-                   g_binary):
+                   g_binary, Lb_all, gL):
     """Adds the gradients of ``Σ g_value·value + Σ g_score·score`` to ``g_names``, ``g_unary``,
-    ``g_binary`` (those wanted)."""
+    ``g_binary`` (those wanted). ``Lb_all``: the forward pass's (refilled here when not kept per
+    instance); ``gL [J, T + 1, N·N]``: zeros (left zero)."""
     inst_spec, inst_vid, inst_wit = inst
     pv, zv, ps, zs = folds
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
@@ -625,7 +630,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
     digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
     trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
     wl, acc, gw = np.zeros(L), np.zeros(L), np.zeros(L)
-    Lb, gL = np.zeros((J1, T + 1, N * N)), np.zeros((J1, T + 1, N * N))
+    keep = Lb_all.shape[0] == K
     vals, gvals = np.zeros((M1, L)), np.zeros((M1, L))
     A, F, Body, Pre = _scratch(E1, T, 4)
     gA, gF, gBody, gPre = _scratch(E1, T, 4)
@@ -637,13 +642,9 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
         if Tb == 0 and (mode == _CHAIN or not fold):
             continue  # constant values
         _candidates(b, s, V, s_cat, tm, names, prune_zero, cand, ncand)
-        _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb)
-        if want_facts:
-            for j in range(s_lit[s, 1] - s_lit[s, 0]):
-                for t in range(Tb):
-                    gl = gL[j, t]
-                    for r in range(N * N):
-                        gl[r] = 0.0
+        Lb = Lb_all[i if keep else 0]
+        if not keep:
+            _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb)
         digits[0] = -1
         while True:
             # Rows of weight 0 reach the facts with gradient 0, but their weight's gradient is not 0.
