@@ -87,9 +87,9 @@ def chain_specs(draw, name: str = "s") -> ir.Spec:
     return ir.Spec(name, f, tuple(ir.EventInfo(e) for e in range(E)))
 
 
-def _evaluate(specs_, batch, ids, vids, flags, fused, dtype=torch.float64):
+def _evaluate(specs_, batch, ids, vids, flags, fused, dtype=torch.float64, **options):
     """Values, witnesses and the gradients of a fixed loss of both, for one engine choice."""
-    ev = compile_specs(specs_, COLUMNS, logic="product", fused=fused)
+    ev = compile_specs(specs_, COLUMNS, logic="product", fused=fused, **options)
     leaves = [x.to(dtype).clone().requires_grad_(True) for x in (batch.names, batch.unary, batch.binary)]
     out = ev(SceneGraphBatch(*leaves, batch.frame_mask, batch.track_mask, batch.present), ids, vids,
              witnesses=flags)
@@ -194,16 +194,17 @@ def calls(draw):
 
 
 @SETTINGS
-@given(call=calls(), zero_names=st.booleans())
-def test_fused_equals_generic(call, zero_names):
+@given(call=calls(), zero_names=st.booleans(), prune_zero=st.booleans())
+def test_fused_equals_generic(call, zero_names, prune_zero):
     """Values, witnesses and all three gradients, float64, on padded batches with presence masks and
-    exact 0/1 facts (fold factors of exactly 0 take the kernel's counting path)."""
+    exact 0/1 facts (fold factors of exactly 0 take the kernel's counting path), with and without
+    dropping the candidates of category weight 0."""
     specs_, trs, ids, vids, flags = call
     batch = SceneGraphBatch.from_traces(trs, COLUMNS, dtype=torch.float64)
-    if zero_names:  # category weights of exactly 0: the candidates both engines drop
+    if zero_names:  # category weights of exactly 0: the candidates both engines drop (with prune_zero)
         batch.names[..., 0] = 0.0
-    fused = _evaluate(specs_, batch, ids, vids, flags, True)
-    generic = _evaluate(specs_, batch, ids, vids, flags, False)
+    fused = _evaluate(specs_, batch, ids, vids, flags, True, prune_zero=prune_zero)
+    generic = _evaluate(specs_, batch, ids, vids, flags, False, prune_zero=prune_zero)
     _assert_same(fused, generic, 1e-10)
 
 

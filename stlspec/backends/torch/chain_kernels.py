@@ -77,9 +77,10 @@ def _candidates(b, s, V, s_cat, tm, names, prune_zero, cand, ncand):
 def _next_row(V, ncand, cand, digits, tr):
     """Advances ``digits`` (an odometer over the candidate lists) to the next injective assignment and
     writes its tracks to ``tr``; False when there is none left. ``digits[0] = -1`` starts."""
-    if V == 0:
+    if V == 0:  # one row; literals without variables read track (pair) 0 of their buffers
         if digits[0] == -1:
             digits[0] = 0
+            tr[0] = 0
             return True
         return False
     while True:
@@ -718,6 +719,8 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                             cu = s_cat[s, u]
                             if u != v and cu >= 0:
                                 o *= names[b, trl[r, u], cu]
+                            elif u != v and cu == -2:  # an unknown category: a constant weight 0
+                                o = 0.0
                         g_names[b, trl[r, v], c] += gw[r] * o
         if want_facts:
             _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
