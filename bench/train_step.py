@@ -13,12 +13,13 @@ Prints one JSON object per batch size with the median over ``--steps`` steps of
 
 Each is measured by wall time and, with the suffix ``_cpu``, by the calling thread's CPU time
 (``time.thread_time``: with ``--threads 1`` all the work, and the number to trust on a shared machine);
-``load_avg`` is the 1-minute load average. With ``--engines v2,v1`` the spec losses of every step are
-also evaluated by the superseded engine v1 (same inputs, alternating), giving ``spec_eval_s_v1`` and
-``spec_eval_ratio_v1_over_v2``; the step itself always uses the default engine (v2). Batches and spec
+``load_avg`` is the 1-minute load average. With ``--engines v2,v2-generic,v1`` the spec losses of every
+step are also evaluated by the engine without its fused kernel (``fused=False``) and by the superseded
+engine v1 (same inputs, alternating), giving ``spec_eval_s_v2_generic``, ``spec_eval_s_v1`` and their
+ratios over v2 (``spec_eval_ratio_*_over_v2_cpu``); the step itself always uses the default engine (v2). Batches and spec
 work are prepared before the timed regions.
 
-Usage: ``python bench/train_step.py [--steps 20] [--batch-sizes 16,32] [--threads 1] [--engines v2,v1]``
+Usage: ``python bench/train_step.py [--steps 20] [--batch-sizes 16,32] [--threads 1] [--engines v2,v2-generic,v1]``
 (uses the default synthetic dataset of ``python -m laser_train``, generating it on first use; ``--set
 data.num_train=100`` and the like override the configuration); ``--quick`` is a smoke run on a tiny dataset
 (used by CI).
@@ -43,7 +44,9 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="16,32")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="runs/default", help="run.out (the synthetic data is cached next to it)")
-    ap.add_argument("--engines", default="v2", help="v2, or v2,v1 to time v1's spec losses side by side")
+    ap.add_argument("--engines", default="v2",
+                    help="v2, or v2,v2-generic,v1 to time the spec losses of the engine without its fused kernel "
+                         "(fused=False) and of the superseded engine side by side")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="configuration override, e.g. --set data.num_train=100 (repeatable)")
     ap.add_argument("--system-malloc", action="store_true",
@@ -58,7 +61,7 @@ def main() -> None:
         args.steps, args.batch_sizes = 2, "4"
         overrides = [f"--run.out={tempfile.mkdtemp()}/runs", "--train.progress=false", "--data.world=toy", "--data.num_train=16",
                      "--data.num_test=8", "--data.num_negatives=2"]
-        args.engines = "v2,v1"
+        args.engines = "v2,v2-generic,v1"
     torch.set_num_threads(args.threads)
     kept = False
     if not args.system_malloc:  # as python -m laser_train does (train.keep_freed_memory)
@@ -76,14 +79,19 @@ def main() -> None:
     sup = setup.supervision
     engines = [e for e in args.engines.split(",") if e]
     evaluators = {}
-    if "v1" in engines:
-        # The supervision object compiles its evaluator lazily; put both engines' evaluators side by side.
+    if set(engines) - {"v2"}:
+        # The supervision object compiles its evaluator lazily; put the engines' evaluators side by side.
         from stlspec.backends.torch import Columns, compile_specs
 
         ev2 = sup.evaluator()
         opts = {"temperature": sup.temperature} if sup.logic == "smooth" else {}
-        evaluators = {"v2": ev2, "v1": compile_specs(tuple(sup.specs), Columns.from_vocabulary(sup.vocabulary),
-                                                     logic=sup.logic, engine="v1", **opts)}
+        columns = Columns.from_vocabulary(sup.vocabulary)
+        evaluators = {"v2": ev2}
+        for e in engines:
+            if e == "v1":
+                evaluators[e] = compile_specs(tuple(sup.specs), columns, logic=sup.logic, engine="v1", **opts)
+            elif e == "v2-generic":
+                evaluators[e] = compile_specs(tuple(sup.specs), columns, logic=sup.logic, fused=False, **opts)
 
     def use(engine):
         if evaluators:
@@ -150,14 +158,15 @@ def main() -> None:
                 value, w_spec, c_spec = timed(spec_eval)
                 spec[e] = (value, w_spec, c_spec)
             use("v2")
-            if len(spec) > 1:  # both engines computed the same loss
-                assert abs(spec["v1"][0] - spec["v2"][0]) <= 1e-6 * max(1.0, abs(spec["v2"][0])), spec
+            for e in spec:  # every engine computed the same loss
+                assert abs(spec[e][0] - spec["v2"][0]) <= 1e-6 * max(1.0, abs(spec["v2"][0])), spec
             if i >= 2:
                 add("step_s", w_step, c_step)
                 add("perception_s", w_per, c_per)
                 add("spec_eval_s", spec["v2"][1], spec["v2"][2])
-                if "v1" in spec:
-                    add("spec_eval_s_v1", spec["v1"][1], spec["v1"][2])
+                for e in spec:
+                    if e != "v2":
+                        add(f"spec_eval_s_{e.replace('-', '_')}", spec[e][1], spec[e][2])
         med = {k: statistics.median(v) for k, v in rows.items()}
         for sfx in ("", "_cpu"):
             med["rest_s" + sfx] = max(med["step_s" + sfx] - med["perception_s" + sfx] - med["spec_eval_s" + sfx], 0.0)
@@ -176,8 +185,9 @@ def main() -> None:
             "freed_memory_kept": kept,
             "plans": "fresh",  # spec evaluation timed with its host-side planning (see fresh())
         }
-        if "spec_eval_s_v1" in med:
-            row["spec_eval_ratio_v1_over_v2_cpu"] = round(med["spec_eval_s_v1_cpu"] / med["spec_eval_s_cpu"], 3)
+        for e in ("v1", "v2_generic"):
+            if f"spec_eval_s_{e}" in med:
+                row[f"spec_eval_ratio_{e}_over_v2_cpu"] = round(med[f"spec_eval_s_{e}_cpu"] / med["spec_eval_s_cpu"], 3)
         print(json.dumps(row), flush=True)
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Sequence, assert_never
 
 import numpy as np
 import torch
@@ -132,29 +132,31 @@ def _program(f: ir.Formula, scope: dict, cols: tuple, lits: dict) -> tuple | Non
     done: list = []  # node index of each finished subtree, in post-order
     while stack:
         g, expanded = stack.pop()
-        if isinstance(g, (ir.And, ir.Or)) and not expanded:
-            if not g.args:
-                return None
-            stack.append((g, True))
-            stack.extend((a, False) for a in reversed(g.args))
-            continue
-        if isinstance(g, (ir.And, ir.Or)):
-            n = len(g.args)
-            kids = tuple(done[-n:])
-            del done[-n:]
-            nodes.append((AND if isinstance(g, ir.And) else OR, 0, kids))
-        elif isinstance(g, ir.Not) and not _is_atom(g.arg):
-            if not expanded:
-                stack.append((g, True))
-                stack.append((g.arg, False))
-                continue
-            nodes.append((NOT, 0, (done.pop(),)))
-        else:
-            neg = isinstance(g, ir.Not)
-            lit = _literal(g.arg if neg else g, neg, scope, cols)
-            if lit is None:
-                return None
-            nodes.append((LIT, lits.setdefault(lit, len(lits)), ()))
+        match g:
+            case ir.And(args) | ir.Or(args):
+                if not expanded:
+                    stack.append((g, True))
+                    stack.extend((a, False) for a in reversed(args))
+                    continue
+                kids = tuple(done[-len(args):])
+                del done[-len(args):]
+                nodes.append((AND if isinstance(g, ir.And) else OR, 0, kids))
+            case ir.Not(arg) if not _is_atom(arg):
+                if not expanded:
+                    stack.append((g, True))
+                    stack.append((arg, False))
+                    continue
+                nodes.append((NOT, 0, (done.pop(),)))
+            case ir.Not() | ir.Const() | ir.Unary() | ir.Binary() | ir.Eq():
+                neg = isinstance(g, ir.Not)  # a negated atom is one literal
+                lit = _literal(g.arg if neg else g, neg, scope, cols)
+                if lit is None:
+                    return None
+                nodes.append((LIT, lits.setdefault(lit, len(lits)), ()))
+            case ir.Next() | ir.Eventually() | ir.Always() | ir.Until() | ir.Exists() | ir.Forall():
+                return None  # not propositional: the generic engine's
+            case _:
+                assert_never(g)
         done.append(len(nodes) - 1)
     return tuple(nodes)
 
