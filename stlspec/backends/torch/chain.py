@@ -256,7 +256,7 @@ class _ChainFn(torch.autograd.Function):
         folds = (torch.ones(K, **f64), torch.zeros(K, dtype=torch.int64), torch.ones(K, max(E, 1), T, **f64),
                  torch.zeros(K, max(E, 1), T, dtype=torch.int64))
         per = tables.J * (T + 1) * N * N
-        lb = torch.empty(K if K * per * 8 <= _KEEP_BYTES else 1, tables.J, T + 1, N * N, **f64)
+        lb = torch.empty(K if K * per * 8 <= _KEEP_BYTES else 1, tables.J * N * N, T + 1, **f64)
         video = _video(T_b, tm, present, names, unary, binary, prune_zero)
         _kernels().chain_forward(inst, video, tables.spec_args(), value.numpy(), score.numpy(),
                                  *(x.numpy() for x in folds), lb.numpy())
@@ -278,7 +278,7 @@ class _ChainFn(torch.autograd.Function):
             return torch.zeros(x.shape if want else (1,) * x.dim(), dtype=x.dtype)
 
         g_names, g_unary, g_binary = grad(names, want_names), grad(unary, want_facts), grad(binary, want_facts)
-        gL = torch.zeros(tables.J, T + 1, N * N if want_facts else 1, dtype=torch.float64)
+        gL = torch.zeros(tables.J * N * N if want_facts else 1, T + 1, dtype=torch.float64)
         video = _video(T_b, tm, present, names, unary, binary, prune_zero)
         _kernels().chain_backward(inst, video, tables.spec_args(), tuple(x.numpy() for x in ctx.folds), gv, gs,
                                   want_names, want_facts, g_names.numpy(), g_unary.numpy(), g_binary.numpy(),

@@ -18,7 +18,7 @@ a chain are ``s_k(q) = 1 − ∏_r (1 − w_r · c_k(q))``. These are the defini
 engine's up to rounding (all arithmetic here is float64).
 
 Layout. Per instance, every literal is first read from the fact tensors once per candidate track
-(pair) into a buffer ``Lb[literal, t, n·N + m]`` (the fact tensors are strided in ``t``, and rows
+(pair) into a buffer ``Lb[literal·N² + n·N + m, t]`` (the fact tensors are strided in ``t``, and rows
 sharing a literal would read it again). Rows are then processed in chunks of ``L`` *lanes*: every
 per-row quantity is an array ``[body, t, lane]``, so each step of a scan along ``t`` -- a chain of
 dependent operations within a row -- is one vectorisable loop over the chunk's rows, in cache. A body
@@ -46,7 +46,7 @@ import numpy as np
 __all__ = ["chain_forward", "chain_backward", "L"]
 
 #: Rows processed together (lanes).
-L = 128
+L = 64
 
 _JIT = dict(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 _INLINE = dict(_JIT, inline="always")
@@ -133,8 +133,8 @@ _CHAIN, _ALWAYS = 0, 1
 
 @numba.njit(**_INLINE)
 def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, trl, idx, wl):
-    """Fills up to ``L`` lanes with the next rows (tracks ``trl``, literal columns ``idx``, weights
-    ``wl``); returns how many. Rows of weight 0 are skipped when ``skip_zero``."""
+    """Fills up to ``L`` lanes with the next rows (tracks ``trl``, weights ``wl``, and per literal the row of
+    the literal buffer it reads, ``idx``); returns how many. Rows of weight 0 are skipped when ``skip_zero``."""
     s_cat, s_lit, a_kind, a_v1, a_v2 = spec[5], spec[6], spec[8], spec[10], spec[11]
     l0, l1 = s_lit[s, 0], s_lit[s, 1]
     nl = 0
@@ -147,7 +147,8 @@ def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, tr
         for v in range(V):
             trl[nl, v] = tr[v]
         for j in range(l0, l1):
-            idx[j - l0, nl] = tr[a_v1[j]] * N + (tr[a_v2[j]] if a_kind[j] == 1 or a_kind[j] == 2 else 0)
+            pair = tr[a_v1[j]] * N + (tr[a_v2[j]] if a_kind[j] == 1 or a_kind[j] == 2 else 0)
+            idx[j - l0, nl] = (j - l0) * N * N + pair
         wl[nl] = w
         nl += 1
     return nl
@@ -158,7 +159,7 @@ def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, tr
 
 @numba.njit(**_INLINE)
 def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
-    """``Lb[j, t, n·N + m]``: literal ``j`` (local index) of spec ``s`` on candidate tracks ``(n, m)``
+    """``Lb[j·N² + n·N + m, t]``: literal ``j`` (local index) of spec ``s`` on candidate tracks ``(n, m)``
     (``m = 0`` for a unary one) at frame ``t`` of video ``b``; each fact element is read once."""
     s_lit, a_kind, a_col, a_v1, a_v2, a_neg, a_val = spec[6], spec[8], spec[9], spec[10], spec[11], spec[12], spec[13]
     present, has_present, unary, binary = video[2], video[3], video[5], video[6]
@@ -166,14 +167,14 @@ def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
     l0 = s_lit[s, 0]
     for j in range(l0, s_lit[s, 1]):
         k, col, neg, v1, v2 = a_kind[j], a_col[j], a_neg[j], a_v1[j], a_v2[j]
-        jl = j - l0
+        base = (j - l0) * N * N
         # Frame by frame: the tracks of one frame lie close together in the fact tensors.
         if k == 0:
             for t in range(Tb):
                 for a in range(ncand[v1]):
                     n = cand[v1, a]
                     f = unary[b, t, n, col] if not has_present or present[b, t, n] else 0.0
-                    Lb[jl, t, n * N] = 1.0 - f if neg else f
+                    Lb[base + n * N, t] = 1.0 - f if neg else f
         elif k == 1:
             for t in range(Tb):
                 for a in range(ncand[v1]):
@@ -184,19 +185,19 @@ def _fill_literals(b, s, Tb, spec, video, cand, ncand, Lb):
                             continue  # never an injective assignment
                         ok = not has_present or (present[b, t, n] and present[b, t, m])
                         f = binary[b, t, n, m, col] if ok else 0.0
-                        Lb[jl, t, n * N + m] = 1.0 - f if neg else f
+                        Lb[base + n * N + m, t] = 1.0 - f if neg else f
         else:  # equality and constants: every pair of tracks
-            for t in range(Tb):
-                for n in range(N):
-                    for m in range(N):
-                        f = (1.0 if n == m else 0.0) if k == 2 else a_val[j]
-                        Lb[jl, t, n * N + m] = 1.0 - f if neg else f
+            for n in range(N):
+                for m in range(N):
+                    f = (1.0 if n == m else 0.0) if k == 2 else a_val[j]
+                    for t in range(Tb):
+                        Lb[base + n * N + m, t] = 1.0 - f if neg else f
 
 
 @numba.njit(**_INLINE)
 def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary):
-    """Adds each literal's gradient (summed per instance in ``gL``) to the fact element it read, and sets
-    ``gL`` back to zero where the instance wrote it."""
+    """Adds each literal's gradient (summed per instance in ``gL``, laid out as ``Lb``) to the fact element
+    it read, and sets ``gL`` back to zero where the instance wrote it."""
     s_lit, a_kind, a_col, a_v1, a_v2, a_neg = spec[6], spec[8], spec[9], spec[10], spec[11], spec[12]
     present, has_present = video[2], video[3]
     N = video[1].shape[1]
@@ -205,24 +206,23 @@ def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
     for j in range(l0, s_lit[s, 1]):
         k, col, v1, v2 = a_kind[j], a_col[j], a_v1[j], a_v2[j]
         sign = -1.0 if a_neg[j] else 1.0
-        jl = j - l0
+        base = (j - l0) * N * N
         na = ncand[v1] if V > 0 else 1
         pair = k == 1 or k == 2
-        for t in range(Tb):
-            gl = gL[jl, t]
-            for a in range(na):
-                n = cand[v1, a] if V > 0 else 0
-                if not pair:
-                    g = gl[n * N]
-                    gl[n * N] = 0.0
-                    if k == 0 and g != 0.0 and (not has_present or present[b, t, n]):
-                        g_unary[b, t, n, col] += sign * g
-                    continue
-                for c in range(ncand[v2]):
-                    m = cand[v2, c]
-                    g = gl[n * N + m]
-                    gl[n * N + m] = 0.0
-                    if k == 1 and g != 0.0 and (not has_present or (present[b, t, n] and present[b, t, m])):
+        for a in range(na):
+            n = cand[v1, a] if V > 0 else 0
+            for c in range(ncand[v2] if pair else 1):
+                m = cand[v2, c] if pair else 0
+                gl = gL[base + n * N + m]
+                for t in range(Tb):
+                    g = gl[t]
+                    gl[t] = 0.0
+                    if g == 0.0:
+                        continue
+                    if k == 0:
+                        if not has_present or present[b, t, n]:
+                            g_unary[b, t, n, col] += sign * g
+                    elif k == 1 and (not has_present or (present[b, t, n] and present[b, t, m])):
                         g_binary[b, t, n, m, col] += sign * g
 
 
@@ -249,10 +249,9 @@ def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
         v = vals[n - n0]
         o = n_op[n]
         if o == _LIT:
-            j = n_arg[n]
-            lb, ix = Lb[j, t], idx[j]
+            ix = idx[n_arg[n]]
             for r in range(nl):
-                v[r] = lb[ix[r]]
+                v[r] = Lb[ix[r], t]
         elif o == _NOT:
             c = vals[kids[k0[n]] - n0]
             for r in range(nl):
@@ -278,25 +277,27 @@ def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
 
 
 @numba.njit(**_JIT)
-def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals):
-    """``A[e, t, lane]``: body ``e`` of spec ``s`` on each lane's row."""
+def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp):
+    """``A[e, t, lane]``: body ``e`` of spec ``s`` on each lane's row. A conjunction of literals is computed
+    row by row along ``t`` (each literal's frames are contiguous in ``Lb``), then stored per lane."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
     for e in range(nb):
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
             ka, kb = (root, root + 1) if n_op[root] == _LIT else (k0[root], k1[root])
-            for t in range(Tb):
-                a = A[e, t]
+            Ae = A[e]
+            for r in range(nl):
                 for k in range(ka, kb):
-                    j = n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]]
-                    lb, ix = Lb[j, t], idx[j]
+                    row = idx[n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]], r]
                     if k == ka:
-                        for r in range(nl):
-                            a[r] = lb[ix[r]]
+                        for t in range(Tb):
+                            tmp[t] = Lb[row, t]
                     else:
-                        for r in range(nl):
-                            a[r] *= lb[ix[r]]
+                        for t in range(Tb):
+                            tmp[t] *= Lb[row, t]
+                for t in range(Tb):
+                    Ae[t, r] = tmp[t]
             continue
         for t in range(Tb):
             _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
@@ -306,37 +307,34 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals):
 
 
 @numba.njit(**_JIT)
-def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, acc, gL):
-    """Adds the gradients of the literals, given ``gA[e, t, lane]``, to ``gL``."""
+def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt):
+    """Adds the gradients of the literals, given ``gA[e, t, lane]``, to ``gL`` (laid out as ``Lb``). For a
+    conjunction of literals, row by row along ``t``: each literal's gradient is ``gA`` times the others."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
     for e in range(nb):
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
-            if n_op[root] == _LIT:
-                j = n_arg[root]
-                ix = idx[j]
+            ka, kb = (root, root + 1) if n_op[root] == _LIT else (k0[root], k1[root])
+            gAe = gA[e]
+            for r in range(nl):
                 for t in range(Tb):
-                    ga, gl = gA[e, t], gL[j, t]
-                    for r in range(nl):
-                        gl[ix[r]] += ga[r]
-                continue
-            for k in range(k0[root], k1[root]):
-                j = n_arg[kids[k]]
-                ix = idx[j]
-                for t in range(Tb):
-                    ga = gA[e, t]
-                    for r in range(nl):
-                        acc[r] = ga[r]
-                    for kk in range(k0[root], k1[root]):
+                    gt[t] = gAe[t, r]
+                for k in range(ka, kb):
+                    row = idx[n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]], r]
+                    if kb - ka == 1:
+                        for t in range(Tb):
+                            gL[row, t] += gt[t]
+                        continue
+                    for t in range(Tb):
+                        tmp[t] = gt[t]
+                    for kk in range(ka, kb):
                         if kk != k:
-                            jj = n_arg[kids[kk]]
-                            lb, ixx = Lb[jj, t], idx[jj]
-                            for r in range(nl):
-                                acc[r] *= lb[ixx[r]]
-                    gl = gL[j, t]
-                    for r in range(nl):
-                        gl[ix[r]] += acc[r]
+                            other = idx[n_arg[kids[kk]], r]
+                            for t in range(Tb):
+                                tmp[t] *= Lb[other, t]
+                    for t in range(Tb):
+                        gL[row, t] += tmp[t]
             continue
         for t in range(Tb):
             _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
@@ -347,10 +345,9 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, acc, gL):
                 g = gvals[n - n0]
                 o = n_op[n]
                 if o == _LIT:
-                    j = n_arg[n]
-                    gl, ix = gL[j, t], idx[j]
+                    ix = idx[n_arg[n]]
                     for r in range(nl):
-                        gl[ix[r]] += g[r]
+                        gL[ix[r], t] += g[r]
                 elif o == _NOT:
                     gc = gvals[kids[k0[n]] - n0]
                     for r in range(nl):
@@ -451,18 +448,31 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
             gf, fx, gb_, bo, ga = gF[e, t], F[e, t + 1], gBody[e, t], Body[e, t], gA[e, t]
             if e < E - 1:
                 fn, gfn, a = F[e + 1, t + 1], gF[e + 1, t + 1], A[e, t]
-                for r in range(nl):
-                    gg = gf[r] + acc[r]
-                    gb = gg * (1.0 - fx[r]) + gb_[r]
-                    acc[r] = gg * (1.0 - bo[r])
-                    ga[r] = gb * fn[r]
-                    gfn[r] = gb * a[r]
-            else:
+                if wit:
+                    for r in range(nl):
+                        gg = gf[r] + acc[r]
+                        gb = gg * (1.0 - fx[r]) + gb_[r]
+                        acc[r] = gg * (1.0 - bo[r])
+                        ga[r] = gb * fn[r]
+                        gfn[r] = gb * a[r]
+                else:
+                    for r in range(nl):
+                        gg = gf[r] + acc[r]
+                        gb = gg * (1.0 - fx[r])
+                        acc[r] = gg * (1.0 - bo[r])
+                        ga[r] = gb * fn[r]
+                        gfn[r] = gb * a[r]
+            elif wit:
                 for r in range(nl):
                     gg = gf[r] + acc[r]
                     gb = gg * (1.0 - fx[r]) + gb_[r]
                     acc[r] = gg * (1.0 - bo[r])
                     ga[r] = gb
+            else:
+                for r in range(nl):
+                    gg = gf[r] + acc[r]
+                    acc[r] = gg * (1.0 - bo[r])
+                    ga[r] = gg * (1.0 - fx[r])
     # Pre scans, last first: Pre[j+1, q] = acc_q, acc_{q+1} = acc_q ∨ Pre[j, q]·A[j, q].
     for j in range(E - 2 if wit else -1, -1, -1):
         for r in range(nl):
@@ -513,7 +523,7 @@ def _factor(quant, w, x):
 def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
     """Values ``value[K]`` and witness scores ``score[K, E, T]`` (zero-filled by the caller), and the folds'
     (product of non-zero factors, number of zero factors): ``pv, zv [K]`` and ``ps, zs [K, E, T]``.
-    ``Lb_all [K or 1, J, T + 1, N·N]``: the literal buffers, kept per instance for the backward pass when
+    ``Lb_all [K or 1, J·N², T + 1]``: the literal buffers, kept per instance for the backward pass when
     its first dimension is K."""
     inst_spec, inst_vid, inst_wit = inst
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
@@ -525,7 +535,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
     trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
     wl, acc, pl, zl = np.zeros(L), np.zeros(L), np.ones(L), np.zeros(L, np.int64)
     keep = Lb_all.shape[0] == K
-    vals = np.zeros((M1, L))
+    vals, tmp = np.zeros((M1, L)), np.zeros(T + 1)
     A, F, Body, Pre = _scratch(E1, T, 4)
     psl, zsl = np.ones((E1, T + 1, L)), np.zeros((E1, T + 1, L), np.int64)
     for i in range(K):
@@ -551,7 +561,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
                 if nl == 0:
                     break
                 used = max(used, nl)
-                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals)
+                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp)
                 _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, E > 0)
                 if not fold:  # one row, no fold
                     value[i] = F[0, 0, 0]
@@ -620,7 +630,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                    g_binary, Lb_all, gL):
     """Adds the gradients of ``Σ g_value·value + Σ g_score·score`` to ``g_names``, ``g_unary``,
     ``g_binary`` (those wanted). ``Lb_all``: the forward pass's (refilled here when not kept per
-    instance); ``gL [J, T + 1, N·N]``: zeros (left zero)."""
+    instance); ``gL [J·N², T + 1]``: zeros (left zero)."""
     inst_spec, inst_vid, inst_wit = inst
     pv, zv, ps, zs = folds
     T_b, tm, names, unary, prune_zero = video[0], video[1], video[4], video[5], video[7]
@@ -633,6 +643,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
     wl, acc, gw = np.zeros(L), np.zeros(L), np.zeros(L)
     keep = Lb_all.shape[0] == K
     vals, gvals = np.zeros((M1, L)), np.zeros((M1, L))
+    tmp, gt = np.zeros(T + 1), np.zeros(T + 1)
     A, F, Body, Pre = _scratch(E1, T, 4)
     gA, gF, gBody, gPre = _scratch(E1, T, 4)
     for i in range(K):
@@ -652,7 +663,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
             nl = _chunk(b, s, V, fold, not want_names, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
             if nl == 0:
                 break
-            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals)
+            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp)
             _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, wit)
             # Gradients of each row's x = F[0, 0] and c[e, q], and of its weight w through the folds.
             f0, gf0 = F[0, 0], gF[0, 0]
@@ -671,10 +682,10 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                 for r in range(nl):
                     gf0[r] = gv
                     gw[r] = 0.0
-            for e in range(nb if mode == _CHAIN else 0):
+            for e in range(nb if mode == _CHAIN and wit else 0):  # without witnesses gBody, gPre are not read
                 for q in range(Tb):
                     gb_, gp = gBody[e, q], gPre[e, q]
-                    gs = g_score[i, e, q] if wit else 0.0
+                    gs = g_score[i, e, q]
                     if gs == 0.0:
                         for r in range(nl):
                             gb_[r] = 0.0
@@ -705,7 +716,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                             gp[r] = h * bo[r]
             _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit)
             if want_facts:
-                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, acc, gL)
+                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt)
             if want_names and fold:
                 for r in range(nl):
                     if gw[r] == 0.0:
