@@ -71,7 +71,7 @@ def throughput_table(rows: list[dict]) -> str:
 
 def fused_table(rows: list[dict]) -> str:
     """The fused kernel against the generic engine (``v2`` vs ``v2-generic``), workload by workload."""
-    head = ["workload", "B", "N", "fwd+bwd v/s (CPU), fused", "generic", "fused / generic",
+    head = ["workload", "B", "T", "N", "fwd+bwd v/s (CPU), fused", "generic", "fused / generic",
             "values-only, fused", "generic", "fwd, fused", "generic", "alloc peak MB, fused", "generic"]
     body = []
     for r in rows:
@@ -81,7 +81,7 @@ def fused_table(rows: list[dict]) -> str:
                   and x["B"] == r["B"] and x["N"] == r["N"] and x["T"] == r["T"]), None)
         if g is None:
             continue
-        body.append([r["workload"], str(r["B"]), str(r["N"]), f"**{_n(r['videos_per_s_fwdbwd_cpu'])}**",
+        body.append([r["workload"], str(r["B"]), str(r["T"]), str(r["N"]), f"**{_n(r['videos_per_s_fwdbwd_cpu'])}**",
                      _n(g["videos_per_s_fwdbwd_cpu"]), _n(r["videos_per_s_fwdbwd_cpu"] / g["videos_per_s_fwdbwd_cpu"]),
                      _n(r["videos_per_s_fwdbwd_values_only_cpu"]), _n(g["videos_per_s_fwdbwd_values_only_cpu"]),
                      _n(r["videos_per_s_fwd_cpu"]), _n(g["videos_per_s_fwd_cpu"]), _n(r.get("alloc_peak_mb")),
@@ -320,7 +320,7 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
     parts.append(
         "The fused kernel (`stlspec/backends/torch/chain_kernels.py`, numba; see [the torch backend]"
         "(torch.md#the-fused-kernel-for-laser-shaped-specs)) evaluates a LASER-shaped spec instance in one pass "
-        "per chunk of 128 assignments, in cache, with a hand-derived backward; the generic engine (`fused=False`) "
+        "per chunk of 64 assignments, in cache, with a hand-derived backward; the generic engine (`fused=False`) "
         "runs one kernel per node batch over every row. Side by side in the latest run (`mixed` holds two of its "
         "six shapes in the kernel's form; `sweep_*` and `prune_N`'s `v2 exact` are LASER chains):")
     parts.append("")
@@ -328,15 +328,20 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
     parts.append(ft or "_No side-by-side rows in the latest run._")
     parts.append("")
     parts.append(
-        "**Where its time goes** (`laser`, B = 64, measured by removing stages from a copy of the kernel, "
-        "2026-12-01, noisy to ±30 %): forward about 9 ms per call — reading the literals from the fact tensors "
-        "about 2.4 ms (each of ~800,000 elements on its own cache line of the strided `[B, T, N, N, R]` layout: "
-        "the generic engine's atom gathers pay the same), the event products 2 ms, the scans and folds the rest; "
-        "backward about 18 ms — recomputing the chunk's forward 3 ms, the reversed scans 3–5 ms, the literals' "
-        "gradients (a gather and a scatter-add per row, literal and frame) 4–7 ms, adding them to the fact "
-        "gradients 2–3 ms, plus the dense zero-filled gradient of `binary` (26 MB), as in every engine. "
-        "At N = 32 the rows are 88× as many per video (29,760), and the literal buffers (1.6 MB per instance) "
-        "no longer sit in L2 next to the working arrays: the backward's scatter-adds dominate. The kernel "
+        "**Where its time goes** (measured by removing stages from a copy of the kernel, 2026-12-01; each "
+        "figure noisy to ±30 %). `laser` (B = 64): the forward pass is about 9 ms per call, of which reading the "
+        "literals from the fact tensors takes about 2.4 ms (each of ~800,000 elements on its own cache line of "
+        "the strided `[B, T, N, N, R]` layout; the generic engine's atom gathers pay the same); the backward "
+        "pass adds the dense zero-filled gradient of `binary` (26 MB), as in every engine. N = 32 (values only, "
+        "per video): the event products about 3.4 ms — computed in the forward pass and again in the backward "
+        "one, each row's product along contiguous frames but stored per lane, one strided write per frame —, "
+        "the reversed scans 3.8 ms, the exclusive products and gradient set-up 1.9 ms, the forward scans 1.1 ms, "
+        "the literals' gradients 1.6 ms, the category weights' gradients 1.4 ms, enumerating the assignments "
+        "1 ms and adding the literals' gradients to the fact gradients 0.8 ms. Without witnesses (values only) "
+        "the generic engine is still the faster one at N ≥ 8: it keeps its activations, where the kernel's "
+        "backward pass recomputes the forward one, and its whole-tensor operations vectorise better than the "
+        "kernel's per-row work. In a training step the negatives (values only) share the call with the "
+        "positives, and the step as a whole is what the training-step table below measures. The kernel "
         "computes in float64 whatever the input dtype; on the `laser` batch in float32 its values, witnesses "
         "and gradients are within 3e-6 of float64 where the generic engine's float32 witnesses are 1e-3 off.")
     parts.append("")

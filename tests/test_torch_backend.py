@@ -514,11 +514,11 @@ def test_benchmark_quick_prints_json_lines():
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_throughput.py"), "--quick",
                            "--workloads", "laser,mixed"], check=True, capture_output=True, text=True, timeout=300)
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
-    # exact workload selection, each workload by both engines side by side
-    assert [(r["workload"], r["engine"]) for r in rows] == [("laser", "v2"), ("laser", "v1"), ("mixed", "v2"),
-                                                           ("mixed", "v1")]
+    # exact workload selection, each workload by the three engines side by side
+    assert [(r["workload"], r["engine"]) for r in rows] == [(w, e) for w in ("laser", "mixed")
+                                                           for e in ("v2", "v2-generic", "v1")]
     keys = {"videos_per_s_fwd", "videos_per_s_fwdbwd", "videos_per_s_fwdbwd_cpu", "videos_per_s_fwd_cpu",
-            "rss_peak_mb", "alloc_peak_mb", "ratio_vs_v1_fwdbwd_cpu", "load_avg"}
+            "rss_peak_mb", "alloc_peak_mb", "ratio_vs_v1_fwdbwd_cpu", "ratio_vs_v2_generic_fwdbwd_cpu", "load_avg"}
     for row in rows:
         assert keys <= row.keys()
         assert row["alloc_peak_mb"] > 0
