@@ -131,10 +131,14 @@ def targets(cpu: list[dict], train: list[dict]) -> list[str]:
     if laser:
         v = laser["videos_per_s_fwdbwd_cpu"]
         gen, v1 = get("laser", "v2-generic"), get("laser", "v1")
+        same = [r for r in (get("sweep_T", T=32), get("sweep_B", B=64)) if r is not None]
+        again = (f"; the same workload is the `sweep_T` T = 32 and `sweep_B` B = 64 rows of this run, measured there "
+                 f"at {' and '.join(_n(r['videos_per_s_fwdbwd_cpu']) for r in same)}: the spread is the machine's"
+                 if same else "")
         out.append(f"* `laser` fwd+bwd with witnesses ≥ 2,500 videos/s: **{_n(v)}** — "
                    f"{'met' if v >= 2500 else 'not met'} (in the same run: the generic engine "
                    f"{_n(gen['videos_per_s_fwdbwd_cpu']) if gen else '—'}, v1 "
-                   f"{_n(v1['videos_per_s_fwdbwd_cpu']) if v1 else '—'}).")
+                   f"{_n(v1['videos_per_s_fwdbwd_cpu']) if v1 else '—'}{again}).")
         out.append(f"* peak memory ≤ 128 MB: alloc peak **{_n(laser['alloc_peak_mb'])} MB** — "
                    f"{'met' if laser['alloc_peak_mb'] <= 128 else 'not met'}.")
     b64, b1024 = get("sweep_B", B=64), get("sweep_B", B=1024)
@@ -148,6 +152,8 @@ def targets(cpu: list[dict], train: list[dict]) -> list[str]:
     else:
         out.append("* throughput at B = 1,024 vs B = 64: not recorded in this run.")
     fresh = [t for t in train if _fresh(t)]
+    if any("spec_eval_s_v2_generic_cpu" in t for t in fresh):  # the engine with its fused kernel: its runs only
+        fresh = [t for t in fresh if "spec_eval_s_v2_generic_cpu" in t]
     if fresh:  # every run timed with its planning, at the default batch size (the first row's): their range
         train = fresh
         rows = [t for t in train if t["batch_size"] == train[0]["batch_size"]]
@@ -155,9 +161,13 @@ def targets(cpu: list[dict], train: list[dict]) -> list[str]:
         r_lo, r_hi = (f(t.get("spec_eval_ratio_v1_over_v2_cpu", 0) for t in rows) for f in (min, max))
         share = f"{lo:.0%}" if lo == hi else f"{lo:.0%}–{hi:.0%}"
         ratio = f"{r_lo:.1f}" if round(r_lo, 1) == round(r_hi, 1) else f"{r_lo:.1f}–{r_hi:.1f}"
+        gen = [t["spec_eval_ratio_v2_generic_over_v2_cpu"] for t in rows if "spec_eval_ratio_v2_generic_over_v2_cpu" in t]
+        per = [t["perception_s_cpu"] for t in rows]
         out.append(f"* spec evaluation ≤ 15 % of a training step: **{share}** at batch {train[0]['batch_size']} "
-                   f"({len(rows)} run{'s' if len(rows) > 1 else ''}) — {'met' if hi <= 0.15 else 'not met'} "
-                   f"(v1: {ratio}× v2's spec time).")
+                   f"({len(rows)} run{'s' if len(rows) > 1 else ''} of the current engine) — "
+                   f"{'met' if hi <= 0.15 else 'not met'} (v1: {ratio}× v2's spec time"
+                   + (f"; the generic engine, `fused=False`: {min(gen):.1f}–{max(gen):.1f}×" if gen else "")
+                   + f"; the perception model took {min(per):.3f}–{max(per):.3f} s of these steps).")
     n32 = get("sweep_N", N=32)
     if n32:
         v = n32["videos_per_s_fwdbwd_cpu"]
@@ -315,6 +325,17 @@ def section(cpu: list[dict], train: list[dict], cuda: list[dict], has_plot: bool
         "planning (batch tables 10, device tables 7.5), 15 ms the engine's fused nodes and gathers, and the rest the stock "
         "autograd nodes of the engine and of the loss (the sparsity term alone about 7 ms). The perception model "
         "takes 0.134–0.142 s, so 15 % would need spec evaluation under 24 ms per step.")
+    parts.append("")
+    parts.append(
+        "**2026-12-01, afternoon: the fused kernel.** Every one of the 1,295 specs of the default training set — "
+        "the captions' chains, their negatives (chains with negated conjunctions, `exists … always not …`) and "
+        "the 9 background rules (`forall x, y. always (not a or b)`) — is of the kernel's shape, so a training "
+        "step's two spec calls (positives and negatives; the rules on one-frame pseudo-videos, now views of the "
+        "fact tensors instead of copies) no longer plan anything on the host. Profiled per step (batch 16): "
+        "the kernel's forward and backward about 2.3 + 5.5 ms for the caption call (~76 instances) and 1.8 + "
+        "3.1 ms for the rules (864 one-frame instances); the rest of the spec losses' time is the loss terms' "
+        "own torch operations and autograd (sparsity, clamps, logs, the float64 casts of the scene graph). "
+        "Spec evaluation: 0.064–0.067 s → 0.027–0.028 s per step.")
     parts.append("")
     parts += ["### Fused kernel", ""]
     parts.append(
