@@ -323,3 +323,18 @@ def test_literal_buffers_read_again_when_not_kept(monkeypatch):
     kept = _evaluate([spec], batch, [0] * B, list(range(B)), True, True)
     monkeypatch.setattr(chain, "_KEEP_BYTES", 0)
     _assert_same(_evaluate([spec], batch, [0] * B, list(range(B)), True, True), kept, 1e-12)
+
+
+def test_second_derivatives_are_refused_clearly():
+    spec = ir.Spec("c", _laser(), tuple(ir.EventInfo(e) for e in range(3)))
+    g = torch.Generator().manual_seed(5)
+    names = torch.rand(1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    batch = SceneGraphBatch(names, torch.rand(1, 4, 3, 3, generator=g, dtype=torch.float64),
+                            torch.rand(1, 4, 3, 3, 2, generator=g, dtype=torch.float64))
+    out = compile_specs([spec], COLUMNS, fused=True)(batch)
+    # A gradient that itself depends on a differentiable quantity (e.g. a gradient penalty's weights) is not
+    # silently treated as a constant: differentiating it again raises.
+    w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(out.values, names, grad_outputs=w, create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice"):
+        grad.sum().backward()

@@ -266,6 +266,7 @@ class _ChainFn(torch.autograd.Function):
         return value.to(dt), score.to(dt)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the kernel's backward is not itself differentiable
     def backward(ctx, g_value, g_score):
         names, unary, binary = ctx.saved_tensors
         tables, inst, T_b, tm, present, prune_zero, E = ctx.call
