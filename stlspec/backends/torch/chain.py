@@ -1,15 +1,16 @@
-"""The fused path for sequencing chains: LASER's spec shape evaluated by one compiled kernel per call.
+"""The fused path: LASER-shaped specs evaluated by one compiled kernel per call.
 
-Specs of the form ``∃ x₁: c₁, …, x_V: c_V. A_0 then … then A_{E−1}`` (one quantifier block, or
-none; events tagged ``0 … E−1`` in chain order, without windows; each ``A_k`` a conjunction of
-literals -- unary, binary, equality or constant atoms, possibly negated) are evaluated under the
-product logic on the CPU by :mod:`stlspec.backends.torch.chain_kernels` (numba): every assignment
-of an instance is one pass over its frames in registers, with no tensor per node and no host-side
-plan, and the backward pass is hand-derived. :func:`chain_table` recognises the shape;
-:class:`ChainTables` holds the evaluator's chain specs as flat arrays; :func:`evaluate` runs a
-call's chain instances (an autograd function). The generic engine evaluates everything else, and
-everything on other devices and under other logics; both give the same values up to rounding
-(tested against each other and the reference interpreter).
+Specs with at most one quantifier block (``∃`` or ``∀``) over either a ``then`` chain of tagged events
+``A_0 then … then A_{E−1}`` (no windows; ``∃`` or no quantifier) or an ``always A_0`` (no window, no
+events), whose bodies are propositional -- literals (unary, binary, equality or constant atoms, possibly
+negated) under ``and``, ``or``, ``not`` -- are evaluated under the product logic on the CPU by
+:mod:`stlspec.backends.torch.chain_kernels` (numba): assignments are processed in chunks of lanes, each
+scan step one loop over a chunk's rows in cache, with no tensor per node and no host-side plan, and the
+backward pass is hand-derived. :func:`chain_table` recognises the shape; :class:`ChainTables` holds the
+evaluator's kernel-shaped specs as flat arrays; :func:`evaluate` runs a call's kernel instances (an
+autograd function). The generic engine evaluates everything else, and everything on other devices and
+under other logics; both give the same values up to rounding (tested against each other and the
+reference interpreter).
 
 numba is optional (the ``fast`` extra): :func:`available` says whether it imports.
 """
