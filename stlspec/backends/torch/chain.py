@@ -223,7 +223,6 @@ class ChainTables:
         n = np.asarray(nodes, dtype=np.int64).reshape(-1, 4)
         self.op, self.arg, self.k0, self.k1 = (np.ascontiguousarray(n[:, k]) for k in range(4))
         self.kids = np.asarray(kids, dtype=np.int64)
-        self.max_nodes = max((len(b) for c in ok for b in c.bodies), default=1)
 
     def fits(self, N: int, T: int) -> bool:
         """Whether the kernel's per-instance buffers (literals × frames × track pairs, float64) stay small

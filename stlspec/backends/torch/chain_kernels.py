@@ -243,6 +243,17 @@ def _conjunction(n0, root, n_op, k0, k1, kids):
 
 
 @numba.njit(**_INLINE)
+def _conj_literals(root, n_op, n_arg, k0, k1, kids, out):
+    """The literals of a conjunction body (or of a single-literal one) into ``out``; returns how many."""
+    if n_op[root] == _LIT:
+        out[0] = n_arg[root]
+        return 1
+    for k in range(k0[root], k1[root]):
+        out[k - k0[root]] = n_arg[kids[k]]
+    return k1[root] - k0[root]
+
+
+@numba.njit(**_INLINE)
 def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
     """Every node of a body at frame ``t``, into ``vals[node − n0]``."""
     for n in range(n0, n1):
@@ -277,7 +288,7 @@ def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
 
 
 @numba.njit(**_JIT)
-def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp):
+def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits):
     """``A[e, t, lane]``: body ``e`` of spec ``s`` on each lane's row. A conjunction of literals is computed
     row by row along ``t`` (each literal's frames are contiguous in ``Lb``), then stored per lane."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
@@ -285,12 +296,12 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp):
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
-            ka, kb = (root, root + 1) if n_op[root] == _LIT else (k0[root], k1[root])
+            nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
             Ae = A[e]
             for r in range(nl):
-                for k in range(ka, kb):
-                    row = idx[n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]], r]
-                    if k == ka:
+                for k in range(nk):
+                    row = idx[lits[k], r]
+                    if k == 0:
                         for t in range(Tb):
                             tmp[t] = Lb[row, t]
                     else:
@@ -307,7 +318,7 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp):
 
 
 @numba.njit(**_JIT)
-def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt):
+def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits):
     """Adds the gradients of the literals, given ``gA[e, t, lane]``, to ``gL`` (laid out as ``Lb``). For a
     conjunction of literals, row by row along ``t``: each literal's gradient is ``gA`` times the others."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
@@ -315,22 +326,22 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt)
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
-            ka, kb = (root, root + 1) if n_op[root] == _LIT else (k0[root], k1[root])
+            nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
             gAe = gA[e]
             for r in range(nl):
                 for t in range(Tb):
                     gt[t] = gAe[t, r]
-                for k in range(ka, kb):
-                    row = idx[n_arg[root] if n_op[root] == _LIT else n_arg[kids[k]], r]
-                    if kb - ka == 1:
+                for k in range(nk):
+                    row = idx[lits[k], r]
+                    if nk == 1:
                         for t in range(Tb):
                             gL[row, t] += gt[t]
                         continue
                     for t in range(Tb):
                         tmp[t] = gt[t]
-                    for kk in range(ka, kb):
+                    for kk in range(nk):
                         if kk != k:
-                            other = idx[n_arg[kids[kk]], r]
+                            other = idx[lits[kk], r]
                             for t in range(Tb):
                                 tmp[t] *= Lb[other, t]
                     for t in range(Tb):
@@ -493,7 +504,6 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
 @numba.njit(**_INLINE)
 def _sizes(spec, unary, tm):
     s_cat, s_lit, s_nb = spec[5], spec[6], spec[2]
-    k0, k1 = spec[16], spec[17]
     V1 = max(s_cat.shape[1], 1)
     E1, J1 = 1, 1
     for s in range(s_lit.shape[0]):
@@ -505,6 +515,14 @@ def _sizes(spec, unary, tm):
         for e in range(s_nb[s]):
             M1 = max(M1, body[s, e + 1] - body[s, e])
     return V1, E1, J1, M1, unary.shape[1], tm.shape[1]
+
+
+@numba.njit(**_INLINE)
+def _row_scratch(V1, N, J1, M1):
+    """Buffers of the row enumeration: candidates, their counts, the odometer, a row's tracks, the chunk's
+    tracks and literal rows, and the body nodes' literals."""
+    return (np.zeros((V1, N), np.int64), np.zeros(V1, np.int64), np.zeros(V1, np.int64), np.zeros(V1, np.int64),
+            np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64), np.zeros(M1, np.int64))
 
 
 @numba.njit(**_INLINE)
@@ -530,9 +548,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
     s_nv, s_ne, s_nb, s_quant, s_mode, s_cat, s_lit = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], spec[6]
     K = inst_spec.shape[0]
     V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
-    cand, ncand = np.zeros((V1, N), np.int64), np.zeros(V1, np.int64)
-    digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
-    trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
+    cand, ncand, digits, tr, trl, idx, lits = _row_scratch(V1, N, J1, M1)
     wl, acc, pl, zl = np.zeros(L), np.zeros(L), np.ones(L), np.zeros(L, np.int64)
     keep = Lb_all.shape[0] == K
     vals, tmp = np.zeros((M1, L)), np.zeros(T + 1)
@@ -561,7 +577,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
                 if nl == 0:
                     break
                 used = max(used, nl)
-                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp)
+                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits)
                 _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, E > 0)
                 if not fold:  # one row, no fold
                     value[i] = F[0, 0, 0]
@@ -637,9 +653,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
     s_nv, s_ne, s_nb, s_quant, s_mode, s_cat, s_lit = spec[0], spec[1], spec[2], spec[3], spec[4], spec[5], spec[6]
     K = inst_spec.shape[0]
     V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
-    cand, ncand = np.zeros((V1, N), np.int64), np.zeros(V1, np.int64)
-    digits, tr = np.zeros(V1, np.int64), np.zeros(V1, np.int64)
-    trl, idx = np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64)
+    cand, ncand, digits, tr, trl, idx, lits = _row_scratch(V1, N, J1, M1)
     wl, acc, gw = np.zeros(L), np.zeros(L), np.zeros(L)
     keep = Lb_all.shape[0] == K
     vals, gvals = np.zeros((M1, L)), np.zeros((M1, L))
@@ -663,7 +677,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
             nl = _chunk(b, s, V, fold, not want_names, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
             if nl == 0:
                 break
-            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp)
+            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits)
             _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, wit)
             # Gradients of each row's x = F[0, 0] and c[e, q], and of its weight w through the folds.
             f0, gf0 = F[0, 0], gF[0, 0]
@@ -716,7 +730,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                             gp[r] = h * bo[r]
             _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit)
             if want_facts:
-                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt)
+                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits)
             if want_names and fold:
                 for r in range(nl):
                     if gw[r] == 0.0:
