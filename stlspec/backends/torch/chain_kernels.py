@@ -209,16 +209,17 @@ def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
         base = (j - l0) * N * N
         na = ncand[v1] if V > 0 else 1
         pair = k == 1 or k == 2
-        for a in range(na):
-            n = cand[v1, a] if V > 0 else 0
-            for c in range(ncand[v2] if pair else 1):
-                m = cand[v2, c] if pair else 0
-                gl = gL[base + n * N + m]
-                for t in range(Tb):
-                    g = gl[t]
-                    gl[t] = 0.0
+        # Frame by frame, as in _fill_literals: consecutive writes land close together in the fact gradients.
+        for t in range(Tb):
+            for a in range(na):
+                n = cand[v1, a] if V > 0 else 0
+                for c in range(ncand[v2] if pair else 1):
+                    m = cand[v2, c] if pair else 0
+                    row = base + n * N + m
+                    g = gL[row, t]
                     if g == 0.0:
                         continue
+                    gL[row, t] = 0.0
                     if k == 0:
                         if not has_present or present[b, t, n]:
                             g_unary[b, t, n, col] += sign * g
@@ -298,6 +299,16 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits):
         if _conjunction(n0, root, n_op, k0, k1, kids):
             nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
             Ae = A[e]
+            if nk <= 2:  # one loop per row (most bodies)
+                for r in range(nl):
+                    x, y = Lb[idx[lits[0], r]], Lb[idx[lits[nk - 1], r]]
+                    if nk == 1:
+                        for t in range(Tb):
+                            Ae[t, r] = x[t]
+                    else:
+                        for t in range(Tb):
+                            Ae[t, r] = x[t] * y[t]
+                continue
             for r in range(nl):
                 for k in range(nk):
                     row = idx[lits[k], r]
@@ -328,6 +339,20 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
         if _conjunction(n0, root, n_op, k0, k1, kids):
             nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
             gAe = gA[e]
+            if nk <= 2:  # one loop per row (most bodies)
+                for r in range(nl):
+                    i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
+                    if nk == 1:
+                        gx = gL[i0]
+                        for t in range(Tb):
+                            gx[t] += gAe[t, r]
+                    else:
+                        x, y, gx, gy = Lb[i0], Lb[i1], gL[i0], gL[i1]
+                        for t in range(Tb):
+                            g = gAe[t, r]
+                            gx[t] += g * y[t]
+                            gy[t] += g * x[t]
+                continue
             for r in range(nl):
                 for t in range(Tb):
                     gt[t] = gAe[t, r]
@@ -380,6 +405,10 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
 
 
 # ---------------------------------------------------------------------- a chunk of rows
+#
+# The lane loops index the [body, t, lane] arrays directly rather than through per-step slices: numba
+# reference-counts every array view it creates (two atomic operations), which cost more than a 64-lane
+# vector step.
 
 
 @numba.njit(**_JIT)
@@ -387,48 +416,41 @@ def _lanes_forward(mode, E, Tb, nl, A, F, Body, Pre, acc, pre):
     """Given the bodies ``A``: F (a chain's ``F[e, Tb] = 0``; an always's suffix products, ``F[0, Tb] = 1``),
     Body and (with ``pre``) Pre of the chunk's ``nl`` rows. The row's value is ``F[0, 0]``."""
     if mode == _ALWAYS:
-        f = F[0, Tb]
         for r in range(nl):
-            f[r] = 1.0
+            F[0, Tb, r] = 1.0
         for t in range(Tb - 1, -1, -1):
-            a, fx, fo = A[0, t], F[0, t + 1], F[0, t]
             for r in range(nl):
-                fo[r] = a[r] * fx[r]
+                F[0, t, r] = A[0, t, r] * F[0, t + 1, r]
         return
     for e in range(E - 1, -1, -1):
-        f = F[e, Tb]
         for r in range(nl):
-            f[r] = 0.0
+            F[e, Tb, r] = 0.0
         for t in range(Tb - 1, -1, -1):
-            a, bo, fx, fo = A[e, t], Body[e, t], F[e, t + 1], F[e, t]
             if e < E - 1:
-                fn = F[e + 1, t + 1]
                 for r in range(nl):
-                    body = a[r] * fn[r]
-                    bo[r] = body
-                    nx = fx[r]
-                    fo[r] = body + nx - body * nx
+                    body = A[e, t, r] * F[e + 1, t + 1, r]
+                    Body[e, t, r] = body
+                    nx = F[e, t + 1, r]
+                    F[e, t, r] = body + nx - body * nx
             else:
                 for r in range(nl):
-                    body = a[r]
-                    bo[r] = body
-                    nx = fx[r]
-                    fo[r] = body + nx - body * nx
+                    body = A[e, t, r]
+                    Body[e, t, r] = body
+                    nx = F[e, t + 1, r]
+                    F[e, t, r] = body + nx - body * nx
     if not pre:
         return
     for q in range(Tb):
-        p0 = Pre[0, q]
         for r in range(nl):
-            p0[r] = 1.0
+            Pre[0, q, r] = 1.0
     for j in range(E - 1):
         for r in range(nl):
             acc[r] = 0.0
         for q in range(Tb):
-            pj, pn, a = Pre[j, q], Pre[j + 1, q], A[j, q]
             for r in range(nl):
                 c = acc[r]
-                pn[r] = c
-                y = pj[r] * a[r]
+                Pre[j + 1, q, r] = c
+                y = Pre[j, q, r] * A[j, q, r]
                 acc[r] = c + y - c * y
 
 
@@ -437,14 +459,12 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
     """``gA`` (written, ``t < Tb``) from ``gF[0, ·]`` (the row values' gradients at ``t = 0``, zero elsewhere)
     and (a chain's witnesses; zero without ``wit``) ``gBody``, ``gPre``."""
     if mode == _ALWAYS:  # F[0, t] = A[0, t] · F[0, t + 1]
-        g0 = gF[0, 0]
         for r in range(nl):
-            acc[r] = g0[r]
+            acc[r] = gF[0, 0, r]
         for t in range(Tb):
-            ga, fx, a = gA[0, t], F[0, t + 1], A[0, t]
             for r in range(nl):
-                ga[r] = acc[r] * fx[r]
-                acc[r] *= a[r]
+                gA[0, t, r] = acc[r] * F[0, t + 1, r]
+                acc[r] *= A[0, t, r]
         return
     # F scans, first event first: F[e, t] = Body[e, t] ∨ F[e, t + 1], Body[e, t] = A[e, t] · F[e + 1, t + 1].
     # Each gA[e, t] and gF[e + 1, t + 1] has one writer here (assigned); gF[e + 1, Tb] is never read.
@@ -452,50 +472,46 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
         for r in range(nl):
             acc[r] = 0.0
         if e < E - 1:
-            g1 = gF[e + 1, 0]
             for r in range(nl):
-                g1[r] = 0.0
+                gF[e + 1, 0, r] = 0.0
         for t in range(Tb):
-            gf, fx, gb_, bo, ga = gF[e, t], F[e, t + 1], gBody[e, t], Body[e, t], gA[e, t]
             if e < E - 1:
-                fn, gfn, a = F[e + 1, t + 1], gF[e + 1, t + 1], A[e, t]
                 if wit:
                     for r in range(nl):
-                        gg = gf[r] + acc[r]
-                        gb = gg * (1.0 - fx[r]) + gb_[r]
-                        acc[r] = gg * (1.0 - bo[r])
-                        ga[r] = gb * fn[r]
-                        gfn[r] = gb * a[r]
+                        gg = gF[e, t, r] + acc[r]
+                        gb = gg * (1.0 - F[e, t + 1, r]) + gBody[e, t, r]
+                        acc[r] = gg * (1.0 - Body[e, t, r])
+                        gA[e, t, r] = gb * F[e + 1, t + 1, r]
+                        gF[e + 1, t + 1, r] = gb * A[e, t, r]
                 else:
                     for r in range(nl):
-                        gg = gf[r] + acc[r]
-                        gb = gg * (1.0 - fx[r])
-                        acc[r] = gg * (1.0 - bo[r])
-                        ga[r] = gb * fn[r]
-                        gfn[r] = gb * a[r]
+                        gg = gF[e, t, r] + acc[r]
+                        gb = gg * (1.0 - F[e, t + 1, r])
+                        acc[r] = gg * (1.0 - Body[e, t, r])
+                        gA[e, t, r] = gb * F[e + 1, t + 1, r]
+                        gF[e + 1, t + 1, r] = gb * A[e, t, r]
             elif wit:
                 for r in range(nl):
-                    gg = gf[r] + acc[r]
-                    gb = gg * (1.0 - fx[r]) + gb_[r]
-                    acc[r] = gg * (1.0 - bo[r])
-                    ga[r] = gb
+                    gg = gF[e, t, r] + acc[r]
+                    acc[r] = gg * (1.0 - Body[e, t, r])
+                    gA[e, t, r] = gg * (1.0 - F[e, t + 1, r]) + gBody[e, t, r]
             else:
                 for r in range(nl):
-                    gg = gf[r] + acc[r]
-                    acc[r] = gg * (1.0 - bo[r])
-                    ga[r] = gg * (1.0 - fx[r])
+                    gg = gF[e, t, r] + acc[r]
+                    acc[r] = gg * (1.0 - Body[e, t, r])
+                    gA[e, t, r] = gg * (1.0 - F[e, t + 1, r])
     # Pre scans, last first: Pre[j+1, q] = acc_q, acc_{q+1} = acc_q ∨ Pre[j, q]·A[j, q].
     for j in range(E - 2 if wit else -1, -1, -1):
         for r in range(nl):
             acc[r] = 0.0
         for q in range(Tb - 1, -1, -1):
-            pj, pn, a, gpj, gpn, ga = Pre[j, q], Pre[j + 1, q], A[j, q], gPre[j, q], gPre[j + 1, q], gA[j, q]
             for r in range(nl):
-                y = pj[r] * a[r]
-                gy = acc[r] * (1.0 - pn[r])
-                acc[r] = acc[r] * (1.0 - y) + gpn[r]
-                gpj[r] += gy * a[r]
-                ga[r] += gy * pj[r]
+                pj, a = Pre[j, q, r], A[j, q, r]
+                y = pj * a
+                gy = acc[r] * (1.0 - Pre[j + 1, q, r])
+                acc[r] = acc[r] * (1.0 - y) + gPre[j + 1, q, r]
+                gPre[j, q, r] += gy * a
+                gA[j, q, r] += gy * pj
 
 
 # ---------------------------------------------------------------------- the kernels
