@@ -258,34 +258,33 @@ def _conj_literals(root, n_op, n_arg, k0, k1, kids, out):
 def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
     """Every node of a body at frame ``t``, into ``vals[node − n0]``."""
     for n in range(n0, n1):
-        v = vals[n - n0]
-        o = n_op[n]
+        i, o = n - n0, n_op[n]
         if o == _LIT:
-            ix = idx[n_arg[n]]
+            j = n_arg[n]
             for r in range(nl):
-                v[r] = Lb[ix[r], t]
+                vals[i, r] = Lb[idx[j, r], t]
         elif o == _NOT:
-            c = vals[kids[k0[n]] - n0]
+            c = kids[k0[n]] - n0
             for r in range(nl):
-                v[r] = 1.0 - c[r]
+                vals[i, r] = 1.0 - vals[c, r]
         elif o == _AND:
-            c = vals[kids[k0[n]] - n0]
+            c = kids[k0[n]] - n0
             for r in range(nl):
-                v[r] = c[r]
+                vals[i, r] = vals[c, r]
             for k in range(k0[n] + 1, k1[n]):
-                c = vals[kids[k] - n0]
+                c = kids[k] - n0
                 for r in range(nl):
-                    v[r] *= c[r]
+                    vals[i, r] *= vals[c, r]
         else:  # or: 1 − ∏ (1 − x)
-            c = vals[kids[k0[n]] - n0]
+            c = kids[k0[n]] - n0
             for r in range(nl):
-                v[r] = 1.0 - c[r]
+                vals[i, r] = 1.0 - vals[c, r]
             for k in range(k0[n] + 1, k1[n]):
-                c = vals[kids[k] - n0]
+                c = kids[k] - n0
                 for r in range(nl):
-                    v[r] *= 1.0 - c[r]
+                    vals[i, r] *= 1.0 - vals[c, r]
             for r in range(nl):
-                v[r] = 1.0 - v[r]
+                vals[i, r] = 1.0 - vals[i, r]
 
 
 @numba.njit(**_JIT)
@@ -298,34 +297,31 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits):
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
             nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
-            Ae = A[e]
             if nk <= 2:  # one loop per row (most bodies)
                 for r in range(nl):
-                    x, y = Lb[idx[lits[0], r]], Lb[idx[lits[nk - 1], r]]
+                    i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
                     if nk == 1:
                         for t in range(Tb):
-                            Ae[t, r] = x[t]
+                            A[e, t, r] = Lb[i0, t]
                     else:
                         for t in range(Tb):
-                            Ae[t, r] = x[t] * y[t]
+                            A[e, t, r] = Lb[i0, t] * Lb[i1, t]
                 continue
             for r in range(nl):
-                for k in range(nk):
-                    row = idx[lits[k], r]
-                    if k == 0:
-                        for t in range(Tb):
-                            tmp[t] = Lb[row, t]
-                    else:
-                        for t in range(Tb):
-                            tmp[t] *= Lb[row, t]
+                row = idx[lits[0], r]
                 for t in range(Tb):
-                    Ae[t, r] = tmp[t]
+                    tmp[t] = Lb[row, t]
+                for k in range(1, nk):
+                    row = idx[lits[k], r]
+                    for t in range(Tb):
+                        tmp[t] *= Lb[row, t]
+                for t in range(Tb):
+                    A[e, t, r] = tmp[t]
             continue
         for t in range(Tb):
             _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
-            a, v = A[e, t], vals[root - n0]
             for r in range(nl):
-                a[r] = v[r]
+                A[e, t, r] = vals[root - n0, r]
 
 
 @numba.njit(**_JIT)
@@ -338,30 +334,22 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
             nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
-            gAe = gA[e]
             if nk <= 2:  # one loop per row (most bodies)
                 for r in range(nl):
                     i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
                     if nk == 1:
-                        gx = gL[i0]
                         for t in range(Tb):
-                            gx[t] += gAe[t, r]
+                            gL[i0, t] += gA[e, t, r]
                     else:
-                        x, y, gx, gy = Lb[i0], Lb[i1], gL[i0], gL[i1]
                         for t in range(Tb):
-                            g = gAe[t, r]
-                            gx[t] += g * y[t]
-                            gy[t] += g * x[t]
+                            g = gA[e, t, r]
+                            gL[i0, t] += g * Lb[i1, t]
+                            gL[i1, t] += g * Lb[i0, t]
                 continue
             for r in range(nl):
                 for t in range(Tb):
-                    gt[t] = gAe[t, r]
+                    gt[t] = gA[e, t, r]
                 for k in range(nk):
-                    row = idx[lits[k], r]
-                    if nk == 1:
-                        for t in range(Tb):
-                            gL[row, t] += gt[t]
-                        continue
                     for t in range(Tb):
                         tmp[t] = gt[t]
                     for kk in range(nk):
@@ -369,39 +357,39 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
                             other = idx[lits[kk], r]
                             for t in range(Tb):
                                 tmp[t] *= Lb[other, t]
+                    row = idx[lits[k], r]
                     for t in range(Tb):
                         gL[row, t] += tmp[t]
             continue
         for t in range(Tb):
             _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
-            g, ga = gvals[root - n0], gA[e, t]
+            i = root - n0
             for r in range(nl):
-                g[r] = ga[r]
+                gvals[i, r] = gA[e, t, r]
             for n in range(n1 - 1, n0 - 1, -1):  # parents before children; each node has one parent
-                g = gvals[n - n0]
-                o = n_op[n]
+                i, o = n - n0, n_op[n]
                 if o == _LIT:
-                    ix = idx[n_arg[n]]
+                    j = n_arg[n]
                     for r in range(nl):
-                        gL[ix[r], t] += g[r]
+                        gL[idx[j, r], t] += gvals[i, r]
                 elif o == _NOT:
-                    gc = gvals[kids[k0[n]] - n0]
+                    c = kids[k0[n]] - n0
                     for r in range(nl):
-                        gc[r] = -g[r]
+                        gvals[c, r] = -gvals[i, r]
                 else:
                     for k in range(k0[n], k1[n]):
-                        gc = gvals[kids[k] - n0]
+                        c = kids[k] - n0
                         for r in range(nl):
-                            gc[r] = g[r]
+                            gvals[c, r] = gvals[i, r]
                         for kk in range(k0[n], k1[n]):
                             if kk != k:
-                                c = vals[kids[kk] - n0]
+                                d = kids[kk] - n0
                                 if o == _AND:
                                     for r in range(nl):
-                                        gc[r] *= c[r]
+                                        gvals[c, r] *= vals[d, r]
                                 else:
                                     for r in range(nl):
-                                        gc[r] *= 1.0 - c[r]
+                                        gvals[c, r] *= 1.0 - vals[d, r]
 
 
 # ---------------------------------------------------------------------- a chunk of rows
@@ -601,27 +589,24 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
                         for q in range(Tb):
                             score[i, e, q] = Pre[e, q, 0] * Body[e, q, 0]
                     continue
-                f0 = F[0, 0]
                 if exact:
                     for r in range(nl):
-                        f = _factor(quant, wl[r], f0[r])
+                        f = _factor(quant, wl[r], F[0, 0, r])
                         zl[r] += f == 0.0
                         pl[r] *= 1.0 if f == 0.0 else f
                 else:
                     for r in range(nl):
-                        pl[r] *= _factor(quant, wl[r], f0[r])
+                        pl[r] *= _factor(quant, wl[r], F[0, 0, r])
                 for e in range(E):
                     for q in range(Tb):
-                        pp, pr, bo = psl[e, q], Pre[e, q], Body[e, q]
                         if exact:
-                            zz = zsl[e, q]
                             for r in range(nl):
-                                f = 1.0 - wl[r] * pr[r] * bo[r]
-                                zz[r] += f == 0.0
-                                pp[r] *= 1.0 if f == 0.0 else f
+                                f = 1.0 - wl[r] * Pre[e, q, r] * Body[e, q, r]
+                                zsl[e, q, r] += f == 0.0
+                                psl[e, q, r] *= 1.0 if f == 0.0 else f
                         else:
                             for r in range(nl):
-                                pp[r] *= 1.0 - wl[r] * pr[r] * bo[r]
+                                psl[e, q, r] *= 1.0 - wl[r] * Pre[e, q, r] * Body[e, q, r]
             if not fold:
                 break
             hit_zero = False
@@ -696,54 +681,52 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
             _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits)
             _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, wit)
             # Gradients of each row's x = F[0, 0] and c[e, q], and of its weight w through the folds.
-            f0, gf0 = F[0, 0], gF[0, 0]
             for t in range(Tb + 1):
-                gf = gF[0, t]
                 for r in range(nl):
-                    gf[r] = 0.0
+                    gF[0, t, r] = 0.0
             gv = g_value[i]
             if fold:
                 p, z = pv[i], zv[i]
                 for r in range(nl):
-                    ex = _exclusive(_factor(quant, wl[r], f0[r]), p, z) * gv
-                    gf0[r] = ex * wl[r]
-                    gw[r] = ex * f0[r] if quant == _EXISTS else -ex * (1.0 - f0[r])
+                    f0 = F[0, 0, r]
+                    ex = _exclusive(_factor(quant, wl[r], f0), p, z) * gv
+                    gF[0, 0, r] = ex * wl[r]
+                    gw[r] = ex * f0 if quant == _EXISTS else -ex * (1.0 - f0)
             else:
                 for r in range(nl):
-                    gf0[r] = gv
+                    gF[0, 0, r] = gv
                     gw[r] = 0.0
             for e in range(nb if mode == _CHAIN and wit else 0):  # without witnesses gBody, gPre are not read
                 for q in range(Tb):
-                    gb_, gp = gBody[e, q], gPre[e, q]
                     gs = g_score[i, e, q]
                     if gs == 0.0:
                         for r in range(nl):
-                            gb_[r] = 0.0
-                            gp[r] = 0.0
+                            gBody[e, q, r] = 0.0
+                            gPre[e, q, r] = 0.0
                         continue
-                    pr, bo = Pre[e, q], Body[e, q]
                     if not fold:
                         for r in range(nl):
-                            gb_[r] = gs * pr[r]
-                            gp[r] = gs * bo[r]
+                            gBody[e, q, r] = gs * Pre[e, q, r]
+                            gPre[e, q, r] = gs * Body[e, q, r]
                         continue
+                    # The row's factor in the witness fold, 1 − w·Pre·Body, computed as in the forward pass.
                     p, z = ps[i, e, q], zs[i, e, q]
                     if z == 0:
                         for r in range(nl):
-                            c = pr[r] * bo[r]
-                            ex = p / (1.0 - wl[r] * c) * gs
-                            gw[r] += ex * c
+                            pr, bo = Pre[e, q, r], Body[e, q, r]
+                            ex = p / (1.0 - wl[r] * pr * bo) * gs
+                            gw[r] += ex * (pr * bo)
                             h = ex * wl[r]
-                            gb_[r] = h * pr[r]
-                            gp[r] = h * bo[r]
+                            gBody[e, q, r] = h * pr
+                            gPre[e, q, r] = h * bo
                     else:
                         for r in range(nl):
-                            c = pr[r] * bo[r]
-                            ex = _exclusive(1.0 - wl[r] * c, p, z) * gs
-                            gw[r] += ex * c
+                            pr, bo = Pre[e, q, r], Body[e, q, r]
+                            ex = _exclusive(1.0 - wl[r] * pr * bo, p, z) * gs
+                            gw[r] += ex * (pr * bo)
                             h = ex * wl[r]
-                            gb_[r] = h * pr[r]
-                            gp[r] = h * bo[r]
+                            gBody[e, q, r] = h * pr
+                            gPre[e, q, r] = h * bo
             _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit)
             if want_facts:
                 _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits)
