@@ -225,8 +225,8 @@ class ChainTables:
         self.kids = np.asarray(kids, dtype=np.int64)
 
     def fits(self, N: int, T: int) -> bool:
-        """Whether the kernel's per-instance buffers (literals × frames × track pairs, float64) stay small
-        (64 MB); beyond that the generic engine, which chunks its work, takes the call."""
+        """Whether the kernel's per-instance buffers (literals × frames × track pairs, the gradients' in
+        float64) stay small (64 MB); beyond that the generic engine, which chunks its work, takes the call."""
         return self.J * (T + 1) * N * N * 8 <= _BUFFER_BYTES
 
     def spec_args(self) -> tuple:
@@ -255,8 +255,9 @@ class _ChainFn(torch.autograd.Function):
         value, score = torch.zeros(K, **f64), torch.zeros(K, E, T, **f64)
         folds = (torch.ones(K, **f64), torch.zeros(K, dtype=torch.int64), torch.ones(K, max(E, 1), T, **f64),
                  torch.zeros(K, max(E, 1), T, dtype=torch.int64))
-        per = tables.J * (T + 1) * N * N
-        lb = torch.empty(K if K * per * 8 <= _KEEP_BYTES else 1, tables.J * N * N, T + 1, **f64)
+        # The literal buffers hold fact values (or 1 − fact) in the facts' dtype, exactly.
+        per = tables.J * (T + 1) * N * N * unary.element_size()
+        lb = torch.empty(K if K * per <= _KEEP_BYTES else 1, tables.J * N * N, T + 1, dtype=unary.dtype)
         video = _video(T_b, tm, present, names, unary, binary, prune_zero)
         _kernels().chain_forward(inst, video, tables.spec_args(), value.numpy(), score.numpy(),
                                  *(x.numpy() for x in folds), lb.numpy())

@@ -15,7 +15,8 @@ product of the row's category weights, the instance's value is the fold ``1 − 
 ``∏_r (1 − w_r (1 − x_r))`` (∀) or ``x_r`` of the single row (no quantifier), and the witness scores of
 a chain are ``s_k(q) = 1 − ∏_r (1 − w_r · c_k(q))``. These are the defining equations of
 ``docs/semantics.md`` and ``stlspec/ir.py`` for these shapes, so the results equal the generic
-engine's up to rounding (all arithmetic here is float64).
+engine's up to rounding: the per-row arrays below are in the facts' dtype (float32 or float64), the
+folds over rows and the literal gradients' sums in float64.
 
 Layout. Per instance, every literal is first read from the fact tensors once per candidate track
 (pair) into a buffer ``Lb[literal·N² + n·N + m, t]`` (the fact tensors are strided in ``t``, and rows
@@ -255,7 +256,7 @@ def _conj_literals(root, n_op, n_arg, k0, k1, kids, out):
 
 
 @numba.njit(**_INLINE)
-def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
+def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals, one):
     """Every node of a body at frame ``t``, into ``vals[node − n0]``."""
     for n in range(n0, n1):
         i, o = n - n0, n_op[n]
@@ -266,7 +267,7 @@ def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
         elif o == _NOT:
             c = kids[k0[n]] - n0
             for r in range(nl):
-                vals[i, r] = 1.0 - vals[c, r]
+                vals[i, r] = one - vals[c, r]
         elif o == _AND:
             c = kids[k0[n]] - n0
             for r in range(nl):
@@ -278,17 +279,17 @@ def _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals):
         else:  # or: 1 − ∏ (1 − x)
             c = kids[k0[n]] - n0
             for r in range(nl):
-                vals[i, r] = 1.0 - vals[c, r]
+                vals[i, r] = one - vals[c, r]
             for k in range(k0[n] + 1, k1[n]):
                 c = kids[k] - n0
                 for r in range(nl):
-                    vals[i, r] *= 1.0 - vals[c, r]
+                    vals[i, r] *= one - vals[c, r]
             for r in range(nl):
-                vals[i, r] = 1.0 - vals[i, r]
+                vals[i, r] = one - vals[i, r]
 
 
 @numba.njit(**_JIT)
-def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits):
+def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits, one):
     """``A[e, t, lane]``: body ``e`` of spec ``s`` on each lane's row. A conjunction of literals is computed
     row by row along ``t`` (each literal's frames are contiguous in ``Lb``), then stored per lane."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
@@ -319,13 +320,13 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits):
                     A[e, t, r] = tmp[t]
             continue
         for t in range(Tb):
-            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
+            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals, one)
             for r in range(nl):
                 A[e, t, r] = vals[root - n0, r]
 
 
 @numba.njit(**_JIT)
-def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits):
+def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits, one):
     """Adds the gradients of the literals, given ``gA[e, t, lane]``, to ``gL`` (laid out as ``Lb``). For a
     conjunction of literals, row by row along ``t``: each literal's gradient is ``gA`` times the others."""
     s_body, n_op, n_arg, k0, k1, kids = spec[7], spec[14], spec[15], spec[16], spec[17], spec[18]
@@ -362,7 +363,7 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
                         gL[row, t] += tmp[t]
             continue
         for t in range(Tb):
-            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals)
+            _eval_nodes(n0, n1, t, nl, n_op, n_arg, k0, k1, kids, idx, Lb, vals, one)
             i = root - n0
             for r in range(nl):
                 gvals[i, r] = gA[e, t, r]
@@ -389,7 +390,7 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
                                         gvals[c, r] *= vals[d, r]
                                 else:
                                     for r in range(nl):
-                                        gvals[c, r] *= 1.0 - vals[d, r]
+                                        gvals[c, r] *= one - vals[d, r]
 
 
 # ---------------------------------------------------------------------- a chunk of rows
@@ -443,7 +444,7 @@ def _lanes_forward(mode, E, Tb, nl, A, F, Body, Pre, acc, pre):
 
 
 @numba.njit(**_JIT)
-def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit):
+def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit, one):
     """``gA`` (written, ``t < Tb``) from ``gF[0, ·]`` (the row values' gradients at ``t = 0``, zero elsewhere)
     and (a chain's witnesses; zero without ``wit``) ``gBody``, ``gPre``."""
     if mode == _ALWAYS:  # F[0, t] = A[0, t] · F[0, t + 1]
@@ -467,27 +468,27 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
                 if wit:
                     for r in range(nl):
                         gg = gF[e, t, r] + acc[r]
-                        gb = gg * (1.0 - F[e, t + 1, r]) + gBody[e, t, r]
-                        acc[r] = gg * (1.0 - Body[e, t, r])
+                        gb = gg * (one - F[e, t + 1, r]) + gBody[e, t, r]
+                        acc[r] = gg * (one - Body[e, t, r])
                         gA[e, t, r] = gb * F[e + 1, t + 1, r]
                         gF[e + 1, t + 1, r] = gb * A[e, t, r]
                 else:
                     for r in range(nl):
                         gg = gF[e, t, r] + acc[r]
-                        gb = gg * (1.0 - F[e, t + 1, r])
-                        acc[r] = gg * (1.0 - Body[e, t, r])
+                        gb = gg * (one - F[e, t + 1, r])
+                        acc[r] = gg * (one - Body[e, t, r])
                         gA[e, t, r] = gb * F[e + 1, t + 1, r]
                         gF[e + 1, t + 1, r] = gb * A[e, t, r]
             elif wit:
                 for r in range(nl):
                     gg = gF[e, t, r] + acc[r]
-                    acc[r] = gg * (1.0 - Body[e, t, r])
-                    gA[e, t, r] = gg * (1.0 - F[e, t + 1, r]) + gBody[e, t, r]
+                    acc[r] = gg * (one - Body[e, t, r])
+                    gA[e, t, r] = gg * (one - F[e, t + 1, r]) + gBody[e, t, r]
             else:
                 for r in range(nl):
                     gg = gF[e, t, r] + acc[r]
-                    acc[r] = gg * (1.0 - Body[e, t, r])
-                    gA[e, t, r] = gg * (1.0 - F[e, t + 1, r])
+                    acc[r] = gg * (one - Body[e, t, r])
+                    gA[e, t, r] = gg * (one - F[e, t + 1, r])
     # Pre scans, last first: Pre[j+1, q] = acc_q, acc_{q+1} = acc_q ∨ Pre[j, q]·A[j, q].
     for j in range(E - 2 if wit else -1, -1, -1):
         for r in range(nl):
@@ -496,8 +497,8 @@ def _lanes_backward(mode, E, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, 
             for r in range(nl):
                 pj, a = Pre[j, q, r], A[j, q, r]
                 y = pj * a
-                gy = acc[r] * (1.0 - Pre[j + 1, q, r])
-                acc[r] = acc[r] * (1.0 - y) + gPre[j + 1, q, r]
+                gy = acc[r] * (one - Pre[j + 1, q, r])
+                acc[r] = acc[r] * (one - y) + gPre[j + 1, q, r]
                 gPre[j, q, r] += gy * a
                 gA[j, q, r] += gy * pj
 
@@ -530,8 +531,8 @@ def _row_scratch(V1, N, J1, M1):
 
 
 @numba.njit(**_INLINE)
-def _scratch(E1, T, k):
-    x = np.zeros((k, E1, T + 1, L))
+def _scratch(E1, T, k, dt):
+    x = np.zeros((k, E1, T + 1, L), dt)
     return x[0], x[1], x[2], x[3]
 
 
@@ -553,10 +554,12 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
     K = inst_spec.shape[0]
     V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
     cand, ncand, digits, tr, trl, idx, lits = _row_scratch(V1, N, J1, M1)
-    wl, acc, pl, zl = np.zeros(L), np.zeros(L), np.ones(L), np.zeros(L, np.int64)
+    dt = unary.dtype  # the lanes' (the facts' float32 or float64); folds in float64
+    one = np.ones(1, dt)[0]
+    wl, acc, pl, zl = np.zeros(L), np.zeros(L, dt), np.ones(L), np.zeros(L, np.int64)
     keep = Lb_all.shape[0] == K
-    vals, tmp = np.zeros((M1, L)), np.zeros(T + 1)
-    A, F, Body, Pre = _scratch(E1, T, 4)
+    vals, tmp = np.zeros((M1, L), dt), np.zeros(T + 1, dt)
+    A, F, Body, Pre = _scratch(E1, T, 4, dt)
     psl, zsl = np.ones((E1, T + 1, L)), np.zeros((E1, T + 1, L), np.int64)
     for i in range(K):
         s, b = inst_spec[i], inst_vid[i]
@@ -581,7 +584,7 @@ def chain_forward(inst, video, spec, value, score, pv, zv, ps, zs, Lb_all):
                 if nl == 0:
                     break
                 used = max(used, nl)
-                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits)
+                _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits, one)
                 _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, E > 0)
                 if not fold:  # one row, no fold
                     value[i] = F[0, 0, 0]
@@ -655,12 +658,14 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
     K = inst_spec.shape[0]
     V1, E1, J1, M1, T, N = _sizes(spec, unary, tm)
     cand, ncand, digits, tr, trl, idx, lits = _row_scratch(V1, N, J1, M1)
-    wl, acc, gw = np.zeros(L), np.zeros(L), np.zeros(L)
+    dt = unary.dtype  # as in chain_forward
+    one = np.ones(1, dt)[0]
+    wl, acc, gw = np.zeros(L), np.zeros(L, dt), np.zeros(L)
     keep = Lb_all.shape[0] == K
-    vals, gvals = np.zeros((M1, L)), np.zeros((M1, L))
-    tmp, gt = np.zeros(T + 1), np.zeros(T + 1)
-    A, F, Body, Pre = _scratch(E1, T, 4)
-    gA, gF, gBody, gPre = _scratch(E1, T, 4)
+    vals, gvals = np.zeros((M1, L), dt), np.zeros((M1, L), dt)
+    tmp, gt = np.zeros(T + 1, dt), np.zeros(T + 1, dt)
+    A, F, Body, Pre = _scratch(E1, T, 4, dt)
+    gA, gF, gBody, gPre = _scratch(E1, T, 4, dt)
     for i in range(K):
         s, b = inst_spec[i], inst_vid[i]
         V, Tb, quant, mode, nb = s_nv[s], T_b[b], s_quant[s], s_mode[s], s_nb[s]
@@ -678,7 +683,7 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
             nl = _chunk(b, s, V, fold, not want_names, spec, names, N, ncand, cand, digits, tr, trl, idx, wl)
             if nl == 0:
                 break
-            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits)
+            _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits, one)
             _lanes_forward(mode, nb, Tb, nl, A, F, Body, Pre, acc, wit)
             # Gradients of each row's x = F[0, 0] and c[e, q], and of its weight w through the folds.
             for t in range(Tb + 1):
@@ -727,9 +732,9 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                             h = ex * wl[r]
                             gBody[e, q, r] = h * pr
                             gPre[e, q, r] = h * bo
-            _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit)
+            _lanes_backward(mode, nb, Tb, nl, A, F, Body, Pre, gA, gF, gBody, gPre, acc, wit, one)
             if want_facts:
-                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits)
+                _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt, lits, one)
             if want_names and fold:
                 for r in range(nl):
                     if gw[r] == 0.0:
