@@ -18,6 +18,7 @@ pytest.importorskip("numba")
 
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from hyp import examples  # noqa: E402
 from strategies import VOCAB, probabilities, traces  # noqa: E402
 
 import stlspec  # noqa: E402
@@ -25,7 +26,7 @@ from stlspec import ir  # noqa: E402
 from stlspec.backends import reference  # noqa: E402
 from stlspec.backends.torch import Columns, SceneGraphBatch, chain, compile_specs  # noqa: E402
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 COLUMNS = Columns.from_vocabulary(VOCAB)
 
 

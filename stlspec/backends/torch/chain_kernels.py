@@ -134,8 +134,8 @@ _CHAIN, _ALWAYS = 0, 1
 
 @numba.njit(**_INLINE)
 def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, trl, idx, wl):
-    """Fills up to ``L`` lanes with the next rows (tracks ``trl``, weights ``wl``, and per literal the row of
-    the literal buffer it reads, ``idx``); returns how many. Rows of weight 0 are skipped when ``skip_zero``."""
+    """Fills up to ``L`` lanes with the next rows (tracks ``trl[v, lane]``, weights ``wl``, and per literal the
+    row of the literal buffer it reads, ``idx``); returns how many. Rows of weight 0 are skipped when ``skip_zero``."""
     s_cat, s_lit, a_kind, a_v1, a_v2 = spec[5], spec[6], spec[8], spec[10], spec[11]
     l0, l1 = s_lit[s, 0], s_lit[s, 1]
     nl = 0
@@ -145,13 +145,18 @@ def _chunk(b, s, V, fold, skip_zero, spec, names, N, ncand, cand, digits, tr, tr
         w = _weight(b, s, V, s_cat, names, tr) if fold else 1.0
         if w == 0.0 and skip_zero:
             continue
-        for v in range(V):
-            trl[nl, v] = tr[v]
-        for j in range(l0, l1):
-            pair = tr[a_v1[j]] * N + (tr[a_v2[j]] if a_kind[j] == 1 or a_kind[j] == 2 else 0)
-            idx[j - l0, nl] = (j - l0) * N * N + pair
+        for v in range(max(V, 1)):  # V = 0: track 0 (see _next_row)
+            trl[v, nl] = tr[v]
         wl[nl] = w
         nl += 1
+    for j in range(l0, l1):  # one vectorisable loop per literal
+        base, v1, v2 = (j - l0) * N * N, a_v1[j], a_v2[j]
+        if a_kind[j] == 1 or a_kind[j] == 2:
+            for r in range(nl):
+                idx[j - l0, r] = base + trl[v1, r] * N + trl[v2, r]
+        else:
+            for r in range(nl):
+                idx[j - l0, r] = base + trl[v1, r] * N
     return nl
 
 
@@ -527,7 +532,7 @@ def _row_scratch(V1, N, J1, M1):
     """Buffers of the row enumeration: candidates, their counts, the odometer, a row's tracks, the chunk's
     tracks and literal rows, and the body nodes' literals."""
     return (np.zeros((V1, N), np.int64), np.zeros(V1, np.int64), np.zeros(V1, np.int64), np.zeros(V1, np.int64),
-            np.zeros((L, V1), np.int64), np.zeros((J1, L), np.int64), np.zeros(M1, np.int64))
+            np.zeros((V1, L), np.int64), np.zeros((J1, L), np.int64), np.zeros(M1, np.int64))
 
 
 @numba.njit(**_INLINE)
@@ -747,9 +752,9 @@ def chain_backward(inst, video, spec, folds, g_value, g_score, want_names, want_
                         for u in range(V):
                             cu = s_cat[s, u]
                             if u != v and cu >= 0:
-                                o *= names[b, trl[r, u], cu]
+                                o *= names[b, trl[u, r], cu]
                             elif u != v and cu == -2:  # an unknown category: a constant weight 0
                                 o = 0.0
-                        g_names[b, trl[r, v], c] += gw[r] * o
+                        g_names[b, trl[v, r], c] += gw[r] * o
         if want_facts:
             _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
