@@ -348,9 +348,11 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
                             gL[i0, t] += gA[e, t, r]
                     else:
                         for t in range(Tb):
-                            g = gA[e, t, r]
-                            gL[i0, t] += g * Lb[i1, t]
-                            gL[i1, t] += g * Lb[i0, t]
+                            gt[t] = gA[e, t, r]
+                        for t in range(Tb):
+                            gL[i0, t] += gt[t] * Lb[i1, t]
+                        for t in range(Tb):
+                            gL[i1, t] += gt[t] * Lb[i0, t]
                 continue
             for r in range(nl):
                 for t in range(Tb):
