@@ -340,7 +340,7 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
         root = n1 - 1
         if _conjunction(n0, root, n_op, k0, k1, kids):
             nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
-            if nk <= 2:  # one loop per row (most bodies)
+            if nk <= 2:  # one or two literals (most bodies): the lane's column once, then along t
                 for r in range(nl):
                     i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
                     if nk == 1:
