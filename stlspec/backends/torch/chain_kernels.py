@@ -237,25 +237,17 @@ def _scatter_literals(b, s, Tb, spec, video, cand, ncand, gL, g_unary, g_binary)
 
 
 @numba.njit(**_INLINE)
-def _conjunction(n0, root, n_op, k0, k1, kids):
-    """Whether a body is one literal or a conjunction of literals (the fast path)."""
-    if n_op[root] == _LIT:
-        return True
-    if n_op[root] != _AND:
-        return False
-    for k in range(k0[root], k1[root]):
-        if n_op[kids[k]] != _LIT:
-            return False
-    return True
-
-
-@numba.njit(**_INLINE)
 def _conj_literals(root, n_op, n_arg, k0, k1, kids, out):
-    """The literals of a conjunction body (or of a single-literal one) into ``out``; returns how many."""
+    """The fast path's test and data: when the body rooted at ``root`` is one literal or a conjunction of
+    literals, writes them to ``out`` and returns how many; otherwise returns -1."""
     if n_op[root] == _LIT:
         out[0] = n_arg[root]
         return 1
+    if n_op[root] != _AND:
+        return -1
     for k in range(k0[root], k1[root]):
+        if n_op[kids[k]] != _LIT:
+            return -1
         out[k - k0[root]] = n_arg[kids[k]]
     return k1[root] - k0[root]
 
@@ -301,8 +293,8 @@ def _bodies_forward(s, spec, nb, Tb, nl, idx, Lb, A, vals, tmp, lits, one):
     for e in range(nb):
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
-        if _conjunction(n0, root, n_op, k0, k1, kids):
-            nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
+        nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
+        if nk >= 0:
             if nk <= 2:  # one loop per row (most bodies)
                 for r in range(nl):
                     i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
@@ -338,8 +330,8 @@ def _bodies_backward(s, spec, nb, Tb, nl, idx, Lb, gA, vals, gvals, gL, tmp, gt,
     for e in range(nb):
         n0, n1 = s_body[s, e], s_body[s, e + 1]
         root = n1 - 1
-        if _conjunction(n0, root, n_op, k0, k1, kids):
-            nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
+        nk = _conj_literals(root, n_op, n_arg, k0, k1, kids, lits)
+        if nk >= 0:
             if nk <= 2:  # one or two literals (most bodies): the lane's column once, then along t
                 for r in range(nl):
                     i0, i1 = idx[lits[0], r], idx[lits[nk - 1], r]
